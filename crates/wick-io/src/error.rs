@@ -1,0 +1,77 @@
+//! One error type for every wick tool: each variant names where the problem is (a file, a line
+//! of a file, a shard) so the one-line message a user sees is enough to find it.
+
+use std::fmt;
+use std::io;
+
+#[derive(Debug)]
+pub enum Error {
+    /// An I/O failure on a named file (or `<stdin>` / `<stdout>`).
+    Io { path: String, source: io::Error },
+    /// A bad record: file, 1-based line number, what was wrong.
+    Record { path: String, line: u64, msg: String },
+    /// Anything else, already phrased for the user.
+    Msg(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub fn io(path: impl fmt::Display, source: io::Error) -> Self {
+        Error::Io { path: path.to_string(), source }
+    }
+
+    pub fn record(path: impl fmt::Display, line: u64, msg: impl fmt::Display) -> Self {
+        Error::Record { path: path.to_string(), line, msg: msg.to_string() }
+    }
+
+    pub fn msg(msg: impl fmt::Display) -> Self {
+        Error::Msg(msg.to_string())
+    }
+
+    /// A downstream reader went away (`tool | head`): the tool should stop quietly.
+    pub fn is_broken_pipe(&self) -> bool {
+        matches!(self, Error::Io { source, .. } if source.kind() == io::ErrorKind::BrokenPipe)
+    }
+
+    /// Prefixes the message with more context (e.g. the file a generic error came from).
+    pub fn context(self, what: impl fmt::Display) -> Self {
+        match self {
+            Error::Msg(m) => Error::Msg(format!("{what}: {m}")),
+            other => other,
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Io { path, source } => write!(f, "{path}: {source}"),
+            Error::Record { path, line, msg } => write!(f, "{path}:{line}: {msg}"),
+            Error::Msg(m) => f.write_str(m),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Io { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+/// Runs a tool's body and turns its outcome into the process exit status: 0 on success or a
+/// closed pipe, 1 with a one-line `tool: message` on stderr otherwise. (Usage errors exit 2
+/// from clap before this runs.)
+pub fn run_main(tool: &str, body: impl FnOnce() -> Result<()>) -> std::process::ExitCode {
+    match body() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) if e.is_broken_pipe() => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{tool}: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,21 @@
+//! Shared plumbing of the wick tools: JSONL records with line-numbered errors, `-` for
+//! stdin/stdout, atomic file writes, and progress on stderr.
+
+mod error;
+mod jsonl;
+mod output;
+mod progress;
+
+pub use error::{run_main, Error, Result};
+pub use jsonl::{kind_of, parse_object, Line, LineReader};
+pub use output::{create_dir_all, write_atomic, AtomicFile, Output};
+pub use progress::{human_bytes, Progress};
+
+/// The input names a tool was given, with "-" (stdin) when there were none.
+pub fn inputs_or_stdin(paths: &[String]) -> Vec<String> {
+    if paths.is_empty() {
+        vec!["-".to_string()]
+    } else {
+        paths.to_vec()
+    }
+}

@@ -1,0 +1,13 @@
+//! Text side of wick: loading Hugging Face tokenizers (a tokenizer.json or a model folder),
+//! training byte-level BPE tokenizers, and rendering SFT and preference records (with the
+//! folder's chat template or wick's documented defaults) into token ids and loss masks.
+
+mod render;
+mod tokenizer;
+mod train;
+
+pub use render::{
+    render_preference, render_sft, Format, Piece, Preference, Templates, DEFAULT_CHAT_TEMPLATE,
+};
+pub use tokenizer::{Encoded, Tok};
+pub use train::{train_bpe, TrainOptions};
