@@ -7,10 +7,10 @@
 # Python venv and the benchmark corpus exist, run wick tokenize once untimed (warm-up + sanity
 # check that its token count matches the Python peer's), then for BENCH_RUNS rounds time, in an
 # order that rotates every round:
-#   (a) target/release/tokenize --tokenizer T CORPUS > /dev/null      wall time + peak RSS
+#   (a) target/release/tokenize --tokenizer T -q CORPUS > /dev/null   wall time + peak RSS
 #   (b) scripts/bench_hf_tokenize.py CORPUS (HF encode_batch, both cores; see its notes: it
 #       writes nothing and its headline time excludes reading/parsing, which favours Python)
-#   (c) tokenize ... CORPUS | pack --tokenizer T -o TMPDIR             wall time + peak RSS
+#   (c) tokenize ... CORPUS | pack --tokenizer T -q -o TMPDIR          wall time + peak RSS
 # and finally wick tokenize's peak RSS on a half-size copy of the corpus, to show memory does not
 # grow with the input. Prints medians, MB/s (MB = 1e6 bytes of corpus file) and the ratios.
 #
@@ -92,7 +92,7 @@ read -r load1 _ < /proc/loadavg
 echo "== tokenize benchmark =="
 echo "corpus:    $CORPUS ($BYTES bytes = $(awk "BEGIN{printf \"%.1f\", $BYTES/1e6}") MB, $DOCS docs)"
 echo "tokenizer: $TOKJSON; runs: $RUNS; cores: $cores; load avg: $load1; timer: $TIMER"
-echo "wick args: tokenize --tokenizer $TOKJSON ${EXTRA[*]:-}"
+echo "wick:      $TOK --tokenizer $TOKJSON -q ${EXTRA[*]:-} CORPUS [| $PACK --tokenizer $TOKJSON -q -o DIR]"
 if awk "BEGIN{exit !($load1 > $cores * 0.5)}"; then
   echo "WARNING: load average $load1 on $cores cores: the machine is busy, numbers will be noisy"
 fi
@@ -104,7 +104,7 @@ fi
 say "warm-up: counting wick's tokens (tokenize --drop-text | count)"
 counts=$(
   set -o pipefail
-  "$TOK" --tokenizer "$TOKJSON" --drop-text "$CORPUS" | "$PY" -c '
+  "$TOK" --tokenizer "$TOKJSON" -q --drop-text "$CORPUS" | "$PY" -c '
 import json, sys
 docs = tokens = 0
 for line in sys.stdin:
@@ -120,7 +120,7 @@ read -r WICK_DOCS WICK_TOKENS <<< "$counts"
 # --- the timed runs ------------------------------------------------------------------------------
 run_wick() {  # $1 = run number
   local t=$WORK/t
-  timed "$t" "$TOK" --tokenizer "$TOKJSON" "${EXTRA[@]}" "$CORPUS" > /dev/null \
+  timed "$t" "$TOK" --tokenizer "$TOKJSON" -q "${EXTRA[@]}" "$CORPUS" > /dev/null \
     || die "wick tokenize failed ($(head -n 1 "$t"))"
   read -r s kb < <(timing "$t")
   printf 'wick\t%s\t%s\t%s\t%s\n' "$1" "$s" "$kb" "$WICK_TOKENS" >> "$RES"
@@ -141,7 +141,7 @@ run_pipe() {
   rm -rf "$out"
   timed "$t" bash -c 'set -euo pipefail
     tok=$1 pack=$2 tj=$3 corpus=$4 out=$5; shift 5
-    "$tok" --tokenizer "$tj" "$@" "$corpus" | "$pack" --tokenizer "$tj" -o "$out" >/dev/null' \
+    "$tok" --tokenizer "$tj" -q "$@" "$corpus" | "$pack" --tokenizer "$tj" -q -o "$out" >/dev/null' \
     _ "$TOK" "$PACK" "$TOKJSON" "$CORPUS" "$out" "${EXTRA[@]}" \
     || die "tokenize | pack failed ($(head -n 1 "$t"))"
   [ -d "$out" ] && [ -n "$(ls -A "$out")" ] || die "pack -o $out produced no files"
@@ -164,7 +164,7 @@ HALF=$WORK/half.jsonl
 head -c $((BYTES / 2)) "$CORPUS" | sed '$d' > "$HALF"   # whole lines only
 HALF_BYTES=$(stat -c %s "$HALF")
 for ((r = 1; r <= 2; r++)); do
-  timed "$WORK/t" "$TOK" --tokenizer "$TOKJSON" "${EXTRA[@]}" "$HALF" > /dev/null || die "wick tokenize (half corpus) failed"
+  timed "$WORK/t" "$TOK" --tokenizer "$TOKJSON" -q "${EXTRA[@]}" "$HALF" > /dev/null || die "wick tokenize (half corpus) failed"
   read -r s kb < <(timing "$WORK/t")
   printf 'wick_half\t%s\t%s\t%s\t0\n' "$r" "$s" "$kb" >> "$RES"
 done

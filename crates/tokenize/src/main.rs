@@ -1,1 +1,224 @@
-fn main() {}
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use clap::{Args, Parser, Subcommand};
+use tokenize::corpus::{Corpus, CorpusFormat};
+use tokenize::decode::decode_line;
+use tokenize::encode::{EncodeOptions, Encoder, FormatChoice};
+use wick_io::{human_bytes, inputs_or_stdin, Error, LineReader, Output, Progress, Result};
+use wick_text::{train_bpe, Tok, TrainOptions};
+
+/// Encode JSONL documents, SFT and preference records to token ids; train a byte-level BPE
+/// tokenizer; decode ids back to text.
+///
+/// Documents: {"text": ...} gets "ids" (EOS appended). SFT records — Alpaca
+/// {instruction,input,output}, {prompt,completion}, chat {messages} — get "ids" and "mask"
+/// (1 = response token, trained on). Preference records {prompt,chosen,rejected} get
+/// "prompt_ids", "chosen_ids", "rejected_ids". Other fields are kept. Output order is input
+/// order; all cores are used.
+///
+/// Examples:
+///   tokenize train --vocab-size 8000 -o tokenizer.json corpus.jsonl
+///   tokenize --tokenizer tokenizer.json corpus.jsonl > ids.jsonl
+///   tokenize decode --tokenizer tokenizer.json < ids.jsonl
+#[derive(Parser)]
+#[command(version, args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    encode: EncodeArgs,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Train a GPT-2 style byte-level BPE tokenizer (writes tokenizer.json and tokenizer_config.json).
+    Train(TrainArgs),
+    /// Encode records to ids (the default command).
+    Encode(EncodeArgs),
+    /// Decode "ids" (and "*_ids") fields back to text.
+    Decode(DecodeArgs),
+}
+
+#[derive(Args)]
+struct EncodeArgs {
+    /// tokenizer.json, or a Hugging Face model folder holding one (its tokenizer_config.json
+    /// supplies the EOS token and chat template).
+    #[arg(long, short = 't', required = true)]
+    tokenizer: Option<PathBuf>,
+    /// JSONL inputs; stdin when none is named or for "-".
+    files: Vec<String>,
+    /// Write here instead of stdout (atomically: the file appears when complete).
+    #[arg(long, short = 'o')]
+    output: Option<String>,
+    /// Field holding a document's text.
+    #[arg(long, default_value = "text")]
+    field: String,
+    /// Kind of records to expect.
+    #[arg(long, value_enum, default_value_t = FormatChoice::Auto)]
+    format: FormatChoice,
+    /// Do not append the EOS token to plain documents.
+    #[arg(long)]
+    no_eos: bool,
+    /// EOS token to use instead of the one tokenizer_config.json names.
+    #[arg(long)]
+    eos: Option<String>,
+    /// Drop the source text fields from the output.
+    #[arg(long)]
+    drop_text: bool,
+    /// Skip (and count) bad records instead of stopping at the first.
+    #[arg(long)]
+    skip_invalid: bool,
+    /// Worker threads [default: all cores].
+    #[arg(long)]
+    threads: Option<usize>,
+    /// No progress or summary on stderr.
+    #[arg(long, short = 'q')]
+    quiet: bool,
+}
+
+#[derive(Args)]
+struct TrainArgs {
+    /// Corpus files: JSONL documents, or plain text (by extension; see --format); stdin when none.
+    files: Vec<String>,
+    /// Where to write tokenizer.json (a directory gets tokenizer.json inside).
+    #[arg(long, short = 'o', required = true)]
+    output: PathBuf,
+    /// Vocabulary size, including the 256 byte tokens and the special tokens.
+    #[arg(long, default_value_t = 32000)]
+    vocab_size: usize,
+    /// Merge only pairs seen at least this often.
+    #[arg(long, default_value_t = 2)]
+    min_frequency: u64,
+    /// Special tokens, comma-separated; they take ids 0, 1, …; the first is EOS (and BOS).
+    #[arg(long, value_delimiter = ',', default_value = "<|endoftext|>")]
+    special_tokens: Vec<String>,
+    /// Field holding the text in JSONL input.
+    #[arg(long, default_value = "text")]
+    field: String,
+    /// Input format.
+    #[arg(long, value_enum, default_value_t = CorpusFormat::Auto)]
+    format: CorpusFormat,
+    /// Skip (and count) bad records instead of stopping at the first.
+    #[arg(long)]
+    skip_invalid: bool,
+    /// Worker threads [default: all cores].
+    #[arg(long)]
+    threads: Option<usize>,
+    #[arg(long, short = 'q')]
+    quiet: bool,
+}
+
+#[derive(Args)]
+struct DecodeArgs {
+    /// tokenizer.json or model folder.
+    #[arg(long, short = 't')]
+    tokenizer: PathBuf,
+    /// JSONL inputs with "ids"; stdin when none.
+    files: Vec<String>,
+    /// Leave special tokens (e.g. EOS) out of the text.
+    #[arg(long)]
+    skip_special: bool,
+    /// Write the decoded "ids" as plain text, one record per line, instead of JSONL.
+    #[arg(long)]
+    raw: bool,
+    #[arg(long, short = 'o')]
+    output: Option<String>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    wick_io::run_main("tokenize", || match cli.command {
+        Some(Command::Train(a)) => train(a),
+        Some(Command::Decode(a)) => decode(a),
+        Some(Command::Encode(a)) => encode(a),
+        None => encode(cli.encode),
+    })
+}
+
+fn pool(threads: Option<usize>) -> Result<rayon::ThreadPool> {
+    let n = threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(n.max(1))
+        .build()
+        .map_err(|e| Error::msg(format!("cannot start {n} threads: {e}")))
+}
+
+fn encode(a: EncodeArgs) -> Result<()> {
+    let mut tok = Tok::load(a.tokenizer.expect("required by clap"))?;
+    if let Some(eos) = &a.eos {
+        tok.set_eos(eos)?;
+    }
+    let opts = EncodeOptions {
+        field: a.field,
+        format: a.format,
+        append_eos: !a.no_eos,
+        drop_text: a.drop_text,
+        skip_invalid: a.skip_invalid,
+        quiet: a.quiet,
+    };
+    let encoder = Encoder::new(&tok, opts)?;
+    let mut out = Output::create(a.output.as_deref())?;
+    encoder.run(&inputs_or_stdin(&a.files), &mut out, &pool(a.threads)?)?;
+    out.finish()
+}
+
+fn train(a: TrainArgs) -> Result<()> {
+    let as_dir = a.output.is_dir() || a.output.as_os_str().to_string_lossy().ends_with('/');
+    let out = if as_dir { a.output.join("tokenizer.json") } else { a.output.clone() };
+    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        wick_io::create_dir_all(dir)?;
+    }
+    let corpus = Corpus::new(inputs_or_stdin(&a.files), &a.field, a.format, a.skip_invalid);
+    let opts = TrainOptions { vocab_size: a.vocab_size, min_frequency: a.min_frequency, special_tokens: a.special_tokens };
+    let mut progress = Progress::new("tokenize train", a.quiet);
+    let done = AtomicBool::new(false);
+    let vocab = std::thread::scope(|s| {
+        s.spawn(|| {
+            while !done.load(Ordering::Relaxed) {
+                std::thread::sleep(std::time::Duration::from_millis(100));
+                progress.tick(|_| {
+                    let st = &corpus.stats;
+                    format!("counting words: {} documents, {}", st.docs.load(Ordering::Relaxed),
+                        human_bytes(st.bytes.load(Ordering::Relaxed)))
+                });
+            }
+        });
+        let r = pool(a.threads).and_then(|p| p.install(|| {
+            let vocab = train_bpe(corpus.texts(), &opts, &out);
+            // An input error ends the stream early; report it rather than a partial tokenizer.
+            corpus.finish().and(vocab)
+        }));
+        done.store(true, Ordering::Relaxed);
+        r
+    })?;
+    let st = &corpus.stats;
+    progress.finish(|secs| {
+        let skipped = match st.skipped.load(Ordering::Relaxed) {
+            0 => String::new(),
+            n => format!(", {n} invalid skipped"),
+        };
+        format!("{} tokens learned from {} documents ({}) in {secs:.1} s → {}{skipped}", vocab,
+            st.docs.load(Ordering::Relaxed), human_bytes(st.bytes.load(Ordering::Relaxed)), out.display())
+    });
+    Ok(())
+}
+
+fn decode(a: DecodeArgs) -> Result<()> {
+    let tok = Tok::load(&a.tokenizer)?;
+    let mut out = Output::create(a.output.as_deref())?;
+    for path in inputs_or_stdin(&a.files) {
+        let mut reader = LineReader::open(&path)?;
+        loop {
+            let batch = reader.read_batch(1024, 1 << 20)?;
+            if batch.is_empty() {
+                break;
+            }
+            for line in &batch {
+                out.put(&decode_line(&tok, reader.name(), line, a.skip_special, a.raw)?)?;
+            }
+        }
+    }
+    out.finish()
+}

@@ -2,11 +2,13 @@
 //! stdin/stdout, atomic file writes, and progress on stderr.
 
 mod error;
+mod ids;
 mod jsonl;
 mod output;
 mod progress;
 
 pub use error::{run_main, Error, Result};
+pub use ids::{read_ids, write_ids};
 pub use jsonl::{kind_of, parse_object, Line, LineReader};
 pub use output::{create_dir_all, write_atomic, AtomicFile, Output};
 pub use progress::{human_bytes, Progress};

@@ -23,8 +23,13 @@ impl AtomicFile {
             _ => PathBuf::from("."),
         };
         let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let tmp = tempfile::Builder::new()
-            .prefix(&format!(".{name}.tmp"))
+        let prefix = format!(".{name}.tmp");
+        let mut builder = tempfile::Builder::new();
+        builder.prefix(&prefix);
+        // Like an ordinary new file: 0666 less the umask (tempfile's default is 0600).
+        #[cfg(unix)]
+        builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
+        let tmp = builder
             .tempfile_in(&dir)
             .map_err(|e| Error::io(dir.display(), e))?;
         Ok(AtomicFile { path, tmp: BufWriter::with_capacity(1 << 20, tmp) })

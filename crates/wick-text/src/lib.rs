@@ -2,6 +2,7 @@
 //! training byte-level BPE tokenizers, and rendering SFT and preference records (with the
 //! folder's chat template or wick's documented defaults) into token ids and loss masks.
 
+mod fast_bpe;
 mod render;
 mod tokenizer;
 mod train;

@@ -7,6 +7,7 @@ use serde_json::Value;
 use tokenizers::Tokenizer;
 use wick_io::{Error, Result};
 
+use crate::fast_bpe::FastBpe;
 use crate::render::Piece;
 
 /// Names tried, in order, for the end-of-document token when tokenizer_config.json names none.
@@ -23,6 +24,8 @@ pub struct Tok {
     pub bos_token: Option<String>,
     /// `chat_template` from tokenizer_config.json, if any.
     pub chat_template: Option<String>,
+    /// The same encoding, faster, for GPT-2-shaped byte-level BPE tokenizers.
+    fast: Option<FastBpe>,
 }
 
 /// Token ids with a per-token loss mask (1 = the token counts for loss).
@@ -42,6 +45,11 @@ impl Tok {
         let inner = Tokenizer::from_bytes(&bytes).map_err(|e| {
             Error::msg(format!("{}: not a usable tokenizer.json: {e}", file.display()))
         })?;
+        // WICK_NO_FAST_BPE=1 forces the tokenizers crate (for benchmarks and debugging).
+        let fast = match std::env::var_os("WICK_NO_FAST_BPE") {
+            Some(v) if v == "1" => None,
+            _ => FastBpe::from_tokenizer(&inner),
+        };
         let hash = format!("{:032x}", xxhash_rust::xxh3::xxh3_128(&bytes));
         let config_path = file.with_file_name("tokenizer_config.json");
         let config: Option<Value> = if config_path.exists() {
@@ -66,6 +74,7 @@ impl Tok {
             eos_token,
             eos_id,
             chat_template,
+            fast,
         })
     }
 
@@ -97,10 +106,20 @@ impl Tok {
     /// Ids of `text`, with no special tokens added around it (special tokens written in the
     /// text itself are still recognised, as the Python `tokenizers` library does).
     pub fn encode(&self, text: &str) -> std::result::Result<Vec<u32>, String> {
+        if let Some(fast) = &self.fast {
+            let mut ids = Vec::new();
+            fast.encode(text, &mut ids);
+            return Ok(ids);
+        }
         self.inner
             .encode_fast(text, false)
             .map(|e| e.get_ids().to_vec())
             .map_err(|e| format!("tokenizer failed: {e}"))
+    }
+
+    /// Whether `encode` takes the fast byte-level BPE path rather than the tokenizers crate.
+    pub fn uses_fast_path(&self) -> bool {
+        self.fast.is_some()
     }
 
     /// Encodes rendered pieces one by one, so that the mask follows piece boundaries exactly.
