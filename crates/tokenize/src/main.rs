@@ -7,7 +7,7 @@ use tokenize::corpus::{Corpus, CorpusFormat};
 use tokenize::decode::decode_line;
 use tokenize::encode::{EncodeOptions, Encoder, FormatChoice};
 use wick_io::{human_bytes, inputs_or_stdin, Error, LineReader, Output, Progress, Result};
-use wick_text::{train_bpe, Tok, TrainOptions};
+use wick_text::{save_trained, train_bpe, Tok, TrainOptions};
 
 /// Encode JSONL documents, SFT and preference records to token ids; train a byte-level BPE
 /// tokenizer; decode ids back to text.
@@ -186,9 +186,11 @@ fn train(a: TrainArgs) -> Result<()> {
             }
         });
         let r = pool(a.threads).and_then(|p| p.install(|| {
-            let vocab = train_bpe(corpus.texts(), &opts, &out);
-            // An input error ends the stream early; report it rather than a partial tokenizer.
-            corpus.finish().and(vocab)
+            let trained = train_bpe(corpus.texts(), &opts)?;
+            // An input error ends the stream early: report it rather than save a tokenizer
+            // trained on part of the corpus.
+            corpus.finish()?;
+            save_trained(&trained, &opts, &out)
         }));
         done.store(true, Ordering::Relaxed);
         r

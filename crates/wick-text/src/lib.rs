@@ -11,4 +11,4 @@ pub use render::{
     render_preference, render_sft, Format, Piece, Preference, Templates, DEFAULT_CHAT_TEMPLATE,
 };
 pub use tokenizer::{Encoded, Tok};
-pub use train::{train_bpe, TrainOptions};
+pub use train::{save_trained, train_bpe, TrainOptions};

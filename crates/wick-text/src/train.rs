@@ -18,9 +18,8 @@ pub struct TrainOptions {
     pub special_tokens: Vec<String>,
 }
 
-/// Trains on `docs` and writes `out` (tokenizer.json) plus tokenizer_config.json beside it.
-/// Returns the trained tokenizer's vocabulary size.
-pub fn train_bpe<I>(docs: I, opts: &TrainOptions, out: &Path) -> Result<usize>
+/// Trains on `docs`; [`save_trained`] writes the result.
+pub fn train_bpe<I>(docs: I, opts: &TrainOptions) -> Result<Tokenizer>
 where
     I: Iterator<Item = String> + Send,
 {
@@ -50,10 +49,15 @@ where
     tok.with_decoder(Some(ByteLevelDecoder::new(false, true, true)));
     tok.with_post_processor(Some(byte_level));
     tok.train(&mut trainer, docs).map_err(|e| Error::msg(format!("training failed: {e}")))?;
+    Ok(tok)
+}
+
+/// Writes `out` (tokenizer.json) and tokenizer_config.json beside it; returns the vocabulary size.
+pub fn save_trained(tok: &Tokenizer, opts: &TrainOptions, out: &Path) -> Result<usize> {
     let vocab = tok.get_vocab_size(true);
     let json = tok.to_string(false).map_err(|e| Error::msg(format!("cannot serialise tokenizer: {e}")))?;
     write_atomic(out, json.as_bytes())?;
-    let config = tokenizer_config(&opts.special_tokens, &tok);
+    let config = tokenizer_config(&opts.special_tokens, tok);
     write_atomic(
         out.with_file_name("tokenizer_config.json"),
         serde_json::to_string_pretty(&config).expect("JSON value").as_bytes(),
