@@ -60,7 +60,10 @@ impl FastBpe {
     /// 256 byte characters, no truncation or padding, a post-processor that leaves ids alone,
     /// and added tokens without lstrip/rstrip/single_word.
     pub fn from_tokenizer(tok: &Tokenizer) -> Option<FastBpe> {
-        if tok.get_normalizer().is_some() || tok.get_truncation().is_some() || tok.get_padding().is_some() {
+        if tok.get_normalizer().is_some()
+            || tok.get_truncation().is_some()
+            || tok.get_padding().is_some()
+        {
             return None;
         }
         match tok.get_pre_tokenizer()? {
@@ -68,10 +71,15 @@ impl FastBpe {
             _ => return None,
         }
         // ByteLevel only trims offsets; the others may add or change ids.
-        if !matches!(tok.get_post_processor(), None | Some(PostProcessorWrapper::ByteLevel(_))) {
+        if !matches!(
+            tok.get_post_processor(),
+            None | Some(PostProcessorWrapper::ByteLevel(_))
+        ) {
             return None;
         }
-        let ModelWrapper::BPE(bpe) = tok.get_model() else { return None };
+        let ModelWrapper::BPE(bpe) = tok.get_model() else {
+            return None;
+        };
         let empty = |s: &Option<String>| s.as_deref().map_or(true, str::is_empty);
         if !matches!(bpe.dropout, None | Some(0.0))
             || !empty(&bpe.continuing_subword_prefix)
@@ -99,12 +107,18 @@ impl FastBpe {
         struct Merges {
             merges: Vec<(String, String)>,
         }
-        let merges: Merges = serde_json::to_string(bpe).ok().and_then(|s| serde_json::from_str(&s).ok())?;
-        let mut merge_map = HashMap::with_capacity_and_hasher(merges.merges.len(), FastHash::default());
+        let merges: Merges = serde_json::to_string(bpe)
+            .ok()
+            .and_then(|s| serde_json::from_str(&s).ok())?;
+        let mut merge_map =
+            HashMap::with_capacity_and_hasher(merges.merges.len(), FastHash::default());
         for (rank, (a, b)) in merges.merges.iter().enumerate() {
             let merged = vocab.get(&format!("{a}{b}"))?;
             // A later duplicate overwrites an earlier one, as in the crate's own map.
-            merge_map.insert(pair_key(*vocab.get(a)?, *vocab.get(b)?), (rank as u32, *merged));
+            merge_map.insert(
+                pair_key(*vocab.get(a)?, *vocab.get(b)?),
+                (rank as u32, *merged),
+            );
         }
 
         let vocabulary = tok.get_added_vocabulary();
@@ -294,7 +308,14 @@ impl FastBpe {
             rank: u32,
             merged: u32,
         }
-        let mut parts: Vec<Part> = ids.iter().map(|&id| Part { id, rank: NO_MERGE, merged: 0 }).collect();
+        let mut parts: Vec<Part> = ids
+            .iter()
+            .map(|&id| Part {
+                id,
+                rank: NO_MERGE,
+                merged: 0,
+            })
+            .collect();
         let refresh = |parts: &mut Vec<Part>, k: usize| {
             let (rank, merged) = match parts.get(k + 1) {
                 Some(next) => self.merge_of(parts[k].id, next.id).unwrap_or((NO_MERGE, 0)),
@@ -308,7 +329,9 @@ impl FastBpe {
         }
         loop {
             // min_by_key keeps the first of equal minima: the leftmost.
-            let Some((k, best)) = parts.iter().enumerate().min_by_key(|(_, p)| p.rank) else { break };
+            let Some((k, best)) = parts.iter().enumerate().min_by_key(|(_, p)| p.rank) else {
+                break;
+            };
             if best.rank == NO_MERGE {
                 break;
             }
@@ -334,7 +357,9 @@ impl FastBpe {
         let mut heap = BinaryHeap::new();
         let push = |heap: &mut BinaryHeap<_>, ids: &[u32], left: usize, right: usize| {
             if let Some((rank, merged)) = self.merge_of(ids[left], ids[right]) {
-                heap.push(std::cmp::Reverse((rank, left, ids[left], ids[right], merged)));
+                heap.push(std::cmp::Reverse((
+                    rank, left, ids[left], ids[right], merged,
+                )));
             }
         };
         for k in 1..n {
@@ -409,12 +434,15 @@ impl AddedSet {
         if !self.first[rest[0] as usize] {
             return None;
         }
-        self.tokens.iter().find(|(t, _)| rest.starts_with(t)).map(|(t, id)| (t.len(), *id))
+        self.tokens
+            .iter()
+            .find(|(t, _)| rest.starts_with(t))
+            .map(|(t, id)| (t.len(), *id))
     }
 }
 
 /// How GPT-2's regex sees a character.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 enum Class {
     /// `\p{L}`
     Letter,
@@ -447,10 +475,20 @@ impl Classes {
     /// (White_Space: U+0009-000D, U+0020, U+0085, U+00A0, U+1680, U+2000-200A, U+2028-2029,
     /// U+202F, U+205F, U+3000; not U+180E, U+200B or U+FEFF). Takes a few tens of milliseconds.
     fn from_regex_engine() -> Option<Classes> {
-        let patterns = [(r"\s+", Class::Space), (r"\p{L}+", Class::Letter), (r"\p{N}+", Class::Number)];
-        let regexes: Vec<(SysRegex, Class)> =
-            patterns.iter().map(|&(p, c)| Some((SysRegex::new(p).ok()?, c))).collect::<Option<_>>()?;
-        let mut table = Classes { block_of: Vec::new(), blocks: Vec::new(), ascii: [Class::Other; 128] };
+        let patterns = [
+            (r"\s+", Class::Space),
+            (r"\p{L}+", Class::Letter),
+            (r"\p{N}+", Class::Number),
+        ];
+        let regexes: Vec<(SysRegex, Class)> = patterns
+            .iter()
+            .map(|&(p, c)| Some((SysRegex::new(p).ok()?, c)))
+            .collect::<Option<_>>()?;
+        let mut table = Classes {
+            block_of: Vec::new(),
+            blocks: Vec::new(),
+            ascii: [Class::Other; 128],
+        };
         let mut known: HashMap<[Class; 256], u16> = HashMap::new();
         let mut text = String::new();
         for block in 0..=(char::MAX as u32 >> 8) {
@@ -472,13 +510,27 @@ impl Classes {
             }
             table.block_of.push(id);
         }
-        table.ascii.copy_from_slice(&table.blocks[table.block_of[0] as usize][..128]);
+        table
+            .ascii
+            .copy_from_slice(&table.blocks[table.block_of[0] as usize][..128]);
         // A search that failed would go unnoticed (find_iter just stops), so check a few
         // characters of each class, late in their blocks.
-        let expect = [('z', Class::Letter), ('9', Class::Number), ('\r', Class::Space), ('~', Class::Other),
-            ('\u{9FA5}', Class::Letter), ('\u{2F800}', Class::Letter), ('\u{3000}', Class::Space),
-            ('\u{FF19}', Class::Number), ('\u{FEFF}', Class::Other), ('\u{10FFFD}', Class::Other)];
-        expect.iter().all(|&(c, class)| table.of(c as u32) == class).then_some(table)
+        let expect = [
+            ('z', Class::Letter),
+            ('9', Class::Number),
+            ('\r', Class::Space),
+            ('~', Class::Other),
+            ('\u{9FA5}', Class::Letter),
+            ('\u{2F800}', Class::Letter),
+            ('\u{3000}', Class::Space),
+            ('\u{FF19}', Class::Number),
+            ('\u{FEFF}', Class::Other),
+            ('\u{10FFFD}', Class::Other),
+        ];
+        expect
+            .iter()
+            .all(|&(c, class)| table.of(c as u32) == class)
+            .then_some(table)
     }
 
     #[inline]
@@ -545,4 +597,355 @@ struct ThreadCache {
 
 thread_local! {
     static CACHE: RefCell<ThreadCache> = RefCell::new(ThreadCache { owner: None, pieces: PieceCache::default() });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TESTDATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../testdata");
+
+    fn gpt2() -> &'static (Tokenizer, FastBpe) {
+        static GPT2: OnceLock<(Tokenizer, FastBpe)> = OnceLock::new();
+        GPT2.get_or_init(|| {
+            let tok =
+                Tokenizer::from_file(format!("{TESTDATA}/tokenizers/gpt2/tokenizer.json")).unwrap();
+            let fast = FastBpe::from_tokenizer(&tok).expect("GPT-2 is supported");
+            (tok, fast)
+        })
+    }
+
+    fn fast_ids(fast: &FastBpe, text: &str) -> Vec<u32> {
+        let mut ids = Vec::new();
+        fast.encode(text, &mut ids);
+        ids
+    }
+
+    fn crate_ids(tok: &Tokenizer, text: &str) -> Vec<u32> {
+        tok.encode_fast(text, false).unwrap().get_ids().to_vec()
+    }
+
+    fn texts(file: &str) -> Vec<String> {
+        let data = std::fs::read_to_string(format!("{TESTDATA}/{file}")).unwrap();
+        data.lines()
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap()["text"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn matches_python_fixture() {
+        let (_, fast) = gpt2();
+        let data = std::fs::read_to_string(format!("{TESTDATA}/fixtures/gpt2_ids.jsonl")).unwrap();
+        let mut n = 0;
+        for line in data.lines() {
+            let rec: serde_json::Value = serde_json::from_str(line).unwrap();
+            let want: Vec<u32> = serde_json::from_value(rec["ids"].clone()).unwrap();
+            assert_eq!(
+                fast_ids(fast, rec["text"].as_str().unwrap()),
+                want,
+                "fixture {}",
+                rec["name"]
+            );
+            n += 1;
+        }
+        assert!(n > 100);
+    }
+
+    #[test]
+    fn matches_crate_on_corpora() {
+        let (tok, fast) = gpt2();
+        for file in ["english.jsonl", "chinese.jsonl"] {
+            let docs = texts(file);
+            assert!(docs.len() > 100);
+            for (i, text) in docs.iter().enumerate() {
+                assert_eq!(
+                    fast_ids(fast, text),
+                    crate_ids(tok, text),
+                    "{file} document {i}"
+                );
+            }
+        }
+    }
+
+    /// Deterministic xorshift64*, enough to pick from a palette.
+    struct Rng(u64);
+    impl Rng {
+        fn below(&mut self, n: usize) -> usize {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            (self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 33) as usize % n
+        }
+    }
+
+    const PALETTE: &[&str] = &[
+        " ",
+        " ",
+        " ",
+        "  ",
+        "\t",
+        "\n",
+        "\n\n",
+        "\r\n",
+        "\r",
+        "\u{0B}",
+        "\u{0C}",
+        "\u{A0}",
+        "\u{3000}",
+        "\u{2028}",
+        "\u{2029}",
+        "\u{85}",
+        "\u{200B}",
+        "\u{FEFF}",
+        "\u{180E}",
+        "\u{1680}",
+        "\u{2009}",
+        "\u{202F}",
+        "'",
+        "'s",
+        "'t",
+        "'re",
+        "'ve",
+        "'m",
+        "'ll",
+        "'d",
+        "'S",
+        "'T",
+        "'RE",
+        "'VE",
+        "'M",
+        "'LL",
+        "'D",
+        "''",
+        "’s",
+        "a",
+        "the",
+        "The",
+        "Hello",
+        "xyz",
+        "é",
+        "e\u{301}",
+        "\u{301}",
+        "ß",
+        "Ж",
+        "Привет",
+        "中",
+        "文字",
+        "こんにちは",
+        "カ",
+        "한국",
+        "ا",
+        "مرحبا",
+        "ש",
+        "नमस्ते",
+        "ก",
+        "สวัสดี",
+        "Ω",
+        "0",
+        "7",
+        "42",
+        "1999",
+        "٣",
+        "½",
+        "²",
+        "Ⅻ",
+        "①",
+        "１",
+        "😀",
+        "👩\u{200D}👩\u{200D}👧",
+        "🇨🇳",
+        "👍🏽",
+        "1\u{FE0F}\u{20E3}",
+        "\u{200D}",
+        ".",
+        ",",
+        "!",
+        "?",
+        "...",
+        "-",
+        "—",
+        "(",
+        ")",
+        "\"",
+        "“",
+        "#",
+        "$",
+        "%",
+        "&",
+        "*",
+        "_",
+        "/",
+        "\\",
+        "<",
+        ">",
+        "|",
+        "<|",
+        "|>",
+        "<|endoftext",
+        "endoftext|>",
+        "<|endoftext|>",
+        "<|endoftext|><|endoftext|>",
+        "\0",
+        "\u{7F}",
+        "\u{10FFFD}",
+        "\u{E000}",
+        "\u{FFFD}",
+    ];
+
+    #[test]
+    fn matches_crate_on_fuzz() {
+        let (tok, fast) = gpt2();
+        let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+        for round in 0..3000 {
+            let parts = 1 + rng.below(12);
+            let text: String = (0..parts)
+                .map(|_| PALETTE[rng.below(PALETTE.len())])
+                .collect();
+            assert_eq!(
+                fast_ids(fast, &text),
+                crate_ids(tok, &text),
+                "round {round}: {text:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn long_pieces_merge_like_the_crate() {
+        let (tok, fast) = gpt2();
+        // Runs longer than LONG_PIECE go through the heap; the scan must agree with it too.
+        for text in [
+            "a".repeat(1000),
+            "ab".repeat(700),
+            "abcdefghij".repeat(40),
+            " ".repeat(600),
+            "!?".repeat(300),
+        ] {
+            assert_eq!(
+                fast_ids(fast, &text),
+                crate_ids(tok, &text),
+                "{text:.20}..."
+            );
+        }
+        let mut rng = Rng(7);
+        for _ in 0..200 {
+            let piece: Vec<u8> = (0..2 + rng.below(40))
+                .map(|_| b"aeinrst "[rng.below(8)])
+                .collect();
+            let ids: Vec<u32> = piece.iter().map(|&b| fast.byte_ids[b as usize]).collect();
+            let (mut scan, mut heap) = (Vec::new(), Vec::new());
+            fast.merge_by_scan(ids.clone(), &mut scan);
+            fast.merge_with_heap(ids, &mut heap);
+            assert_eq!(scan, heap, "{:?}", String::from_utf8_lossy(&piece));
+        }
+    }
+
+    #[test]
+    fn whitespace_classes_follow_oniguruma() {
+        let classes = Classes::get().unwrap();
+        for c in [
+            '\u{85}', '\u{A0}', '\u{1680}', '\u{2000}', '\u{200A}', '\u{2028}', '\u{2029}',
+            '\u{202F}', '\u{3000}',
+        ] {
+            assert_eq!(classes.of(c as u32), Class::Space, "{c:?}");
+        }
+        for c in ['\u{180E}', '\u{200B}', '\u{FEFF}', '\u{301}', '\u{1F600}'] {
+            assert_eq!(classes.of(c as u32), Class::Other, "{c:?}");
+        }
+        for (c, class) in [
+            ('ß', Class::Letter),
+            ('中', Class::Letter),
+            ('٣', Class::Number),
+            ('½', Class::Number),
+        ] {
+            assert_eq!(classes.of(c as u32), class, "{c:?}");
+        }
+    }
+
+    /// GPT-2's tokenizer.json cut down to the byte tokens and <|endoftext|>, without merges:
+    /// same shape, loads in no time.
+    fn tiny_gpt2() -> serde_json::Value {
+        let json =
+            std::fs::read_to_string(format!("{TESTDATA}/tokenizers/gpt2/tokenizer.json")).unwrap();
+        let mut v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        let vocab = v["model"]["vocab"].as_object_mut().unwrap();
+        vocab.retain(|_, id| id.as_u64().unwrap() < 256 || id.as_u64() == Some(50256));
+        v["model"]["merges"] = serde_json::json!([]);
+        v
+    }
+
+    #[test]
+    fn cache_is_per_encoder() {
+        let (_, gpt2) = gpt2();
+        let tok = Tokenizer::from_bytes(serde_json::to_vec(&tiny_gpt2()).unwrap()).unwrap();
+        let tiny = FastBpe::from_tokenizer(&tok).unwrap();
+        let bytes: Vec<u32> = vec![71, 68, 75, 75, 78]; // h e l l o, unmerged
+        for _ in 0..2 {
+            assert_eq!(fast_ids(&tiny, "hello"), bytes);
+            assert_eq!(fast_ids(gpt2, "hello"), [31373]);
+        }
+    }
+
+    #[test]
+    fn other_shapes_are_refused() {
+        let base = tiny_gpt2();
+        let variant = |edit: &dyn Fn(&mut serde_json::Value)| {
+            let mut v = base.clone();
+            edit(&mut v);
+            let tok = Tokenizer::from_bytes(serde_json::to_vec(&v).unwrap()).unwrap();
+            FastBpe::from_tokenizer(&tok).is_some()
+        };
+        assert!(variant(&|_| {}));
+        assert!(!variant(
+            &|v| v["normalizer"] = serde_json::json!({"type": "Lowercase"})
+        ));
+        assert!(!variant(
+            &|v| v["pre_tokenizer"]["add_prefix_space"] = true.into()
+        ));
+        assert!(!variant(&|v| v["pre_tokenizer"]["use_regex"] = false.into()));
+        assert!(!variant(&|v| v["model"]["dropout"] = 0.1.into()));
+        assert!(!variant(&|v| v["model"]["ignore_merges"] = true.into()));
+        assert!(!variant(&|v| v["added_tokens"][0]["lstrip"] = true.into()));
+        assert!(!variant(
+            &|v| v["added_tokens"][0]["single_word"] = true.into()
+        ));
+        assert!(!variant(&|v| {
+            v["post_processor"] = serde_json::json!({"type": "TemplateProcessing", "single": [], "pair": [], "special_tokens": {}})
+        }));
+        assert!(!variant(&|v| {
+            v["truncation"] = serde_json::json!({"direction": "Right", "max_length": 8, "strategy": "LongestFirst", "stride": 0})
+        }));
+    }
+
+    #[test]
+    fn normalized_added_tokens_match_after_the_others() {
+        // A normalized added token overlapping a non-normalized one: the crate cuts out the
+        // non-normalized one first, wherever it is, then looks for the other in what is left.
+        let json =
+            std::fs::read_to_string(format!("{TESTDATA}/tokenizers/gpt2/tokenizer.json")).unwrap();
+        let mut v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        let extra = serde_json::json!([
+            {"id": 50257, "content": "ab<|endoftext|>", "single_word": false, "lstrip": false, "rstrip": false, "normalized": true, "special": false},
+            {"id": 50258, "content": " world", "single_word": false, "lstrip": false, "rstrip": false, "normalized": true, "special": false},
+            {"id": 50259, "content": "<|end", "single_word": false, "lstrip": false, "rstrip": false, "normalized": false, "special": true}
+        ]);
+        v["added_tokens"]
+            .as_array_mut()
+            .unwrap()
+            .extend(extra.as_array().unwrap().iter().cloned());
+        let tok = Tokenizer::from_bytes(serde_json::to_vec(&v).unwrap()).unwrap();
+        let fast = FastBpe::from_tokenizer(&tok).unwrap();
+        for text in [
+            "xab<|endoftext|> world",
+            "hello world<|end",
+            "ab<|endoftext|>ab<|endoftext",
+            " world world",
+        ] {
+            assert_eq!(fast_ids(&fast, text), crate_ids(&tok, text), "{text:?}");
+        }
+    }
 }

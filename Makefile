@@ -1,0 +1,41 @@
+# wick — the two commands of the quick start are `make demo` and `make test`.
+CARGO ?= cargo
+BIN := target/release
+DEMO := runs/demo
+CORPUS := testdata/english.jsonl testdata/chinese.jsonl
+
+.PHONY: all build demo test bench fmt lint clean
+
+all: build
+
+build:
+	$(CARGO) build --release --workspace
+
+# The pipeline so far, end to end on testdata/: train a tokenizer, tokenize, pack, inspect.
+demo: build
+	@mkdir -p $(DEMO)
+	$(BIN)/tokenize train --vocab-size 4096 -o $(DEMO)/tokenizer/ $(CORPUS)
+	$(BIN)/tokenize --tokenizer $(DEMO)/tokenizer $(CORPUS) > $(DEMO)/ids.jsonl
+	$(BIN)/pack --tokenizer $(DEMO)/tokenizer --val-fraction 0.05 -o $(DEMO)/shards $(DEMO)/ids.jsonl
+	$(BIN)/pack verify $(DEMO)/shards
+	$(BIN)/pack info $(DEMO)/shards
+	@echo "First document, decoded back from its ids:"
+	@head -n 1 $(DEMO)/ids.jsonl | $(BIN)/tokenize decode --raw --tokenizer $(DEMO)/tokenizer | head -n 8
+
+test:
+	$(CARGO) test --workspace
+
+# Speed against the Python peers named in each issue (creates the git-ignored .venv).
+bench:
+	bash scripts/bench.sh
+
+fmt:
+	$(CARGO) fmt --all
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+clean:
+	$(CARGO) clean
+	rm -rf runs bench-data
