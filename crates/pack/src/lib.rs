@@ -64,8 +64,13 @@ pub fn pack_inputs(
             }
             if sum.documents % 1024 == 0 {
                 progress.tick(|secs| {
-                    format!("{} documents, {} tokens, {} read ({:.1} MB/s)", sum.documents, sum.tokens,
-                        human_bytes(sum.bytes), sum.bytes as f64 / 1e6 / secs)
+                    format!(
+                        "{} documents, {} tokens, {} read ({:.1} MB/s)",
+                        sum.documents,
+                        sum.tokens,
+                        human_bytes(sum.bytes),
+                        sum.bytes as f64 / 1e6 / secs
+                    )
                 });
             }
         }
@@ -73,11 +78,22 @@ pub fn pack_inputs(
     Ok(sum)
 }
 
-fn add_line(packer: &mut Packer, line: &[u8], ids_field: &str, split_key: &str) -> std::result::Result<(usize, Split), String> {
-    let text = std::str::from_utf8(line)
-        .map_err(|e| format!("not valid UTF-8 (bad byte at column {})", e.valid_up_to() + 1))?;
+fn add_line(
+    packer: &mut Packer,
+    line: &[u8],
+    ids_field: &str,
+    split_key: &str,
+) -> std::result::Result<(usize, Split), String> {
+    let text = std::str::from_utf8(line).map_err(|e| {
+        format!(
+            "not valid UTF-8 (bad byte at column {})",
+            e.valid_up_to() + 1
+        )
+    })?;
     let rec = parse_record(text, ids_field, split_key)?;
-    let raw_ids = rec.ids.ok_or_else(|| format!("missing field \"{ids_field}\""))?;
+    let raw_ids = rec
+        .ids
+        .ok_or_else(|| format!("missing field \"{ids_field}\""))?;
     let ids: Vec<u32> = serde_json::from_str(raw_ids.get())
         .map_err(|e| format!("field \"{ids_field}\" must be a list of token ids ({e})"))?;
     let key: Vec<u8> = match rec.key {
@@ -89,7 +105,11 @@ fn add_line(packer: &mut Packer, line: &[u8], ids_field: &str, split_key: &str) 
 }
 
 /// Parses the record, reading `ids_field` as `ids` and `split_key` as `key`.
-fn parse_record<'a>(text: &'a str, ids_field: &str, split_key: &str) -> std::result::Result<Record<'a>, String> {
+fn parse_record<'a>(
+    text: &'a str,
+    ids_field: &str,
+    split_key: &str,
+) -> std::result::Result<Record<'a>, String> {
     let e = |e: serde_json::Error| format!("malformed record: {e}");
     if ids_field == "ids" && split_key == "id" {
         return serde_json::from_str(text).map_err(e);
@@ -97,10 +117,17 @@ fn parse_record<'a>(text: &'a str, ids_field: &str, split_key: &str) -> std::res
     // General case: pick the fields out of a map of raw values.
     let map: std::collections::HashMap<&str, &RawValue> = serde_json::from_str(text).map_err(e)?;
     let mask = match map.get("mask") {
-        Some(m) => Some(serde_json::from_str(m.get()).map_err(|e| format!("field \"mask\" must be a list of 0/1 ({e})"))?),
+        Some(m) => Some(
+            serde_json::from_str(m.get())
+                .map_err(|e| format!("field \"mask\" must be a list of 0/1 ({e})"))?,
+        ),
         None => None,
     };
-    Ok(Record { ids: map.get(ids_field).copied(), mask, key: map.get(split_key).copied() })
+    Ok(Record {
+        ids: map.get(ids_field).copied(),
+        mask,
+        key: map.get(split_key).copied(),
+    })
 }
 
 /// `pack info`: totals for a shard directory (or llm.c shards), human-readable.
@@ -109,21 +136,50 @@ pub fn info(set: &ShardSet) -> String {
     let dir = set.dir.display();
     match &set.manifest {
         Some(m) => {
-            out += &format!("{dir}: wick shards v{}, {} tokens, vocab {}, EOS id {}\n", m.version, m.dtype.name(), m.vocab_size, m.eos_id);
-            out += &format!("tokenizer: {} (xxh3-128 {})\n", m.tokenizer.file, m.tokenizer.xxh3_128);
+            out += &format!(
+                "{dir}: wick shards v{}, {} tokens, vocab {}, EOS id {}\n",
+                m.version,
+                m.dtype.name(),
+                m.vocab_size,
+                m.eos_id
+            );
+            out += &format!(
+                "tokenizer: {} (xxh3-128 {})\n",
+                m.tokenizer.file, m.tokenizer.xxh3_128
+            );
             for split in [Split::Train, Split::Val] {
                 let t = m.split_totals(split);
-                out += &format!("{:<6} {:>14} tokens {:>10} documents {:>4} shards\n", split.name(), t.tokens, t.documents, t.shards);
+                out += &format!(
+                    "{:<6} {:>14} tokens {:>10} documents {:>4} shards\n",
+                    split.name(),
+                    t.tokens,
+                    t.documents,
+                    t.shards
+                );
             }
-            out += &format!("loss mask: {}; val fraction {} by {:?}; {}\n",
-                if m.has_mask { "yes" } else { "no" }, m.val_fraction, m.split_key,
-                match m.shuffle_seed { Some(s) => format!("shuffled with seed {s}"), None => "input order".into() });
+            out += &format!(
+                "loss mask: {}; val fraction {} by {:?}; {}\n",
+                if m.has_mask { "yes" } else { "no" },
+                m.val_fraction,
+                m.split_key,
+                match m.shuffle_seed {
+                    Some(s) => format!("shuffled with seed {s}"),
+                    None => "input order".into(),
+                }
+            );
         }
         None => {
-            out += &format!("{dir}: llm.c shards (no manifest), {}\n",
-                set.shards.first().map_or("empty", |s| s.dtype.name()));
+            out += &format!(
+                "{dir}: llm.c shards (no manifest), {}\n",
+                set.shards.first().map_or("empty", |s| s.dtype.name())
+            );
             for split in [Split::Train, Split::Val] {
-                out += &format!("{:<6} {:>14} tokens {:>4} shards\n", split.name(), set.tokens(split), set.split(split).len());
+                out += &format!(
+                    "{:<6} {:>14} tokens {:>4} shards\n",
+                    split.name(),
+                    set.tokens(split),
+                    set.split(split).len()
+                );
             }
         }
     }

@@ -21,7 +21,11 @@ use wick_text::Tok;
 ///   pack verify shards/
 ///   pack info shards/
 #[derive(Parser)]
-#[command(version, args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+#[command(
+    version,
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -106,16 +110,29 @@ fn main() -> ExitCode {
                 eprintln!("pack verify: {p}");
             }
             if r.problems.is_empty() {
-                println!("{}: OK: {} shards, {} tokens, {} documents", dir.display(), r.shards, r.tokens, r.documents);
+                println!(
+                    "{}: OK: {} shards, {} tokens, {} documents",
+                    dir.display(),
+                    r.shards,
+                    r.tokens,
+                    r.documents
+                );
                 Ok(())
             } else {
-                Err(Error::msg(format!("{}: {} problem(s) found", dir.display(), r.problems.len())))
+                Err(Error::msg(format!(
+                    "{}: {} problem(s) found",
+                    dir.display(),
+                    r.problems.len()
+                )))
             }
         }
         Some(Command::Info { dir, json }) => {
             let set = ShardSet::open(&dir)?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&info_json(&set)).expect("JSON value"));
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&info_json(&set)).expect("JSON value")
+                );
             } else {
                 print!("{}", info(&set));
             }
@@ -148,7 +165,14 @@ fn pack(a: PackArgs) -> Result<()> {
     let out = a.output.expect("required by clap");
     let mut packer = Packer::create(&out, opts, &tok.path, &tok.hash)?;
     let mut progress = Progress::new("pack", a.quiet);
-    let sum = pack_inputs(&mut packer, &inputs_or_stdin(&a.files), &a.field, &a.split_key, a.skip_invalid, &mut progress)?;
+    let sum = pack_inputs(
+        &mut packer,
+        &inputs_or_stdin(&a.files),
+        &a.field,
+        &a.split_key,
+        a.skip_invalid,
+        &mut progress,
+    )?;
     let m = packer.finish()?;
     progress.finish(|secs| {
         let skipped = if sum.skipped > 0 { format!(", {} invalid skipped", sum.skipped) } else { String::new() };

@@ -7,7 +7,9 @@ use std::process::{Command, Stdio};
 const PACK: &str = env!("CARGO_BIN_EXE_pack");
 
 fn data(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata").join(rel)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../testdata")
+        .join(rel)
 }
 
 fn gpt2() -> String {
@@ -24,7 +26,11 @@ fn run(args: &[&str], stdin: &[u8]) -> (i32, String, String) {
         .unwrap();
     child.stdin.take().unwrap().write_all(stdin).unwrap();
     let out = child.wait_with_output().unwrap();
-    (out.status.code().unwrap_or(-1), String::from_utf8(out.stdout).unwrap(), String::from_utf8(out.stderr).unwrap())
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
 }
 
 #[test]
@@ -33,22 +39,55 @@ fn packs_llmc_identical_shards_that_verify_and_inform() {
     let out = tmp.path().join("shards");
     let o = out.to_str().unwrap();
     let docs = data("fixtures/llmc/docs.jsonl");
-    let (code, _, err) = run(&["-q", "-t", &gpt2(), "-o", o, "--val-fraction", "0", "--no-shuffle", docs.to_str().unwrap()], b"");
+    let (code, _, err) = run(
+        &[
+            "-q",
+            "-t",
+            &gpt2(),
+            "-o",
+            o,
+            "--val-fraction",
+            "0",
+            "--no-shuffle",
+            docs.to_str().unwrap(),
+        ],
+        b"",
+    );
     assert_eq!(code, 0, "{err}");
-    assert_eq!(std::fs::read(out.join("train_000000.bin")).unwrap(), std::fs::read(data("fixtures/llmc/gpt2_u16.bin")).unwrap());
+    assert_eq!(
+        std::fs::read(out.join("train_000000.bin")).unwrap(),
+        std::fs::read(data("fixtures/llmc/gpt2_u16.bin")).unwrap()
+    );
     let (code, stdout, _) = run(&["verify", o], b"");
     assert_eq!(code, 0);
-    assert!(stdout.contains("OK: 1 shards, 7145 tokens, 20 documents"), "{stdout}");
+    assert!(
+        stdout.contains("OK: 1 shards, 7145 tokens, 20 documents"),
+        "{stdout}"
+    );
     let (code, stdout, _) = run(&["info", o], b"");
     assert_eq!(code, 0);
-    assert!(stdout.contains("uint16 tokens, vocab 50257, EOS id 50256"), "{stdout}");
-    assert!(stdout.contains("train            7145 tokens         20 documents"), "{stdout}");
+    assert!(
+        stdout.contains("uint16 tokens, vocab 50257, EOS id 50256"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("train            7145 tokens         20 documents"),
+        "{stdout}"
+    );
     let (_, json, _) = run(&["info", "--json", o], b"");
     let v: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(v["splits"]["train"]["tokens"], 7145);
     assert_eq!(v["dtype"], "uint16");
     // llm.c's own files, without a manifest.
-    let (code, stdout, _) = run(&["verify", "--vocab-size", "50257", data("fixtures/llmc/gpt2_u32.bin").to_str().unwrap()], b"");
+    let (code, stdout, _) = run(
+        &[
+            "verify",
+            "--vocab-size",
+            "50257",
+            data("fixtures/llmc/gpt2_u32.bin").to_str().unwrap(),
+        ],
+        b"",
+    );
     assert_eq!(code, 0);
     assert!(stdout.contains("7145 tokens"));
 }
@@ -59,23 +98,51 @@ fn bad_records_fail_with_file_and_line_and_leave_no_directory() {
     let out = tmp.path().join("s");
     let o = out.to_str().unwrap();
     let cases: Vec<(&[u8], &str)> = vec![
-        (b"{\"ids\": [1, 2]}\n{\"ids\": [1, 50257]}\n", "<stdin>:2: ids[1]: id 50257 is not below the vocabulary size 50257"),
-        (b"{\"text\": \"no ids\"}\n", "<stdin>:1: missing field \"ids\""),
-        (b"{\"ids\": [1, -3]}\n", "<stdin>:1: field \"ids\" must be a list of token ids"),
-        (b"{\"ids\": [1, 2], \"mask\": [1]}\n", "<stdin>:1: \"mask\" has 1 entries but \"ids\" has 2"),
+        (
+            b"{\"ids\": [1, 2]}\n{\"ids\": [1, 50257]}\n",
+            "<stdin>:2: ids[1]: id 50257 is not below the vocabulary size 50257",
+        ),
+        (
+            b"{\"text\": \"no ids\"}\n",
+            "<stdin>:1: missing field \"ids\"",
+        ),
+        (
+            b"{\"ids\": [1, -3]}\n",
+            "<stdin>:1: field \"ids\" must be a list of token ids",
+        ),
+        (
+            b"{\"ids\": [1, 2], \"mask\": [1]}\n",
+            "<stdin>:1: \"mask\" has 1 entries but \"ids\" has 2",
+        ),
         (b"{\"ids\": [1, 2]\n", "<stdin>:1: malformed record"),
-        (b"{\"ids\": [1], \"t\": \"\xff\"}\n", "<stdin>:1: not valid UTF-8"),
+        (
+            b"{\"ids\": [1], \"t\": \"\xff\"}\n",
+            "<stdin>:1: not valid UTF-8",
+        ),
     ];
     for (input, want) in cases {
         let (code, _, err) = run(&["-t", &gpt2(), "-o", o], input);
         assert_eq!(code, 1, "{want}");
-        assert!(err.starts_with(&format!("pack: {want}")), "{err:?} vs {want:?}");
+        assert!(
+            err.starts_with(&format!("pack: {want}")),
+            "{err:?} vs {want:?}"
+        );
         assert!(!out.exists());
-        assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0, "no staging directory left");
+        assert_eq!(
+            std::fs::read_dir(tmp.path()).unwrap().count(),
+            0,
+            "no staging directory left"
+        );
     }
-    let (code, _, err) = run(&["--skip-invalid", "-t", &gpt2(), "-o", o], b"{\"ids\": [1]}\n{\"ids\": [99999]}\n{\"ids\": [2]}\n");
+    let (code, _, err) = run(
+        &["--skip-invalid", "-t", &gpt2(), "-o", o],
+        b"{\"ids\": [1]}\n{\"ids\": [99999]}\n{\"ids\": [2]}\n",
+    );
     assert_eq!(code, 0, "{err}");
-    assert!(err.contains("2 documents") && err.contains("1 invalid skipped"), "{err}");
+    assert!(
+        err.contains("2 documents") && err.contains("1 invalid skipped"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -91,7 +158,12 @@ fn a_killed_pack_leaves_nothing_verify_accepts() {
         .unwrap();
     let mut stdin = child.stdin.take().unwrap();
     for i in 0..2000 {
-        writeln!(stdin, "{{\"id\": {i}, \"ids\": [{}, 2, 3, 4, 5]}}", i % 50000).unwrap();
+        writeln!(
+            stdin,
+            "{{\"id\": {i}, \"ids\": [{}, 2, 3, 4, 5]}}",
+            i % 50000
+        )
+        .unwrap();
     }
     stdin.flush().unwrap();
     std::thread::sleep(std::time::Duration::from_millis(300));
@@ -99,7 +171,10 @@ fn a_killed_pack_leaves_nothing_verify_accepts() {
     child.wait().unwrap();
     let (code, _, err) = run(&["verify", out.to_str().unwrap()], b"");
     assert_eq!(code, 1);
-    assert!(err.contains("no such shard directory") || err.contains("no manifest.json"), "{err}");
+    assert!(
+        err.contains("no such shard directory") || err.contains("no manifest.json"),
+        "{err}"
+    );
     // What it left is hidden and has no manifest.
     for e in std::fs::read_dir(tmp.path()).unwrap() {
         let e = e.unwrap();
@@ -113,8 +188,17 @@ fn verify_rejects_a_corrupted_directory() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("s");
     let o = out.to_str().unwrap();
-    let input: String = (0..200).map(|i| format!("{{\"id\": {i}, \"ids\": [{}, {}, 7]}}\n", i, i * 3)).collect();
-    assert_eq!(run(&["-q", "-t", &gpt2(), "-o", o, "--val-fraction", "0.2"], input.as_bytes()).0, 0);
+    let input: String = (0..200)
+        .map(|i| format!("{{\"id\": {i}, \"ids\": [{}, {}, 7]}}\n", i, i * 3))
+        .collect();
+    assert_eq!(
+        run(
+            &["-q", "-t", &gpt2(), "-o", o, "--val-fraction", "0.2"],
+            input.as_bytes()
+        )
+        .0,
+        0
+    );
     assert_eq!(run(&["verify", o], b"").0, 0);
     let shard = out.join("val_000000.bin");
     let mut bytes = std::fs::read(&shard).unwrap();
@@ -132,7 +216,19 @@ fn sft_masks_reach_the_mask_sidecar() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("s");
     let input = b"{\"ids\": [10, 11, 12, 50256], \"mask\": [0, 0, 1, 1]}\n{\"ids\": [20, 21], \"mask\": [0, 1]}\n";
-    let (code, _, err) = run(&["-q", "-t", &gpt2(), "-o", out.to_str().unwrap(), "--no-shuffle", "--val-fraction", "0"], input);
+    let (code, _, err) = run(
+        &[
+            "-q",
+            "-t",
+            &gpt2(),
+            "-o",
+            out.to_str().unwrap(),
+            "--no-shuffle",
+            "--val-fraction",
+            "0",
+        ],
+        input,
+    );
     assert_eq!(code, 0, "{err}");
     let set = wick_shard::ShardSet::open(&out).unwrap();
     assert_eq!(set.shards[0].mask().unwrap(), &[0, 0, 1, 1, 0, 1, 1]);
@@ -143,7 +239,10 @@ fn sft_masks_reach_the_mask_sidecar() {
 fn empty_input_is_a_valid_empty_pack() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("s");
-    assert_eq!(run(&["-q", "-t", &gpt2(), "-o", out.to_str().unwrap()], b"").0, 0);
+    assert_eq!(
+        run(&["-q", "-t", &gpt2(), "-o", out.to_str().unwrap()], b"").0,
+        0
+    );
     let (code, stdout, _) = run(&["verify", out.to_str().unwrap()], b"");
     assert_eq!(code, 0);
     assert!(stdout.contains("OK: 0 shards, 0 tokens"));

@@ -51,7 +51,9 @@ impl Corpus {
         match self.format {
             CorpusFormat::Jsonl => true,
             CorpusFormat::Text => false,
-            CorpusFormat::Auto => path == "-" || path.ends_with(".jsonl") || path.ends_with(".json"),
+            CorpusFormat::Auto => {
+                path == "-" || path.ends_with(".jsonl") || path.ends_with(".json")
+            }
         }
     }
 
@@ -69,7 +71,11 @@ impl Corpus {
             let mut buf = Vec::new();
             std::iter::from_fn(move || {
                 let r = reader.as_mut()?;
-                let next = if jsonl { self.next_doc(r, &mut buf) } else { self.next_chunk(r, &mut buf) };
+                let next = if jsonl {
+                    self.next_doc(r, &mut buf)
+                } else {
+                    self.next_chunk(r, &mut buf)
+                };
                 match next {
                     Ok(Some(text)) => {
                         self.stats.docs.fetch_add(1, Ordering::Relaxed);
@@ -91,14 +97,26 @@ impl Corpus {
 
     fn next_doc(&self, r: &mut LineReader, buf: &mut Vec<u8>) -> Result<Option<String>> {
         while let Some(line) = r.read_line(buf)? {
-            self.stats.bytes.fetch_add(buf.len() as u64 + 1, Ordering::Relaxed);
+            self.stats
+                .bytes
+                .fetch_add(buf.len() as u64 + 1, Ordering::Relaxed);
             if buf.iter().all(u8::is_ascii_whitespace) {
                 continue;
             }
-            let text = parse_object(r.name(), line, buf).and_then(|mut rec| match rec.remove(&self.field) {
-                Some(serde_json::Value::String(s)) => Ok(s),
-                Some(_) => Err(Error::record(r.name(), line, format!("field \"{}\" must be a string", self.field))),
-                None => Err(Error::record(r.name(), line, format!("missing field \"{}\"", self.field))),
+            let text = parse_object(r.name(), line, buf).and_then(|mut rec| {
+                match rec.remove(&self.field) {
+                    Some(serde_json::Value::String(s)) => Ok(s),
+                    Some(_) => Err(Error::record(
+                        r.name(),
+                        line,
+                        format!("field \"{}\" must be a string", self.field),
+                    )),
+                    None => Err(Error::record(
+                        r.name(),
+                        line,
+                        format!("missing field \"{}\"", self.field),
+                    )),
+                }
             });
             match text {
                 Ok(t) => return Ok(Some(t)),
@@ -115,7 +133,9 @@ impl Corpus {
         let mut chunk = String::new();
         while chunk.len() < TEXT_CHUNK {
             let Some(line) = r.read_line(buf)? else { break };
-            self.stats.bytes.fetch_add(buf.len() as u64 + 1, Ordering::Relaxed);
+            self.stats
+                .bytes
+                .fetch_add(buf.len() as u64 + 1, Ordering::Relaxed);
             match std::str::from_utf8(buf) {
                 Ok(s) => {
                     chunk.push_str(s);
@@ -125,7 +145,10 @@ impl Corpus {
                     self.stats.skipped.fetch_add(1, Ordering::Relaxed);
                 }
                 Err(e) => {
-                    let msg = format!("not valid UTF-8 (bad byte at column {})", e.valid_up_to() + 1);
+                    let msg = format!(
+                        "not valid UTF-8 (bad byte at column {})",
+                        e.valid_up_to() + 1
+                    );
                     return Err(Error::record(r.name(), line, msg));
                 }
             }

@@ -6,10 +6,20 @@ use wick_text::Tok;
 
 /// Replaces every `"ids"` field with `"text"` and every `"X_ids"` field with `"X"` (decoded),
 /// keeping the other fields; with `raw`, writes the decoded `"ids"` alone as plain text.
-pub fn decode_line(tok: &Tok, file: &str, line: &Line, skip_special: bool, raw: bool) -> Result<Vec<u8>> {
+pub fn decode_line(
+    tok: &Tok,
+    file: &str,
+    line: &Line,
+    skip_special: bool,
+    raw: bool,
+) -> Result<Vec<u8>> {
     let mut rec = parse_object(file, line.number, &line.bytes)?;
     let err = |msg: String| Error::record(file, line.number, msg);
-    let keys: Vec<String> = rec.keys().filter(|k| *k == "ids" || k.ends_with("_ids")).cloned().collect();
+    let keys: Vec<String> = rec
+        .keys()
+        .filter(|k| *k == "ids" || k.ends_with("_ids"))
+        .cloned()
+        .collect();
     if keys.is_empty() {
         return Err(err("no \"ids\" field to decode".into()));
     }
@@ -26,7 +36,11 @@ pub fn decode_line(tok: &Tok, file: &str, line: &Line, skip_special: bool, raw: 
             continue;
         }
         rec.remove(&k);
-        let name = if k == "ids" { "text".to_string() } else { k.trim_end_matches("_ids").to_string() };
+        let name = if k == "ids" {
+            "text".to_string()
+        } else {
+            k.trim_end_matches("_ids").to_string()
+        };
         rec.insert(name, Value::String(text));
     }
     if raw {

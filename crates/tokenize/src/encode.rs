@@ -7,7 +7,9 @@ use std::sync::mpsc::sync_channel;
 
 use rayon::prelude::*;
 use serde_json::{Map, Value};
-use wick_io::{human_bytes, parse_object, write_ids, Error, Line, LineReader, Output, Progress, Result};
+use wick_io::{
+    human_bytes, parse_object, write_ids, Error, Line, LineReader, Output, Progress, Result,
+};
 use wick_text::{render_preference, render_sft, Encoded, Format, Templates, Tok};
 
 const BATCH_LINES: usize = 2048;
@@ -52,15 +54,33 @@ pub struct Encoder<'a> {
 
 impl<'a> Encoder<'a> {
     pub fn new(tok: &'a Tok, opts: EncodeOptions) -> Result<Self> {
-        let templates = Templates::new(tok.chat_template.as_deref(), tok.bos_token.as_deref(), tok.eos_token.as_deref())
-            .map_err(|e| Error::msg(format!("{}: {e}", tok.path.display())))?;
+        let templates = Templates::new(
+            tok.chat_template.as_deref(),
+            tok.bos_token.as_deref(),
+            tok.eos_token.as_deref(),
+        )
+        .map_err(|e| Error::msg(format!("{}: {e}", tok.path.display())))?;
         // A document separator is needed to append EOS; fail now rather than on line 1.
-        let eos = if opts.append_eos { Some(tok.require_eos()?) } else { tok.eos_id };
-        Ok(Encoder { tok, templates, opts, eos })
+        let eos = if opts.append_eos {
+            Some(tok.require_eos()?)
+        } else {
+            tok.eos_id
+        };
+        Ok(Encoder {
+            tok,
+            templates,
+            opts,
+            eos,
+        })
     }
 
     /// Encodes every input in turn to `out`, in order.
-    pub fn run(&self, inputs: &[String], out: &mut Output, pool: &rayon::ThreadPool) -> Result<Summary> {
+    pub fn run(
+        &self,
+        inputs: &[String],
+        out: &mut Output,
+        pool: &rayon::ThreadPool,
+    ) -> Result<Summary> {
         let mut sum = Summary::default();
         let mut progress = Progress::new("tokenize", self.opts.quiet);
         for path in inputs {
@@ -77,8 +97,12 @@ impl<'a> Encoder<'a> {
                 });
                 for batch in rx {
                     let batch = batch?;
-                    let encoded: Vec<Result<(Vec<u8>, usize)>> =
-                        pool.install(|| batch.par_iter().map(|l| self.encode_line(&name, l)).collect());
+                    let encoded: Vec<Result<(Vec<u8>, usize)>> = pool.install(|| {
+                        batch
+                            .par_iter()
+                            .map(|l| self.encode_line(&name, l))
+                            .collect()
+                    });
                     for (line, r) in batch.iter().zip(encoded) {
                         sum.bytes += line.bytes.len() as u64 + 1;
                         match r {
@@ -97,17 +121,31 @@ impl<'a> Encoder<'a> {
                         }
                     }
                     progress.tick(|secs| {
-                        format!("{} records, {} tokens, {} ({:.1} MB/s)", sum.records, sum.tokens,
-                            human_bytes(sum.bytes), sum.bytes as f64 / 1e6 / secs)
+                        format!(
+                            "{} records, {} tokens, {} ({:.1} MB/s)",
+                            sum.records,
+                            sum.tokens,
+                            human_bytes(sum.bytes),
+                            sum.bytes as f64 / 1e6 / secs
+                        )
                     });
                 }
                 Ok(())
             })?;
         }
         progress.finish(|secs| {
-            let skipped = if sum.skipped > 0 { format!(", {} invalid skipped", sum.skipped) } else { String::new() };
-            format!("{} records, {} tokens from {} in {secs:.2} s ({:.1} MB/s){skipped}",
-                sum.records, sum.tokens, human_bytes(sum.bytes), sum.bytes as f64 / 1e6 / secs.max(1e-9))
+            let skipped = if sum.skipped > 0 {
+                format!(", {} invalid skipped", sum.skipped)
+            } else {
+                String::new()
+            };
+            format!(
+                "{} records, {} tokens from {} in {secs:.2} s ({:.1} MB/s){skipped}",
+                sum.records,
+                sum.tokens,
+                human_bytes(sum.bytes),
+                sum.bytes as f64 / 1e6 / secs.max(1e-9)
+            )
         });
         Ok(sum)
     }
@@ -115,10 +153,15 @@ impl<'a> Encoder<'a> {
     /// One input line to one output line (with its newline) and its token count.
     pub fn encode_line(&self, file: &str, line: &Line) -> Result<(Vec<u8>, usize)> {
         let rec = parse_object(file, line.number, &line.bytes)?;
-        self.encode_record(&line.bytes, rec).map_err(|msg| Error::record(file, line.number, msg))
+        self.encode_record(&line.bytes, rec)
+            .map_err(|msg| Error::record(file, line.number, msg))
     }
 
-    fn encode_record(&self, raw: &[u8], mut rec: Map<String, Value>) -> std::result::Result<(Vec<u8>, usize), String> {
+    fn encode_record(
+        &self,
+        raw: &[u8],
+        mut rec: Map<String, Value>,
+    ) -> std::result::Result<(Vec<u8>, usize), String> {
         let field = self.opts.field.as_str();
         let detected = Format::detect(&rec, field);
         let format = match (self.opts.format, detected) {
@@ -141,7 +184,12 @@ impl<'a> Encoder<'a> {
             Format::Text => {
                 let text = match rec.get(field) {
                     Some(Value::String(s)) => s,
-                    Some(v) => return Err(format!("field \"{field}\" must be a string, found {}", wick_io::kind_of(v))),
+                    Some(v) => {
+                        return Err(format!(
+                            "field \"{field}\" must be a string, found {}",
+                            wick_io::kind_of(v)
+                        ))
+                    }
                     None => return Err(format!("missing field \"{field}\"")),
                 };
                 let mut ids = self.tok.encode(text)?;
@@ -155,16 +203,29 @@ impl<'a> Encoder<'a> {
                 vec![
                     ("prompt_ids", self.tok.encode_pieces(&p.prompt)?.ids, true),
                     ("chosen_ids", self.tok.encode_pieces(&p.chosen)?.ids, true),
-                    ("rejected_ids", self.tok.encode_pieces(&p.rejected)?.ids, true),
+                    (
+                        "rejected_ids",
+                        self.tok.encode_pieces(&p.rejected)?.ids,
+                        true,
+                    ),
                 ]
             }
             sft => {
-                let Encoded { ids, mask } = self.tok.encode_pieces(&render_sft(&rec, sft, &self.templates)?)?;
-                vec![("ids", ids, true), ("mask", mask.into_iter().map(u32::from).collect(), false)]
+                let Encoded { ids, mask } =
+                    self.tok
+                        .encode_pieces(&render_sft(&rec, sft, &self.templates)?)?;
+                vec![
+                    ("ids", ids, true),
+                    ("mask", mask.into_iter().map(u32::from).collect(), false),
+                ]
             }
         };
         let tokens = fields.iter().filter(|f| f.2).map(|f| f.1.len()).sum();
-        let drop = if self.opts.drop_text { format.source_fields(field) } else { Vec::new() };
+        let drop = if self.opts.drop_text {
+            format.source_fields(field)
+        } else {
+            Vec::new()
+        };
         let mut out = Vec::with_capacity(raw.len() + 8 * tokens + 32);
         if drop.is_empty() && fields.iter().all(|(k, _, _)| !rec.contains_key(*k)) {
             // Fast path: the input line, byte for byte, with the new fields spliced in before

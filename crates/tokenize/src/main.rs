@@ -23,7 +23,11 @@ use wick_text::{save_trained, train_bpe, Tok, TrainOptions};
 ///   tokenize --tokenizer tokenizer.json corpus.jsonl > ids.jsonl
 ///   tokenize decode --tokenizer tokenizer.json < ids.jsonl
 #[derive(Parser)]
-#[command(version, args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+#[command(
+    version,
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -166,12 +170,25 @@ fn encode(a: EncodeArgs) -> Result<()> {
 
 fn train(a: TrainArgs) -> Result<()> {
     let as_dir = a.output.is_dir() || a.output.as_os_str().to_string_lossy().ends_with('/');
-    let out = if as_dir { a.output.join("tokenizer.json") } else { a.output.clone() };
+    let out = if as_dir {
+        a.output.join("tokenizer.json")
+    } else {
+        a.output.clone()
+    };
     if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
         wick_io::create_dir_all(dir)?;
     }
-    let corpus = Corpus::new(inputs_or_stdin(&a.files), &a.field, a.format, a.skip_invalid);
-    let opts = TrainOptions { vocab_size: a.vocab_size, min_frequency: a.min_frequency, special_tokens: a.special_tokens };
+    let corpus = Corpus::new(
+        inputs_or_stdin(&a.files),
+        &a.field,
+        a.format,
+        a.skip_invalid,
+    );
+    let opts = TrainOptions {
+        vocab_size: a.vocab_size,
+        min_frequency: a.min_frequency,
+        special_tokens: a.special_tokens,
+    };
     let mut progress = Progress::new("tokenize train", a.quiet);
     let done = AtomicBool::new(false);
     let vocab = std::thread::scope(|s| {
@@ -180,18 +197,23 @@ fn train(a: TrainArgs) -> Result<()> {
                 std::thread::sleep(std::time::Duration::from_millis(100));
                 progress.tick(|_| {
                     let st = &corpus.stats;
-                    format!("counting words: {} documents, {}", st.docs.load(Ordering::Relaxed),
-                        human_bytes(st.bytes.load(Ordering::Relaxed)))
+                    format!(
+                        "counting words: {} documents, {}",
+                        st.docs.load(Ordering::Relaxed),
+                        human_bytes(st.bytes.load(Ordering::Relaxed))
+                    )
                 });
             }
         });
-        let r = pool(a.threads).and_then(|p| p.install(|| {
-            let trained = train_bpe(corpus.texts(), &opts)?;
-            // An input error ends the stream early: report it rather than save a tokenizer
-            // trained on part of the corpus.
-            corpus.finish()?;
-            save_trained(&trained, &opts, &out)
-        }));
+        let r = pool(a.threads).and_then(|p| {
+            p.install(|| {
+                let trained = train_bpe(corpus.texts(), &opts)?;
+                // An input error ends the stream early: report it rather than save a tokenizer
+                // trained on part of the corpus.
+                corpus.finish()?;
+                save_trained(&trained, &opts, &out)
+            })
+        });
         done.store(true, Ordering::Relaxed);
         r
     })?;
@@ -201,8 +223,13 @@ fn train(a: TrainArgs) -> Result<()> {
             0 => String::new(),
             n => format!(", {n} invalid skipped"),
         };
-        format!("{} tokens learned from {} documents ({}) in {secs:.1} s → {}{skipped}", vocab,
-            st.docs.load(Ordering::Relaxed), human_bytes(st.bytes.load(Ordering::Relaxed)), out.display())
+        format!(
+            "{} tokens learned from {} documents ({}) in {secs:.1} s → {}{skipped}",
+            vocab,
+            st.docs.load(Ordering::Relaxed),
+            human_bytes(st.bytes.load(Ordering::Relaxed)),
+            out.display()
+        )
     });
     Ok(())
 }
@@ -218,7 +245,13 @@ fn decode(a: DecodeArgs) -> Result<()> {
                 break;
             }
             for line in &batch {
-                out.put(&decode_line(&tok, reader.name(), line, a.skip_special, a.raw)?)?;
+                out.put(&decode_line(
+                    &tok,
+                    reader.name(),
+                    line,
+                    a.skip_special,
+                    a.raw,
+                )?)?;
             }
         }
     }

@@ -11,7 +11,9 @@ use wick_text::Tok;
 const BIN: &str = env!("CARGO_BIN_EXE_tokenize");
 
 fn data(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata").join(rel)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../testdata")
+        .join(rel)
 }
 
 fn gpt2() -> PathBuf {
@@ -47,29 +49,62 @@ fn run(args: &[&str], stdin: &[u8]) -> Out {
 }
 
 fn lines(s: &str) -> Vec<Value> {
-    s.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    s.lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
 }
 
 fn ids(v: &Value) -> Vec<u32> {
-    v.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect()
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_u64().unwrap() as u32)
+        .collect()
 }
 
 fn jsonl(records: &[Value]) -> Vec<u8> {
-    records.iter().map(|r| r.to_string() + "\n").collect::<String>().into_bytes()
+    records
+        .iter()
+        .map(|r| r.to_string() + "\n")
+        .collect::<String>()
+        .into_bytes()
 }
 
 #[test]
 fn decode_of_encode_is_identity_on_every_corpus() {
     let tmp = tempfile::tempdir().unwrap();
     let trained = tmp.path().join("tok.json");
-    let t = run(&["train", "--vocab-size", "1500", "-q", "-o", trained.to_str().unwrap(),
-        data("english.jsonl").to_str().unwrap(), data("chinese.jsonl").to_str().unwrap()], b"");
+    let t = run(
+        &[
+            "train",
+            "--vocab-size",
+            "1500",
+            "-q",
+            "-o",
+            trained.to_str().unwrap(),
+            data("english.jsonl").to_str().unwrap(),
+            data("chinese.jsonl").to_str().unwrap(),
+        ],
+        b"",
+    );
     assert_eq!(t.code, 0, "{}", t.stderr);
     for tok in [gpt2(), trained] {
         for corpus in ["english.jsonl", "chinese.jsonl"] {
-            let enc = run(&["-q", "--no-eos", "-t", tok.to_str().unwrap(), data(corpus).to_str().unwrap()], b"");
+            let enc = run(
+                &[
+                    "-q",
+                    "--no-eos",
+                    "-t",
+                    tok.to_str().unwrap(),
+                    data(corpus).to_str().unwrap(),
+                ],
+                b"",
+            );
             assert_eq!(enc.code, 0, "{}", enc.stderr);
-            let dec = run(&["decode", "-t", tok.to_str().unwrap()], enc.stdout.as_bytes());
+            let dec = run(
+                &["decode", "-t", tok.to_str().unwrap()],
+                enc.stdout.as_bytes(),
+            );
             assert_eq!(dec.code, 0, "{}", dec.stderr);
             let original = lines(&std::fs::read_to_string(data(corpus)).unwrap());
             let decoded = lines(&dec.stdout);
@@ -86,13 +121,25 @@ fn decode_of_encode_is_identity_on_every_corpus() {
 fn ids_equal_python_tokenizers_on_gpt2() {
     let fixture = lines(&std::fs::read_to_string(data("fixtures/gpt2_ids.jsonl")).unwrap());
     assert!(fixture.len() > 100);
-    let input: Vec<Value> = fixture.iter().map(|r| json!({"name": r["name"], "text": r["text"]})).collect();
-    let out = run(&["-q", "--no-eos", "-t", gpt2().to_str().unwrap()], &jsonl(&input));
+    let input: Vec<Value> = fixture
+        .iter()
+        .map(|r| json!({"name": r["name"], "text": r["text"]}))
+        .collect();
+    let out = run(
+        &["-q", "--no-eos", "-t", gpt2().to_str().unwrap()],
+        &jsonl(&input),
+    );
     assert_eq!(out.code, 0, "{}", out.stderr);
     let got = lines(&out.stdout);
     assert_eq!(got.len(), fixture.len());
     for (g, want) in got.iter().zip(&fixture) {
-        assert_eq!(ids(&g["ids"]), ids(&want["ids"]), "{}: {:?}", want["name"], want["text"]);
+        assert_eq!(
+            ids(&g["ids"]),
+            ids(&want["ids"]),
+            "{}: {:?}",
+            want["name"],
+            want["text"]
+        );
     }
 }
 
@@ -105,18 +152,47 @@ fn eos_is_appended_and_other_fields_kept_byte_for_byte() {
         out.stdout,
         "{\"meta\": {\"a\": [1, 2]},  \"text\": \"Hello world\",\"ids\":[15496,995,50256]}\n{\"text\":\"\",\"ids\":[50256]}\n"
     );
-    let dropped = run(&["-q", "--drop-text", "-t", gpt2().to_str().unwrap()], input);
-    assert_eq!(lines(&dropped.stdout)[0], json!({"meta": {"a": [1, 2]}, "ids": [15496, 995, 50256]}));
+    let dropped = run(
+        &["-q", "--drop-text", "-t", gpt2().to_str().unwrap()],
+        input,
+    );
+    assert_eq!(
+        lines(&dropped.stdout)[0],
+        json!({"meta": {"a": [1, 2]}, "ids": [15496, 995, 50256]})
+    );
 }
 
 #[test]
 fn output_order_is_input_order_whatever_the_threads() {
     let corpus = data("english.jsonl");
-    let one = run(&["-q", "--threads", "1", "-t", gpt2().to_str().unwrap(), corpus.to_str().unwrap()], b"");
-    let two = run(&["-q", "--threads", "2", "-t", gpt2().to_str().unwrap(), corpus.to_str().unwrap()], b"");
+    let one = run(
+        &[
+            "-q",
+            "--threads",
+            "1",
+            "-t",
+            gpt2().to_str().unwrap(),
+            corpus.to_str().unwrap(),
+        ],
+        b"",
+    );
+    let two = run(
+        &[
+            "-q",
+            "--threads",
+            "2",
+            "-t",
+            gpt2().to_str().unwrap(),
+            corpus.to_str().unwrap(),
+        ],
+        b"",
+    );
     assert_eq!(one.code, 0);
     assert_eq!(one.stdout, two.stdout);
-    let ids_in: Vec<Value> = lines(&std::fs::read_to_string(&corpus).unwrap()).iter().map(|r| r["id"].clone()).collect();
+    let ids_in: Vec<Value> = lines(&std::fs::read_to_string(&corpus).unwrap())
+        .iter()
+        .map(|r| r["id"].clone())
+        .collect();
     let ids_out: Vec<Value> = lines(&two.stdout).iter().map(|r| r["id"].clone()).collect();
     assert_eq!(ids_in, ids_out);
 }
@@ -138,8 +214,17 @@ fn chatml_folder(dir: &Path) -> PathBuf {
 fn split_by_mask(tok: &Tok, rec: &Value) -> (String, String) {
     let (ids, mask) = (ids(&rec["ids"]), ids(&rec["mask"]));
     assert_eq!(ids.len(), mask.len());
-    let pick = |m: u32| -> Vec<u32> { ids.iter().zip(&mask).filter(|(_, &k)| k == m).map(|(&i, _)| i).collect() };
-    (tok.decode(&pick(1), true).unwrap(), tok.decode(&pick(0), false).unwrap())
+    let pick = |m: u32| -> Vec<u32> {
+        ids.iter()
+            .zip(&mask)
+            .filter(|(_, &k)| k == m)
+            .map(|(&i, _)| i)
+            .collect()
+    };
+    (
+        tok.decode(&pick(1), true).unwrap(),
+        tok.decode(&pick(0), false).unwrap(),
+    )
 }
 
 #[test]
@@ -155,7 +240,12 @@ fn sft_masks_cover_exactly_the_response() {
             {"role": "user", "content": "When?"},
             {"role": "assistant", "content": "Around 1606."}]}),
     ];
-    let responses = ["Hamlet, Act III.", "明月几时有？把酒问青天。", " to a summer's day?", "Shakespeare.Around 1606."];
+    let responses = [
+        "Hamlet, Act III.",
+        "明月几时有？把酒问青天。",
+        " to a summer's day?",
+        "Shakespeare.Around 1606.",
+    ];
     // Without a chat template: Alpaca prompt, plain concatenation, wick's default chat template.
     let tok = Tok::load(gpt2()).unwrap();
     let out = run(&["-q", "-t", gpt2().to_str().unwrap()], &jsonl(&records));
@@ -164,8 +254,15 @@ fn sft_masks_cover_exactly_the_response() {
         let (trained, prompt) = split_by_mask(&tok, rec);
         assert_eq!(trained, want);
         assert!(!prompt.contains(want.trim()), "{prompt:?}");
-        let last_trained = ids(&rec["ids"]).into_iter().zip(ids(&rec["mask"])).filter(|p| p.1 == 1).last();
-        assert_eq!(last_trained, Some((50256, 1)), "EOS closes the response and counts for loss");
+        let last_trained = ids(&rec["ids"])
+            .into_iter()
+            .zip(ids(&rec["mask"]))
+            .rfind(|p| p.1 == 1);
+        assert_eq!(
+            last_trained,
+            Some((50256, 1)),
+            "EOS closes the response and counts for loss"
+        );
     }
     // With the folder's ChatML template: each assistant turn plus its end marker.
     let folder = chatml_folder(tmp.path());
@@ -183,14 +280,29 @@ fn sft_masks_cover_exactly_the_response() {
 #[test]
 fn preference_records_get_three_id_lists() {
     let rec = json!({"prompt": "Full fathom five", "chosen": " thy father lies;", "rejected": " the sea is calm;"});
-    let out = run(&["-q", "-t", gpt2().to_str().unwrap()], &jsonl(&[rec.clone()]));
+    let out = run(
+        &["-q", "-t", gpt2().to_str().unwrap()],
+        &jsonl(std::slice::from_ref(&rec)),
+    );
     assert_eq!(out.code, 0, "{}", out.stderr);
     let got = &lines(&out.stdout)[0];
     let tok = Tok::load(gpt2()).unwrap();
-    assert_eq!(tok.decode(&ids(&got["prompt_ids"]), false).unwrap(), "Full fathom five");
-    assert_eq!(tok.decode(&ids(&got["chosen_ids"]), false).unwrap(), " thy father lies;<|endoftext|>");
-    assert_eq!(tok.decode(&ids(&got["rejected_ids"]), true).unwrap(), " the sea is calm;");
-    let dec = run(&["decode", "-t", gpt2().to_str().unwrap(), "--skip-special"], out.stdout.as_bytes());
+    assert_eq!(
+        tok.decode(&ids(&got["prompt_ids"]), false).unwrap(),
+        "Full fathom five"
+    );
+    assert_eq!(
+        tok.decode(&ids(&got["chosen_ids"]), false).unwrap(),
+        " thy father lies;<|endoftext|>"
+    );
+    assert_eq!(
+        tok.decode(&ids(&got["rejected_ids"]), true).unwrap(),
+        " the sea is calm;"
+    );
+    let dec = run(
+        &["decode", "-t", gpt2().to_str().unwrap(), "--skip-special"],
+        out.stdout.as_bytes(),
+    );
     assert_eq!(lines(&dec.stdout)[0], rec);
 }
 
@@ -200,12 +312,24 @@ fn bad_input_names_file_and_line_and_fails() {
     let t = gpt2();
     let t = t.to_str().unwrap();
     let cases: Vec<(&[u8], &str)> = vec![
-        (b"{\"text\": \"ok\"}\n{\"text\": \"broken\n", "bad.jsonl:2: malformed JSON"),
-        (b"{\"body\": \"no text\"}\n", "bad.jsonl:1: missing field \"text\""),
-        (b"{\"text\": 5}\n", "bad.jsonl:1: field \"text\" must be a string, found a number"),
+        (
+            b"{\"text\": \"ok\"}\n{\"text\": \"broken\n",
+            "bad.jsonl:2: malformed JSON",
+        ),
+        (
+            b"{\"body\": \"no text\"}\n",
+            "bad.jsonl:1: missing field \"text\"",
+        ),
+        (
+            b"{\"text\": 5}\n",
+            "bad.jsonl:1: field \"text\" must be a string, found a number",
+        ),
         (b"{\"text\": \"caf\xe9\"}\n", "bad.jsonl:1: not valid UTF-8"),
         (b"[1, 2]\n", "bad.jsonl:1: expected a JSON object"),
-        (b"{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}]}\n", "bad.jsonl:1: conversation has no assistant message"),
+        (
+            b"{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}]}\n",
+            "bad.jsonl:1: conversation has no assistant message",
+        ),
     ];
     for (input, want) in cases {
         let path = tmp.path().join("bad.jsonl");
@@ -213,7 +337,10 @@ fn bad_input_names_file_and_line_and_fails() {
         let out = run(&["-t", t, path.to_str().unwrap()], b"");
         assert_eq!(out.code, 1, "{want}");
         let first = out.stderr.lines().next().unwrap();
-        assert!(first.starts_with(&format!("tokenize: {}", path.display()).replace("bad.jsonl", "")), "{first}");
+        assert!(
+            first.starts_with(&format!("tokenize: {}", path.display()).replace("bad.jsonl", "")),
+            "{first}"
+        );
         assert!(first.contains(want), "{first:?} should contain {want:?}");
         assert_eq!(out.stderr.lines().count(), 1, "one line: {}", out.stderr);
     }
@@ -226,9 +353,17 @@ fn bad_input_names_file_and_line_and_fails() {
     // A missing tokenizer, and a missing input file.
     let out = run(&["-t", "/nonexistent/tok.json"], b"");
     assert_eq!(out.code, 1);
-    assert!(out.stderr.starts_with("tokenize: /nonexistent/tok.json: "), "{}", out.stderr);
+    assert!(
+        out.stderr.starts_with("tokenize: /nonexistent/tok.json: "),
+        "{}",
+        out.stderr
+    );
     let out = run(&["-t", t, "/nonexistent.jsonl"], b"");
-    assert!(out.stderr.starts_with("tokenize: /nonexistent.jsonl: "), "{}", out.stderr);
+    assert!(
+        out.stderr.starts_with("tokenize: /nonexistent.jsonl: "),
+        "{}",
+        out.stderr
+    );
     // Usage errors exit 2.
     assert_eq!(run(&["--no-such-flag"], b"").code, 2);
 }
@@ -243,13 +378,38 @@ fn empty_input_gives_empty_output() {
 fn output_file_is_written_atomically() {
     let tmp = tempfile::tempdir().unwrap();
     let dest = tmp.path().join("ids.jsonl");
-    let out = run(&["-q", "-t", gpt2().to_str().unwrap(), "-o", dest.to_str().unwrap()], b"{\"text\":\"a\"}\n{\"text\":3}\n");
+    let out = run(
+        &[
+            "-q",
+            "-t",
+            gpt2().to_str().unwrap(),
+            "-o",
+            dest.to_str().unwrap(),
+        ],
+        b"{\"text\":\"a\"}\n{\"text\":3}\n",
+    );
     assert_eq!(out.code, 1);
     assert!(!dest.exists(), "a failed run leaves no output file");
-    assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0, "nor a temporary");
-    let out = run(&["-q", "-t", gpt2().to_str().unwrap(), "-o", dest.to_str().unwrap()], b"{\"text\":\"a\"}\n");
+    assert_eq!(
+        std::fs::read_dir(tmp.path()).unwrap().count(),
+        0,
+        "nor a temporary"
+    );
+    let out = run(
+        &[
+            "-q",
+            "-t",
+            gpt2().to_str().unwrap(),
+            "-o",
+            dest.to_str().unwrap(),
+        ],
+        b"{\"text\":\"a\"}\n",
+    );
     assert_eq!(out.code, 0);
-    assert_eq!(std::fs::read_to_string(&dest).unwrap(), "{\"text\":\"a\",\"ids\":[64,50256]}\n");
+    assert_eq!(
+        std::fs::read_to_string(&dest).unwrap(),
+        "{\"text\":\"a\",\"ids\":[64,50256]}\n"
+    );
 }
 
 #[test]
@@ -273,24 +433,46 @@ fn a_closed_pipe_ends_quietly() {
     let status = child.wait().unwrap();
     writer.join().unwrap();
     let mut stderr = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
     assert_eq!(status.code(), Some(0), "{stderr}");
-    assert!(!stderr.contains("Broken pipe") && !stderr.contains("error"), "{stderr}");
+    assert!(
+        !stderr.contains("Broken pipe") && !stderr.contains("error"),
+        "{stderr}"
+    );
 }
 
 #[test]
 fn train_writes_a_loadable_tokenizer_and_config() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("tok");
-    let out = run(&["train", "--vocab-size", "800", "--special-tokens", "<|endoftext|>,<|pad|>", "-o",
-        &format!("{}/", dir.display()), data("english.jsonl").to_str().unwrap(), data("raw/zh/tang300").to_str().unwrap()], b"");
+    let out = run(
+        &[
+            "train",
+            "--vocab-size",
+            "800",
+            "--special-tokens",
+            "<|endoftext|>,<|pad|>",
+            "-o",
+            &format!("{}/", dir.display()),
+            data("english.jsonl").to_str().unwrap(),
+            data("raw/zh/tang300").to_str().unwrap(),
+        ],
+        b"",
+    );
     assert_eq!(out.code, 0, "{}", out.stderr);
     let tok = Tok::load(&dir).unwrap();
     assert_eq!(tok.vocab_size(), 800);
     assert_eq!(tok.inner.token_to_id("<|endoftext|>"), Some(0));
     assert_eq!(tok.inner.token_to_id("<|pad|>"), Some(1));
     assert_eq!(tok.eos_id, Some(0));
-    let config: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("tokenizer_config.json")).unwrap()).unwrap();
+    let config: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("tokenizer_config.json")).unwrap())
+            .unwrap();
     assert_eq!(config["eos_token"], "<|endoftext|>");
     // Byte-level: any text, even unseen script, round-trips.
     let text = "Ἐν ἀρχῇ ἦν ὁ λόγος 🙂\r\n\t x";
@@ -303,18 +485,41 @@ fn train_writes_a_loadable_tokenizer_and_config() {
 fn train_reports_bad_input_and_writes_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let dest = tmp.path().join("tok.json");
-    let out = run(&["train", "--vocab-size", "100", "-o", dest.to_str().unwrap()], b"{\"text\": \"x\"}\n");
+    let out = run(
+        &["train", "--vocab-size", "100", "-o", dest.to_str().unwrap()],
+        b"{\"text\": \"x\"}\n",
+    );
     assert_eq!(out.code, 1);
-    assert!(out.stderr.contains("--vocab-size 100 is too small"), "{}", out.stderr);
-    let out = run(&["train", "--vocab-size", "300", "-o", dest.to_str().unwrap()], b"{\"text\": \"x\"}\n{\"text\": \n");
+    assert!(
+        out.stderr.contains("--vocab-size 100 is too small"),
+        "{}",
+        out.stderr
+    );
+    let out = run(
+        &["train", "--vocab-size", "300", "-o", dest.to_str().unwrap()],
+        b"{\"text\": \"x\"}\n{\"text\": \n",
+    );
     assert_eq!(out.code, 1);
-    assert!(out.stderr.contains("<stdin>:2: malformed JSON"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("<stdin>:2: malformed JSON"),
+        "{}",
+        out.stderr
+    );
     assert!(!dest.exists());
 }
 
 #[test]
 fn decode_rejects_ids_outside_the_vocabulary() {
-    let out = run(&["decode", "-t", gpt2().to_str().unwrap()], b"{\"ids\": [1, 2]}\n{\"ids\": [50257]}\n");
+    let out = run(
+        &["decode", "-t", gpt2().to_str().unwrap()],
+        b"{\"ids\": [1, 2]}\n{\"ids\": [50257]}\n",
+    );
     assert_eq!(out.code, 1);
-    assert!(out.stderr.contains("<stdin>:2: field \"ids\"[0]: id 50257 is not below the vocabulary size 50257"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains(
+            "<stdin>:2: field \"ids\"[0]: id 50257 is not below the vocabulary size 50257"
+        ),
+        "{}",
+        out.stderr
+    );
 }

@@ -9,7 +9,11 @@ pub enum Error {
     /// An I/O failure on a named file (or `<stdin>` / `<stdout>`).
     Io { path: String, source: io::Error },
     /// A bad record: file, 1-based line number, what was wrong.
-    Record { path: String, line: u64, msg: String },
+    Record {
+        path: String,
+        line: u64,
+        msg: String,
+    },
     /// Anything else, already phrased for the user.
     Msg(String),
 }
@@ -18,11 +22,18 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     pub fn io(path: impl fmt::Display, source: io::Error) -> Self {
-        Error::Io { path: path.to_string(), source }
+        Error::Io {
+            path: path.to_string(),
+            source,
+        }
     }
 
     pub fn record(path: impl fmt::Display, line: u64, msg: impl fmt::Display) -> Self {
-        Error::Record { path: path.to_string(), line, msg: msg.to_string() }
+        Error::Record {
+            path: path.to_string(),
+            line,
+            msg: msg.to_string(),
+        }
     }
 
     pub fn msg(msg: impl fmt::Display) -> Self {

@@ -17,12 +17,16 @@ pub fn write_ids<T: itoa::Integer + Copy>(out: &mut Vec<u8>, ids: &[T]) {
 
 /// An `"ids"`-style field as token ids, each checked against the vocabulary size.
 pub fn read_ids(v: &Value, field: &str, vocab: usize) -> Result<Vec<u32>, String> {
-    let arr = v.as_array().ok_or_else(|| format!("field \"{field}\" must be a list of token ids"))?;
+    let arr = v
+        .as_array()
+        .ok_or_else(|| format!("field \"{field}\" must be a list of token ids"))?;
     arr.iter()
         .enumerate()
         .map(|(i, x)| match x.as_u64() {
             Some(id) if (id as usize) < vocab => Ok(id as u32),
-            Some(id) => Err(format!("field \"{field}\"[{i}]: id {id} is not below the vocabulary size {vocab}")),
+            Some(id) => Err(format!(
+                "field \"{field}\"[{i}]: id {id} is not below the vocabulary size {vocab}"
+            )),
             None => Err(format!("field \"{field}\"[{i}]: {x} is not a token id")),
         })
         .collect()
@@ -44,7 +48,10 @@ mod tests {
             "field \"ids\"[2]: id 50256 is not below the vocabulary size 50256"
         );
         let v: Value = serde_json::json!([1, -2]);
-        assert_eq!(read_ids(&v, "ids", 10).unwrap_err(), "field \"ids\"[1]: -2 is not a token id");
+        assert_eq!(
+            read_ids(&v, "ids", 10).unwrap_err(),
+            "field \"ids\"[1]: -2 is not a token id"
+        );
         assert!(read_ids(&serde_json::json!("x"), "ids", 10).is_err());
     }
 }

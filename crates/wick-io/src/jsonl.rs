@@ -49,7 +49,10 @@ impl LineReader {
     /// number, or `None` at end of input.
     pub fn read_line(&mut self, buf: &mut Vec<u8>) -> Result<Option<u64>> {
         buf.clear();
-        let n = self.inner.read_until(b'\n', buf).map_err(|e| Error::io(&self.name, e))?;
+        let n = self
+            .inner
+            .read_until(b'\n', buf)
+            .map_err(|e| Error::io(&self.name, e))?;
         if n == 0 {
             return Ok(None);
         }
@@ -71,7 +74,9 @@ impl LineReader {
         let mut bytes = 0;
         while batch.len() < max_lines && bytes < max_bytes {
             let mut buf = Vec::new();
-            let Some(number) = self.read_line(&mut buf)? else { break };
+            let Some(number) = self.read_line(&mut buf)? else {
+                break;
+            };
             if buf.iter().all(u8::is_ascii_whitespace) {
                 continue;
             }
@@ -89,7 +94,10 @@ pub fn parse_object(file: &str, line: u64, bytes: &[u8]) -> Result<Map<String, V
         return Err(Error::record(
             file,
             line,
-            format!("not valid UTF-8 (bad byte at column {})", e.valid_up_to() + 1),
+            format!(
+                "not valid UTF-8 (bad byte at column {})",
+                e.valid_up_to() + 1
+            ),
         ));
     }
     match serde_json::from_slice::<Value>(bytes) {
@@ -125,7 +133,10 @@ mod tests {
         let mut r = LineReader::from_reader("x.jsonl", io::Cursor::new(data));
         let batch = r.read_batch(100, 1 << 20).unwrap();
         let got: Vec<(u64, &[u8])> = batch.iter().map(|l| (l.number, &l.bytes[..])).collect();
-        assert_eq!(got, vec![(1, &b"{\"a\":1}"[..]), (4, b"{\"a\":2}"), (5, b"{\"a\":3}")]);
+        assert_eq!(
+            got,
+            vec![(1, &b"{\"a\":1}"[..]), (4, b"{\"a\":2}"), (5, b"{\"a\":3}")]
+        );
         assert!(r.read_batch(100, 1 << 20).unwrap().is_empty());
     }
 
@@ -139,11 +150,17 @@ mod tests {
 
     #[test]
     fn parse_errors_name_file_and_line() {
-        let e = parse_object("in.jsonl", 7, b"{\"text\": ").unwrap_err().to_string();
+        let e = parse_object("in.jsonl", 7, b"{\"text\": ")
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("in.jsonl:7: malformed JSON"), "{e}");
-        let e = parse_object("in.jsonl", 3, b"[1,2]").unwrap_err().to_string();
+        let e = parse_object("in.jsonl", 3, b"[1,2]")
+            .unwrap_err()
+            .to_string();
         assert_eq!(e, "in.jsonl:3: expected a JSON object, found an array");
-        let e = parse_object("in.jsonl", 2, b"{\"text\": \"caf\xe9\"}").unwrap_err().to_string();
+        let e = parse_object("in.jsonl", 2, b"{\"text\": \"caf\xe9\"}")
+            .unwrap_err()
+            .to_string();
         assert_eq!(e, "in.jsonl:2: not valid UTF-8 (bad byte at column 14)");
     }
 

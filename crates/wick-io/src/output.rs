@@ -22,7 +22,10 @@ impl AtomicFile {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
         };
-        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let prefix = format!(".{name}.tmp");
         let mut builder = tempfile::Builder::new();
         builder.prefix(&prefix);
@@ -32,7 +35,10 @@ impl AtomicFile {
         let tmp = builder
             .tempfile_in(&dir)
             .map_err(|e| Error::io(dir.display(), e))?;
-        Ok(AtomicFile { path, tmp: BufWriter::with_capacity(1 << 20, tmp) })
+        Ok(AtomicFile {
+            path,
+            tmp: BufWriter::with_capacity(1 << 20, tmp),
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -42,9 +48,15 @@ impl AtomicFile {
     /// Flushes, syncs and renames the file to its final name.
     pub fn commit(self) -> Result<()> {
         let path = self.path;
-        let tmp = self.tmp.into_inner().map_err(|e| Error::io(path.display(), e.into_error()))?;
-        tmp.as_file().sync_all().map_err(|e| Error::io(path.display(), e))?;
-        tmp.persist(&path).map_err(|e| Error::io(path.display(), e.error))?;
+        let tmp = self
+            .tmp
+            .into_inner()
+            .map_err(|e| Error::io(path.display(), e.into_error()))?;
+        tmp.as_file()
+            .sync_all()
+            .map_err(|e| Error::io(path.display(), e))?;
+        tmp.persist(&path)
+            .map_err(|e| Error::io(path.display(), e.error))?;
         Ok(())
     }
 }
@@ -64,7 +76,8 @@ impl Write for AtomicFile {
 /// Writes `bytes` to `path` atomically.
 pub fn write_atomic(path: impl AsRef<Path>, bytes: &[u8]) -> Result<()> {
     let mut f = AtomicFile::create(&path)?;
-    f.write_all(bytes).map_err(|e| Error::io(path.as_ref().display(), e))?;
+    f.write_all(bytes)
+        .map_err(|e| Error::io(path.as_ref().display(), e))?;
     f.commit()
 }
 
@@ -78,7 +91,10 @@ impl Output {
     /// `None` or `Some("-")` is stdout.
     pub fn create(path: Option<&str>) -> Result<Self> {
         match path {
-            None | Some("-") => Ok(Output::Stdout(BufWriter::with_capacity(1 << 20, io::stdout()))),
+            None | Some("-") => Ok(Output::Stdout(BufWriter::with_capacity(
+                1 << 20,
+                io::stdout(),
+            ))),
             Some(p) => Ok(Output::File(AtomicFile::create(p)?)),
         }
     }

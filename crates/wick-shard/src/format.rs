@@ -78,7 +78,10 @@ fn int(bytes: &[u8], i: usize) -> i32 {
 /// Checks a token shard's header and size; returns its dtype and token count.
 pub fn parse_shard(name: &str, bytes: &[u8]) -> Result<(Dtype, usize)> {
     if bytes.len() < HEADER_BYTES {
-        return Err(Error::msg(format!("{name}: truncated: {} bytes, shorter than the {HEADER_BYTES}-byte header", bytes.len())));
+        return Err(Error::msg(format!(
+            "{name}: truncated: {} bytes, shorter than the {HEADER_BYTES}-byte header",
+            bytes.len()
+        )));
     }
     let dtype = match (int(bytes, 0), int(bytes, 1)) {
         (MAGIC_U16, VERSION_U16) => Dtype::Uint16,
@@ -93,10 +96,16 @@ pub fn parse_shard(name: &str, bytes: &[u8]) -> Result<(Dtype, usize)> {
 /// Checks a sidecar's header and size; returns its element count.
 pub fn parse_sidecar(name: &str, bytes: &[u8], magic: i32, width: usize) -> Result<usize> {
     if bytes.len() < HEADER_BYTES {
-        return Err(Error::msg(format!("{name}: truncated: shorter than the {HEADER_BYTES}-byte header")));
+        return Err(Error::msg(format!(
+            "{name}: truncated: shorter than the {HEADER_BYTES}-byte header"
+        )));
     }
     if int(bytes, 0) != magic || int(bytes, 1) != SIDECAR_VERSION {
-        return Err(Error::msg(format!("{name}: wrong magic/version {}/{} (expected {magic}/{SIDECAR_VERSION})", int(bytes, 0), int(bytes, 1))));
+        return Err(Error::msg(format!(
+            "{name}: wrong magic/version {}/{} (expected {magic}/{SIDECAR_VERSION})",
+            int(bytes, 0),
+            int(bytes, 1)
+        )));
     }
     counted(name, bytes, width)
 }
@@ -104,12 +113,21 @@ pub fn parse_sidecar(name: &str, bytes: &[u8], magic: i32, width: usize) -> Resu
 fn counted(name: &str, bytes: &[u8], width: usize) -> Result<usize> {
     let count = int(bytes, 2);
     if count < 0 {
-        return Err(Error::msg(format!("{name}: negative count {count} in header")));
+        return Err(Error::msg(format!(
+            "{name}: negative count {count} in header"
+        )));
     }
     let want = HEADER_BYTES + count as usize * width;
     if bytes.len() != want {
-        let what = if bytes.len() < want { "truncated" } else { "has trailing bytes" };
-        return Err(Error::msg(format!("{name}: {what}: header says {count} elements ({want} bytes) but the file has {} bytes", bytes.len())));
+        let what = if bytes.len() < want {
+            "truncated"
+        } else {
+            "has trailing bytes"
+        };
+        return Err(Error::msg(format!(
+            "{name}: {what}: header says {count} elements ({want} bytes) but the file has {} bytes",
+            bytes.len()
+        )));
     }
     Ok(count as usize)
 }
@@ -142,17 +160,34 @@ mod tests {
     #[test]
     fn bad_shards_are_named_and_explained() {
         let good = shard(Dtype::Uint16, &[1, 2, 3]);
-        let e = parse_shard("a.bin", &good[..good.len() - 1]).unwrap_err().to_string();
-        assert_eq!(e, "a.bin: truncated: header says 3 elements (1030 bytes) but the file has 1029 bytes");
+        let e = parse_shard("a.bin", &good[..good.len() - 1])
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "a.bin: truncated: header says 3 elements (1030 bytes) but the file has 1029 bytes"
+        );
         let mut bad = good.clone();
         bad[0] = 0;
-        assert!(parse_shard("a.bin", &bad).unwrap_err().to_string().starts_with("a.bin: wrong magic number"));
+        assert!(parse_shard("a.bin", &bad)
+            .unwrap_err()
+            .to_string()
+            .starts_with("a.bin: wrong magic number"));
         let mut v7 = good.clone();
         v7[4] = 7;
-        assert_eq!(parse_shard("a.bin", &v7).unwrap_err().to_string(), "a.bin: unsupported version 7 for magic 20240520");
-        assert!(parse_shard("a.bin", &good[..100]).unwrap_err().to_string().contains("shorter than the 1024-byte header"));
+        assert_eq!(
+            parse_shard("a.bin", &v7).unwrap_err().to_string(),
+            "a.bin: unsupported version 7 for magic 20240520"
+        );
+        assert!(parse_shard("a.bin", &good[..100])
+            .unwrap_err()
+            .to_string()
+            .contains("shorter than the 1024-byte header"));
         let mut long = good.clone();
         long.push(0);
-        assert!(parse_shard("a.bin", &long).unwrap_err().to_string().contains("trailing bytes"));
+        assert!(parse_shard("a.bin", &long)
+            .unwrap_err()
+            .to_string()
+            .contains("trailing bytes"));
     }
 }

@@ -93,8 +93,12 @@ impl Manifest {
     pub fn load(dir: &Path) -> Result<Manifest> {
         let path = dir.join(MANIFEST);
         let text = std::fs::read_to_string(&path).map_err(|e| Error::io(path.display(), e))?;
-        let m: Manifest = serde_json::from_str(&text)
-            .map_err(|e| Error::msg(format!("{}: not a wick shard manifest: {e}", path.display())))?;
+        let m: Manifest = serde_json::from_str(&text).map_err(|e| {
+            Error::msg(format!(
+                "{}: not a wick shard manifest: {e}",
+                path.display()
+            ))
+        })?;
         if m.format != FORMAT || m.version != VERSION {
             return Err(Error::msg(format!(
                 "{}: unsupported format {:?} version {} (this wick reads {FORMAT:?} version {VERSION})",

@@ -61,23 +61,40 @@ const SPLITS: [Split; 2] = [Split::Train, Split::Val];
 
 impl Packer {
     /// Starts a pack into `out`, copying `tokenizer_json` (and its tokenizer_config.json) in.
-    pub fn create(out: &Path, opts: PackOptions, tokenizer_json: &Path, tokenizer_hash: &str) -> Result<Packer> {
+    pub fn create(
+        out: &Path,
+        opts: PackOptions,
+        tokenizer_json: &Path,
+        tokenizer_hash: &str,
+    ) -> Result<Packer> {
         check_destination(out)?;
         if opts.dtype == Dtype::Uint16 && opts.vocab_size > 1 << 16 {
-            return Err(Error::msg(format!("a vocabulary of {} does not fit uint16 shards; use uint32", opts.vocab_size)));
+            return Err(Error::msg(format!(
+                "a vocabulary of {} does not fit uint16 shards; use uint32",
+                opts.vocab_size
+            )));
         }
         if !(0.0..=1.0).contains(&opts.val_fraction) {
-            return Err(Error::msg(format!("--val-fraction {} is not between 0 and 1", opts.val_fraction)));
+            return Err(Error::msg(format!(
+                "--val-fraction {} is not between 0 and 1",
+                opts.val_fraction
+            )));
         }
         if opts.shard_tokens == 0 || opts.shard_tokens > i32::MAX as usize {
-            return Err(Error::msg(format!("--shard-tokens must be between 1 and {} (llm.c's int32 count)", i32::MAX)));
+            return Err(Error::msg(format!(
+                "--shard-tokens must be between 1 and {} (llm.c's int32 count)",
+                i32::MAX
+            )));
         }
         let parent = match out.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
         };
         wick_io::create_dir_all(&parent)?;
-        let name = out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "shards".into());
+        let name = out
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "shards".into());
         let staging = tempfile::Builder::new()
             .prefix(&format!(".{name}.tmp"))
             .tempdir_in(&parent)
@@ -90,12 +107,25 @@ impl Packer {
         let mut spills = Vec::new();
         for split in SPLITS {
             let open = |suffix: &str| -> Result<BufWriter<File>> {
-                let p = staging.path().join(format!("{}.{suffix}.spill", split.name()));
-                Ok(BufWriter::with_capacity(1 << 20, File::create(&p).map_err(|e| Error::io(p.display(), e))?))
+                let p = staging
+                    .path()
+                    .join(format!("{}.{suffix}.spill", split.name()));
+                Ok(BufWriter::with_capacity(
+                    1 << 20,
+                    File::create(&p).map_err(|e| Error::io(p.display(), e))?,
+                ))
             };
-            spills.push(Spill { tokens: open("tokens")?, masks: open("mask")?, docs: Vec::new(), len: 0 });
+            spills.push(Spill {
+                tokens: open("tokens")?,
+                masks: open("mask")?,
+                docs: Vec::new(),
+                len: 0,
+            });
         }
-        let tokenizer = TokenizerInfo { file: "tokenizer.json".into(), xxh3_128: tokenizer_hash.to_string() };
+        let tokenizer = TokenizerInfo {
+            file: "tokenizer.json".into(),
+            xxh3_128: tokenizer_hash.to_string(),
+        };
         let manifest = Manifest::new(
             tokenizer,
             opts.vocab_size,
@@ -106,19 +136,41 @@ impl Packer {
             opts.shuffle_seed,
             opts.shard_tokens,
         );
-        Ok(Packer { out: out.to_path_buf(), staging, opts, manifest, spills })
+        Ok(Packer {
+            out: out.to_path_buf(),
+            staging,
+            opts,
+            manifest,
+            spills,
+        })
     }
 
     /// Adds one document. An EOS is appended unless the ids already end with one (with mask 1:
     /// learning to stop counts). Errors say what was wrong with the document, for the caller to
     /// prefix with file and line.
-    pub fn add(&mut self, key: &[u8], ids: &[u32], mask: Option<&[u8]>) -> std::result::Result<Split, String> {
-        if let Some((i, id)) = ids.iter().enumerate().find(|(_, &id)| id as usize >= self.opts.vocab_size) {
-            return Err(format!("ids[{i}]: id {id} is not below the vocabulary size {}", self.opts.vocab_size));
+    pub fn add(
+        &mut self,
+        key: &[u8],
+        ids: &[u32],
+        mask: Option<&[u8]>,
+    ) -> std::result::Result<Split, String> {
+        if let Some((i, id)) = ids
+            .iter()
+            .enumerate()
+            .find(|(_, &id)| id as usize >= self.opts.vocab_size)
+        {
+            return Err(format!(
+                "ids[{i}]: id {id} is not below the vocabulary size {}",
+                self.opts.vocab_size
+            ));
         }
         if let Some(m) = mask {
             if m.len() != ids.len() {
-                return Err(format!("\"mask\" has {} entries but \"ids\" has {}", m.len(), ids.len()));
+                return Err(format!(
+                    "\"mask\" has {} entries but \"ids\" has {}",
+                    m.len(),
+                    ids.len()
+                ));
             }
             if m.iter().any(|&b| b > 1) {
                 return Err("\"mask\" entries must be 0 or 1".into());
@@ -153,14 +205,20 @@ impl Packer {
         let dir = self.staging.path().to_path_buf();
         let spills = std::mem::take(&mut self.spills);
         for (split, spill) in SPLITS.into_iter().zip(spills) {
-            let Spill { tokens, masks, mut docs, len } = spill;
+            let Spill {
+                tokens,
+                masks,
+                mut docs,
+                len,
+            } = spill;
             let tokens_path = dir.join(format!("{}.tokens.spill", split.name()));
             let mask_path = dir.join(format!("{}.mask.spill", split.name()));
             finish_writer(tokens, &tokens_path)?;
             finish_writer(masks, &mask_path)?;
             if let Some(seed) = self.opts.shuffle_seed {
                 // Each split has its own stream, so train order does not depend on val's size.
-                Rng::new(seed ^ (split as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)).shuffle(&mut docs);
+                Rng::new(seed ^ (split as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15))
+                    .shuffle(&mut docs);
             }
             let mut totals = SplitTotals::default();
             if len > 0 {
@@ -170,13 +228,23 @@ impl Packer {
                 while start < docs.len() {
                     let mut end = start;
                     let mut n = 0usize;
-                    while end < docs.len() && (end == start || n + docs[end].1 as usize <= self.opts.shard_tokens) {
+                    while end < docs.len()
+                        && (end == start || n + docs[end].1 as usize <= self.opts.shard_tokens)
+                    {
                         n += docs[end].1 as usize;
                         end += 1;
                     }
                     let name = format!("{}_{:06}", split.name(), totals.shards);
                     let mask = self.manifest.has_mask.then_some(&masks[..]);
-                    let entry = write_shard(&dir, &name, split, self.opts.dtype, &docs[start..end], &toks, mask)?;
+                    let entry = write_shard(
+                        &dir,
+                        &name,
+                        split,
+                        self.opts.dtype,
+                        &docs[start..end],
+                        &toks,
+                        mask,
+                    )?;
                     totals.tokens += entry.tokens;
                     totals.documents += entry.documents;
                     totals.shards += 1;
@@ -186,7 +254,9 @@ impl Packer {
             }
             remove(&tokens_path)?;
             remove(&mask_path)?;
-            self.manifest.splits.insert(split.name().to_string(), totals);
+            self.manifest
+                .splits
+                .insert(split.name().to_string(), totals);
         }
         let mpath = dir.join(MANIFEST);
         fs::write(&mpath, self.manifest.to_json()).map_err(|e| Error::io(mpath.display(), e))?;
@@ -198,7 +268,11 @@ impl Packer {
 /// Refuses to replace anything but an earlier shard directory.
 fn check_destination(out: &Path) -> Result<()> {
     if out.exists() {
-        let is_empty_dir = out.is_dir() && fs::read_dir(out).map_err(|e| Error::io(out.display(), e))?.next().is_none();
+        let is_empty_dir = out.is_dir()
+            && fs::read_dir(out)
+                .map_err(|e| Error::io(out.display(), e))?
+                .next()
+                .is_none();
         if !is_empty_dir && !out.join(MANIFEST).exists() {
             return Err(Error::msg(format!(
                 "{}: exists and is not a shard directory (no {MANIFEST}); refusing to replace it",
@@ -218,7 +292,11 @@ fn install(staging: tempfile::TempDir, out: &Path) -> Result<()> {
         .map_err(|e| Error::io(staged.display(), e))?;
     let err = |e| Error::io(out.display(), e);
     if out.exists() {
-        let old = out.with_file_name(format!(".{}.old-{}", out.file_name().unwrap_or_default().to_string_lossy(), std::process::id()));
+        let old = out.with_file_name(format!(
+            ".{}.old-{}",
+            out.file_name().unwrap_or_default().to_string_lossy(),
+            std::process::id()
+        ));
         fs::rename(out, &old).map_err(err)?;
         fs::rename(&staged, out).map_err(err)?;
         fs::remove_dir_all(&old).map_err(err)?;
@@ -229,7 +307,8 @@ fn install(staging: tempfile::TempDir, out: &Path) -> Result<()> {
 }
 
 fn finish_writer(w: BufWriter<File>, path: &Path) -> Result<()> {
-    w.into_inner().map_err(|e| Error::io(path.display(), e.into_error()))?;
+    w.into_inner()
+        .map_err(|e| Error::io(path.display(), e.into_error()))?;
     Ok(())
 }
 
@@ -244,7 +323,9 @@ fn remove(path: &Path) -> Result<()> {
 }
 
 fn copy(from: &Path, to: &Path) -> Result<()> {
-    fs::copy(from, to).map(|_| ()).map_err(|e| Error::io(from.display(), e))
+    fs::copy(from, to)
+        .map(|_| ())
+        .map_err(|e| Error::io(from.display(), e))
 }
 
 /// Writes a file while hashing its bytes.
@@ -257,15 +338,25 @@ struct Hashed {
 impl Hashed {
     fn create(path: PathBuf) -> Result<Hashed> {
         let f = File::create(&path).map_err(|e| Error::io(path.display(), e))?;
-        Ok(Hashed { w: BufWriter::with_capacity(1 << 20, f), h: Xxh3::new(), path })
+        Ok(Hashed {
+            w: BufWriter::with_capacity(1 << 20, f),
+            h: Xxh3::new(),
+            path,
+        })
     }
     fn put(&mut self, b: &[u8]) -> Result<()> {
         self.h.update(b);
-        self.w.write_all(b).map_err(|e| Error::io(self.path.display(), e))
+        self.w
+            .write_all(b)
+            .map_err(|e| Error::io(self.path.display(), e))
     }
     fn finish(self) -> Result<String> {
-        let f = self.w.into_inner().map_err(|e| Error::io(self.path.display(), e.into_error()))?;
-        f.sync_all().map_err(|e| Error::io(self.path.display(), e))?;
+        let f = self
+            .w
+            .into_inner()
+            .map_err(|e| Error::io(self.path.display(), e.into_error()))?;
+        f.sync_all()
+            .map_err(|e| Error::io(self.path.display(), e))?;
         Ok(format!("{:016x}", self.h.digest()))
     }
 }

@@ -12,7 +12,9 @@ use crate::manifest::{Manifest, ShardEntry, MANIFEST};
 use crate::{Dtype, Split};
 
 #[cfg(target_endian = "big")]
-compile_error!("wick-shard reads little-endian shard files in place and needs a little-endian machine");
+compile_error!(
+    "wick-shard reads little-endian shard files in place and needs a little-endian machine"
+);
 
 /// A shard's tokens, borrowed from the mapping.
 #[derive(Clone, Copy)]
@@ -91,17 +93,37 @@ impl Shard {
         let (dtype, _) = parse_shard(&path.display().to_string(), &tokens)?;
         let sidecar = |ext: &str| -> Result<Option<Mmap>> {
             let p = path.with_extension(ext);
-            if p.exists() { map(&p).map(Some) } else { Ok(None) }
+            if p.exists() {
+                map(&p).map(Some)
+            } else {
+                Ok(None)
+            }
         };
-        let shard = Shard { path: path.to_path_buf(), split, dtype, entry: None, docs: sidecar("docs")?, mask: sidecar("mask")?, map: tokens };
+        let shard = Shard {
+            path: path.to_path_buf(),
+            split,
+            dtype,
+            entry: None,
+            docs: sidecar("docs")?,
+            mask: sidecar("mask")?,
+            map: tokens,
+        };
         if let Some(d) = &shard.docs {
-            parse_sidecar(&path.with_extension("docs").display().to_string(), d, MAGIC_DOCS, 8)?;
+            parse_sidecar(
+                &path.with_extension("docs").display().to_string(),
+                d,
+                MAGIC_DOCS,
+                8,
+            )?;
         }
         if let Some(m) = &shard.mask {
             let name = path.with_extension("mask").display().to_string();
             let n = parse_sidecar(&name, m, MAGIC_MASK, 1)?;
             if n != shard.len() {
-                return Err(Error::msg(format!("{name}: has {n} mask entries for {} tokens", shard.len())));
+                return Err(Error::msg(format!(
+                    "{name}: has {n} mask entries for {} tokens",
+                    shard.len()
+                )));
             }
         }
         Ok(shard)
@@ -164,10 +186,17 @@ impl ShardSet {
         let path = path.as_ref();
         if path.is_file() {
             let shard = Shard::open(path, split_by_name(path))?;
-            return Ok(ShardSet { dir: path.parent().unwrap_or(Path::new(".")).to_path_buf(), manifest: None, shards: vec![shard] });
+            return Ok(ShardSet {
+                dir: path.parent().unwrap_or(Path::new(".")).to_path_buf(),
+                manifest: None,
+                shards: vec![shard],
+            });
         }
         if !path.is_dir() {
-            return Err(Error::msg(format!("{}: no such shard directory or file", path.display())));
+            return Err(Error::msg(format!(
+                "{}: no such shard directory or file",
+                path.display()
+            )));
         }
         if path.join(MANIFEST).exists() {
             return Self::open_manifest(path);
@@ -178,11 +207,21 @@ impl ShardSet {
             .filter(|p| p.extension().is_some_and(|x| x == "bin") && !is_hidden(p))
             .collect();
         if bins.is_empty() {
-            return Err(Error::msg(format!("{}: has neither {MANIFEST} nor .bin shards", path.display())));
+            return Err(Error::msg(format!(
+                "{}: has neither {MANIFEST} nor .bin shards",
+                path.display()
+            )));
         }
         bins.sort();
-        let shards = bins.iter().map(|p| Shard::open(p, split_by_name(p))).collect::<Result<_>>()?;
-        Ok(ShardSet { dir: path.to_path_buf(), manifest: None, shards })
+        let shards = bins
+            .iter()
+            .map(|p| Shard::open(p, split_by_name(p)))
+            .collect::<Result<_>>()?;
+        Ok(ShardSet {
+            dir: path.to_path_buf(),
+            manifest: None,
+            shards,
+        })
     }
 
     fn open_manifest(dir: &Path) -> Result<ShardSet> {
@@ -193,13 +232,21 @@ impl ShardSet {
             if s.dtype != manifest.dtype || s.len() as u64 != e.tokens {
                 return Err(Error::msg(format!(
                     "{}: holds {} {} tokens but the manifest says {} {}",
-                    s.name(), s.len(), s.dtype.name(), e.tokens, manifest.dtype.name()
+                    s.name(),
+                    s.len(),
+                    s.dtype.name(),
+                    e.tokens,
+                    manifest.dtype.name()
                 )));
             }
             s.entry = Some(e.clone());
             shards.push(s);
         }
-        Ok(ShardSet { dir: dir.to_path_buf(), manifest: Some(manifest), shards })
+        Ok(ShardSet {
+            dir: dir.to_path_buf(),
+            manifest: Some(manifest),
+            shards,
+        })
     }
 
     pub fn split(&self, split: Split) -> Vec<&Shard> {
@@ -212,11 +259,15 @@ impl ShardSet {
 }
 
 fn is_hidden(p: &Path) -> bool {
-    p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.'))
+    p.file_name()
+        .is_some_and(|n| n.to_string_lossy().starts_with('.'))
 }
 
 fn split_by_name(p: &Path) -> Split {
-    let name = p.file_name().map(|n| n.to_string_lossy().to_lowercase()).unwrap_or_default();
+    let name = p
+        .file_name()
+        .map(|n| n.to_string_lossy().to_lowercase())
+        .unwrap_or_default();
     if name.contains("val") {
         Split::Val
     } else {

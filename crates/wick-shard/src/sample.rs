@@ -16,14 +16,21 @@ pub struct Batch {
 
 impl Batch {
     fn new(b: usize, t: usize, with_mask: bool) -> Batch {
-        Batch { b: 0, t, tokens: Vec::with_capacity(b * (t + 1)), mask: with_mask.then(|| Vec::with_capacity(b * (t + 1))) }
+        Batch {
+            b: 0,
+            t,
+            tokens: Vec::with_capacity(b * (t + 1)),
+            mask: with_mask.then(|| Vec::with_capacity(b * (t + 1))),
+        }
     }
 
     fn push(&mut self, shard: &Shard, start: usize) {
         let n = self.t + 1;
         shard.tokens().extend_into(start, n, &mut self.tokens);
         if let Some(m) = self.mask.as_mut() {
-            m.extend_from_slice(&shard.mask().expect("checked when the sampler was made")[start..start + n]);
+            m.extend_from_slice(
+                &shard.mask().expect("checked when the sampler was made")[start..start + n],
+            );
         }
         self.b += 1;
     }
@@ -41,12 +48,18 @@ pub struct Sampler<'a> {
     with_mask: bool,
 }
 
-fn usable<'a>(set: &'a ShardSet, split: Split, t: usize) -> Result<(Vec<&'a Shard>, bool)> {
-    let shards: Vec<&Shard> = set.split(split).into_iter().filter(|s| s.len() > t).collect();
+fn usable(set: &ShardSet, split: Split, t: usize) -> Result<(Vec<&Shard>, bool)> {
+    let shards: Vec<&Shard> = set
+        .split(split)
+        .into_iter()
+        .filter(|s| s.len() > t)
+        .collect();
     if shards.is_empty() {
         return Err(Error::msg(format!(
             "{}: no {} shard holds a window of {} tokens (T+1)",
-            set.dir.display(), split.name(), t + 1
+            set.dir.display(),
+            split.name(),
+            t + 1
         )));
     }
     let with_mask = shards.iter().all(|s| s.mask().is_some());
@@ -57,8 +70,21 @@ impl<'a> Sampler<'a> {
     pub fn new(set: &'a ShardSet, split: Split, b: usize, t: usize, seed: u64) -> Result<Self> {
         let (shards, with_mask) = usable(set, split, t)?;
         let mut total = 0;
-        let cum = shards.iter().map(|s| { total += (s.len() - t) as u64; total }).collect();
-        Ok(Sampler { shards, cum, rng: Rng::new(seed), b, t, with_mask })
+        let cum = shards
+            .iter()
+            .map(|s| {
+                total += (s.len() - t) as u64;
+                total
+            })
+            .collect();
+        Ok(Sampler {
+            shards,
+            cum,
+            rng: Rng::new(seed),
+            b,
+            t,
+            with_mask,
+        })
     }
 
     pub fn next_batch(&mut self) -> Batch {
@@ -89,7 +115,14 @@ pub struct Sequential<'a> {
 impl<'a> Sequential<'a> {
     pub fn new(set: &'a ShardSet, split: Split, b: usize, t: usize) -> Result<Self> {
         let (shards, with_mask) = usable(set, split, t)?;
-        Ok(Sequential { shards, b, t, with_mask, shard: 0, pos: 0 })
+        Ok(Sequential {
+            shards,
+            b,
+            t,
+            with_mask,
+            shard: 0,
+            pos: 0,
+        })
     }
 }
 

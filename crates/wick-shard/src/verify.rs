@@ -26,7 +26,10 @@ pub fn verify(path: &Path, vocab: Option<usize>) -> Report {
             Err(e) => r.problems.push(e.to_string()),
         }
     } else if path.is_dir() && !has_bins(path) {
-        r.problems.push(format!("{}: no {MANIFEST}: not a complete shard directory (an interrupted pack leaves none)", path.display()));
+        r.problems.push(format!(
+            "{}: no {MANIFEST}: not a complete shard directory (an interrupted pack leaves none)",
+            path.display()
+        ));
     } else {
         match ShardSet::open(path) {
             Ok(set) => {
@@ -67,14 +70,25 @@ fn verify_manifest(dir: &Path, m: &Manifest, vocab: Option<usize>, r: &mut Repor
         };
         let mut bad = |msg: String| r.problems.push(format!("{name}: {msg}"));
         if shard.dtype != m.dtype {
-            bad(format!("is {} but the manifest says {}", shard.dtype.name(), m.dtype.name()));
+            bad(format!(
+                "is {} but the manifest says {}",
+                shard.dtype.name(),
+                m.dtype.name()
+            ));
         }
         if shard.len() as u64 != e.tokens {
-            bad(format!("holds {} tokens but the manifest says {}", shard.len(), e.tokens));
+            bad(format!(
+                "holds {} tokens but the manifest says {}",
+                shard.len(),
+                e.tokens
+            ));
         }
         let sum = hex(shard.bytes());
         if sum != e.xxh3 {
-            bad(format!("checksum mismatch: manifest {}, file {sum}", e.xxh3));
+            bad(format!(
+                "checksum mismatch: manifest {}, file {sum}",
+                e.xxh3
+            ));
         }
         match (shard.docs_bytes(), shard.doc_starts()) {
             (Some(bytes), Some(starts)) => {
@@ -82,13 +96,21 @@ fn verify_manifest(dir: &Path, m: &Manifest, vocab: Option<usize>, r: &mut Repor
                     bad(format!("{}: checksum mismatch", e.docs_file));
                 }
                 if starts.len() as u64 != e.documents {
-                    bad(format!("{}: lists {} documents but the manifest says {}", e.docs_file, starts.len(), e.documents));
+                    bad(format!(
+                        "{}: lists {} documents but the manifest says {}",
+                        e.docs_file,
+                        starts.len(),
+                        e.documents
+                    ));
                 }
                 let ordered = starts.first().is_none_or(|&s| s == 0)
                     && starts.windows(2).all(|w| w[0] < w[1])
                     && starts.last().is_none_or(|&s| (s as usize) < shard.len());
                 if !ordered {
-                    bad(format!("{}: document starts are not increasing from 0 within the shard", e.docs_file));
+                    bad(format!(
+                        "{}: document starts are not increasing from 0 within the shard",
+                        e.docs_file
+                    ));
                 }
             }
             _ => bad(format!("missing sidecar {}", e.docs_file)),
@@ -125,13 +147,18 @@ fn verify_manifest(dir: &Path, m: &Manifest, vocab: Option<usize>, r: &mut Repor
 }
 
 fn check_ids(shard: &Shard, vocab: Option<usize>, r: &mut Report) {
-    let (Some(vocab), Some(max)) = (vocab, shard.tokens().max()) else { return };
+    let (Some(vocab), Some(max)) = (vocab, shard.tokens().max()) else {
+        return;
+    };
     if max as usize >= vocab {
         let toks = shard.tokens();
-        let pos = (0..toks.len()).find(|&i| toks.get(i) as usize >= vocab).unwrap_or(0);
+        let pos = (0..toks.len())
+            .find(|&i| toks.get(i) as usize >= vocab)
+            .unwrap_or(0);
         r.problems.push(format!(
             "{}: token {pos} is id {}, not below the vocabulary size {vocab}",
-            shard.name(), toks.get(pos)
+            shard.name(),
+            toks.get(pos)
         ));
     }
 }

@@ -3,29 +3,59 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use wick_shard::{split_of, verify, Dtype, PackOptions, Packer, Sampler, Sequential, ShardSet, Split};
+use wick_shard::{
+    split_of, verify, Dtype, PackOptions, Packer, Sampler, Sequential, ShardSet, Split,
+};
 
 const VOCAB: usize = 1000;
 const EOS: u32 = 999;
 
 fn fixture(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata").join(rel)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../testdata")
+        .join(rel)
 }
 
-fn opts(val_fraction: f64, shuffle_seed: Option<u64>, shard_tokens: usize, dtype: Dtype) -> PackOptions {
-    PackOptions { shard_tokens, dtype, val_fraction, split_key: "id".into(), shuffle_seed, vocab_size: VOCAB, eos_id: EOS }
+fn opts(
+    val_fraction: f64,
+    shuffle_seed: Option<u64>,
+    shard_tokens: usize,
+    dtype: Dtype,
+) -> PackOptions {
+    PackOptions {
+        shard_tokens,
+        dtype,
+        val_fraction,
+        split_key: "id".into(),
+        shuffle_seed,
+        vocab_size: VOCAB,
+        eos_id: EOS,
+    }
 }
 
 /// Documents of varied lengths whose ids encode (document, position).
 fn docs(n: u32) -> Vec<(String, Vec<u32>)> {
-    (0..n).map(|d| (format!("\"doc{d}\""), (0..(d % 17 + 3)).map(|i| (d * 7 + i) % 900).collect())).collect()
+    (0..n)
+        .map(|d| {
+            (
+                format!("\"doc{d}\""),
+                (0..(d % 17 + 3)).map(|i| (d * 7 + i) % 900).collect(),
+            )
+        })
+        .collect()
 }
 
-fn pack(dir: &Path, o: PackOptions, docs: &[(String, Vec<u32>)], masks: bool) -> wick_shard::Manifest {
+fn pack(
+    dir: &Path,
+    o: PackOptions,
+    docs: &[(String, Vec<u32>)],
+    masks: bool,
+) -> wick_shard::Manifest {
     let mut p = Packer::create(dir, o, &fixture("tokenizers/gpt2/tokenizer.json"), "hash").unwrap();
     for (key, ids) in docs {
         let mask: Vec<u8> = ids.iter().map(|&i| (i % 2) as u8).collect();
-        p.add(key.as_bytes(), ids, masks.then_some(&mask[..])).unwrap();
+        p.add(key.as_bytes(), ids, masks.then_some(&mask[..]))
+            .unwrap();
     }
     p.finish().unwrap()
 }
@@ -53,7 +83,10 @@ fn unshuffled_pack_reads_back_in_order_with_eos_appended() {
     let m = pack(&dir, opts(0.0, None, 64, Dtype::Uint16), &d, false);
     let set = ShardSet::open(&dir).unwrap();
     let got = read_docs(&set, Split::Train);
-    let want: Vec<Vec<u32>> = d.iter().map(|(_, ids)| ids.iter().copied().chain([EOS]).collect()).collect();
+    let want: Vec<Vec<u32>> = d
+        .iter()
+        .map(|(_, ids)| ids.iter().copied().chain([EOS]).collect())
+        .collect();
     assert_eq!(got, want);
     // Whole documents per shard, none over the target unless alone.
     assert!(m.shards.len() > 5);
@@ -74,12 +107,24 @@ fn shuffle_is_seeded_and_keeps_every_document() {
     pack(&b, opts(0.1, Some(5), 1 << 20, Dtype::Uint16), &d, false);
     pack(&c, opts(0.1, Some(6), 1 << 20, Dtype::Uint16), &d, false);
     for split in ["train_000000", "val_000000"] {
-        assert_eq!(fs::read(a.join(format!("{split}.bin"))).unwrap(), fs::read(b.join(format!("{split}.bin"))).unwrap());
+        assert_eq!(
+            fs::read(a.join(format!("{split}.bin"))).unwrap(),
+            fs::read(b.join(format!("{split}.bin"))).unwrap()
+        );
     }
-    assert_ne!(fs::read(a.join("train_000000.bin")).unwrap(), fs::read(c.join("train_000000.bin")).unwrap());
+    assert_ne!(
+        fs::read(a.join("train_000000.bin")).unwrap(),
+        fs::read(c.join("train_000000.bin")).unwrap()
+    );
     let set = ShardSet::open(&a).unwrap();
-    let mut all: Vec<Vec<u32>> = read_docs(&set, Split::Train).into_iter().chain(read_docs(&set, Split::Val)).collect();
-    let mut want: Vec<Vec<u32>> = d.iter().map(|(_, ids)| ids.iter().copied().chain([EOS]).collect()).collect();
+    let mut all: Vec<Vec<u32>> = read_docs(&set, Split::Train)
+        .into_iter()
+        .chain(read_docs(&set, Split::Val))
+        .collect();
+    let mut want: Vec<Vec<u32>> = d
+        .iter()
+        .map(|(_, ids)| ids.iter().copied().chain([EOS]).collect())
+        .collect();
     all.sort();
     want.sort();
     assert_eq!(all, want);
@@ -99,7 +144,10 @@ fn a_documents_split_does_not_change_when_the_corpus_grows() {
     };
     let (m1, v1) = val_ids(&tmp.path().join("s"), &small);
     let (_, v2) = val_ids(&tmp.path().join("b"), &big);
-    assert!(v1.iter().all(|doc| v2.contains(doc)), "every val document of the small corpus is val in the big one");
+    assert!(
+        v1.iter().all(|doc| v2.contains(doc)),
+        "every val document of the small corpus is val in the big one"
+    );
     let val = m1.splits["val"].documents as f64 / 100.0;
     assert!((0.08..0.35).contains(&val), "val fraction {val}");
     assert_eq!(split_of(b"\"doc1\"", 0.0), Split::Train);
@@ -119,11 +167,13 @@ fn masks_travel_in_sidecars_and_batches() {
     let mask = s.mask().unwrap();
     let toks = s.tokens();
     // Odd ids were masked in, EOS (appended) always counts.
-    for i in 0..s.len() {
+    for (i, &m) in mask.iter().enumerate() {
         let t = toks.get(i);
-        assert_eq!(mask[i], if t == EOS { 1 } else { (t % 2) as u8 }, "token {i}");
+        assert_eq!(m, if t == EOS { 1 } else { (t % 2) as u8 }, "token {i}");
     }
-    let b = Sampler::new(&set, Split::Train, 4, 8, 0).unwrap().next_batch();
+    let b = Sampler::new(&set, Split::Train, 4, 8, 0)
+        .unwrap()
+        .next_batch();
     let bm = b.mask.unwrap();
     assert_eq!(bm.len(), 4 * 9);
     for (t, m) in b.tokens.iter().zip(bm) {
@@ -167,12 +217,23 @@ fn sampler_windows_are_real_and_reproducible() {
 fn sequential_windows_cover_each_target_once() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("q");
-    pack(&dir, opts(0.0, None, 1 << 20, Dtype::Uint16), &docs(40), false);
+    pack(
+        &dir,
+        opts(0.0, None, 1 << 20, Dtype::Uint16),
+        &docs(40),
+        false,
+    );
     let set = ShardSet::open(&dir).unwrap();
     let n = set.shards[0].len();
     let t = 10;
-    let rows: Vec<Vec<u32>> = Sequential::new(&set, Split::Train, 4, t).unwrap()
-        .flat_map(|b| b.tokens.chunks(t + 1).map(<[u32]>::to_vec).collect::<Vec<_>>())
+    let rows: Vec<Vec<u32>> = Sequential::new(&set, Split::Train, 4, t)
+        .unwrap()
+        .flat_map(|b| {
+            b.tokens
+                .chunks(t + 1)
+                .map(<[u32]>::to_vec)
+                .collect::<Vec<_>>()
+        })
         .collect();
     assert_eq!(rows.len(), (n - 1) / t);
     let mut all = Vec::new();
@@ -187,12 +248,24 @@ fn reads_llmc_shards_written_by_numpy() {
     let docs: Vec<Vec<u32>> = fs::read_to_string(fixture("fixtures/llmc/docs.jsonl"))
         .unwrap()
         .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["ids"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect())
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["ids"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_u64().unwrap() as u32)
+                .collect()
+        })
         .collect();
     let want: Vec<u32> = docs.concat();
-    let expected: serde_json::Value = serde_json::from_str(&fs::read_to_string(fixture("fixtures/llmc/expected.json")).unwrap()).unwrap();
+    let expected: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(fixture("fixtures/llmc/expected.json")).unwrap())
+            .unwrap();
     assert_eq!(want.len() as u64, expected["num_tokens"].as_u64().unwrap());
-    for (file, dtype) in [("gpt2_u16.bin", Dtype::Uint16), ("gpt2_u32.bin", Dtype::Uint32)] {
+    for (file, dtype) in [
+        ("gpt2_u16.bin", Dtype::Uint16),
+        ("gpt2_u32.bin", Dtype::Uint32),
+    ] {
         let set = ShardSet::open(fixture("fixtures/llmc").join(file)).unwrap();
         let s = &set.shards[0];
         assert_eq!(s.dtype, dtype);
@@ -209,17 +282,33 @@ fn reads_llmc_shards_written_by_numpy() {
 fn packed_shard_is_byte_identical_to_llmc_writer() {
     let tmp = tempfile::tempdir().unwrap();
     let text = fs::read_to_string(fixture("fixtures/llmc/docs.jsonl")).unwrap();
-    for (dtype, file) in [(Dtype::Uint16, "gpt2_u16.bin"), (Dtype::Uint32, "gpt2_u32.bin")] {
+    for (dtype, file) in [
+        (Dtype::Uint16, "gpt2_u16.bin"),
+        (Dtype::Uint32, "gpt2_u32.bin"),
+    ] {
         let dir = tmp.path().join(file);
-        let o = PackOptions { vocab_size: 50257, eos_id: 50256, ..opts(0.0, None, 1 << 20, dtype) };
-        let mut p = Packer::create(&dir, o, &fixture("tokenizers/gpt2/tokenizer.json"), "h").unwrap();
+        let o = PackOptions {
+            vocab_size: 50257,
+            eos_id: 50256,
+            ..opts(0.0, None, 1 << 20, dtype)
+        };
+        let mut p =
+            Packer::create(&dir, o, &fixture("tokenizers/gpt2/tokenizer.json"), "h").unwrap();
         for l in text.lines() {
             let v: serde_json::Value = serde_json::from_str(l).unwrap();
-            let ids: Vec<u32> = v["ids"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect();
+            let ids: Vec<u32> = v["ids"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_u64().unwrap() as u32)
+                .collect();
             p.add(v["id"].to_string().as_bytes(), &ids, None).unwrap();
         }
         p.finish().unwrap();
-        assert_eq!(fs::read(dir.join("train_000000.bin")).unwrap(), fs::read(fixture("fixtures/llmc").join(file)).unwrap());
+        assert_eq!(
+            fs::read(dir.join("train_000000.bin")).unwrap(),
+            fs::read(fixture("fixtures/llmc").join(file)).unwrap()
+        );
     }
 }
 
@@ -228,7 +317,12 @@ fn verify_finds_each_kind_of_damage() {
     let tmp = tempfile::tempdir().unwrap();
     let fresh = |name: &str| {
         let dir = tmp.path().join(name);
-        pack(&dir, opts(0.0, None, 1 << 20, Dtype::Uint16), &docs(20), true);
+        pack(
+            &dir,
+            opts(0.0, None, 1 << 20, Dtype::Uint16),
+            &docs(20),
+            true,
+        );
         dir
     };
     let problems = |dir: &Path| verify(dir, None).problems.join("\n");
@@ -238,27 +332,46 @@ fn verify_finds_each_kind_of_damage() {
     let mut b = fs::read(&bin).unwrap();
     b[1030] ^= 1;
     fs::write(&bin, &b).unwrap();
-    assert!(problems(&dir).contains("train_000000.bin: checksum mismatch"), "{}", problems(&dir));
+    assert!(
+        problems(&dir).contains("train_000000.bin: checksum mismatch"),
+        "{}",
+        problems(&dir)
+    );
 
     let dir = fresh("trunc");
     let bin = dir.join("train_000000.bin");
     let b = fs::read(&bin).unwrap();
     fs::write(&bin, &b[..b.len() - 2]).unwrap();
-    assert!(problems(&dir).contains("train_000000.bin: truncated"), "{}", problems(&dir));
+    assert!(
+        problems(&dir).contains("train_000000.bin: truncated"),
+        "{}",
+        problems(&dir)
+    );
 
     let dir = fresh("magic");
     let bin = dir.join("train_000000.bin");
     let mut b = fs::read(&bin).unwrap();
     b[0] = 1;
     fs::write(&bin, &b).unwrap();
-    assert!(problems(&dir).contains("wrong magic number"), "{}", problems(&dir));
+    assert!(
+        problems(&dir).contains("wrong magic number"),
+        "{}",
+        problems(&dir)
+    );
 
     let dir = fresh("vocab");
-    assert!(verify(&dir, Some(500)).problems.join("\n").contains("not below the vocabulary size 500"));
+    assert!(verify(&dir, Some(500))
+        .problems
+        .join("\n")
+        .contains("not below the vocabulary size 500"));
 
     let dir = fresh("mask");
     fs::remove_file(dir.join("train_000000.mask")).unwrap();
-    assert!(problems(&dir).contains("missing sidecar train_000000.mask"), "{}", problems(&dir));
+    assert!(
+        problems(&dir).contains("missing sidecar train_000000.mask"),
+        "{}",
+        problems(&dir)
+    );
 
     let dir = fresh("manifest");
     fs::remove_file(dir.join("manifest.json")).unwrap();
@@ -271,11 +384,21 @@ fn an_unfinished_pack_leaves_nothing_behind() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("out");
     {
-        let mut p = Packer::create(&dir, opts(0.0, None, 1 << 20, Dtype::Uint16), &fixture("tokenizers/gpt2/tokenizer.json"), "h").unwrap();
+        let mut p = Packer::create(
+            &dir,
+            opts(0.0, None, 1 << 20, Dtype::Uint16),
+            &fixture("tokenizers/gpt2/tokenizer.json"),
+            "h",
+        )
+        .unwrap();
         p.add(b"1", &[1, 2, 3], None).unwrap();
     }
     assert!(!dir.exists());
-    assert_eq!(fs::read_dir(tmp.path()).unwrap().count(), 0, "staging directory removed");
+    assert_eq!(
+        fs::read_dir(tmp.path()).unwrap().count(),
+        0,
+        "staging directory removed"
+    );
     assert!(!verify(&dir, None).problems.is_empty());
 }
 
@@ -283,14 +406,37 @@ fn an_unfinished_pack_leaves_nothing_behind() {
 fn repacking_replaces_an_earlier_directory_but_nothing_else() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("out");
-    pack(&dir, opts(0.0, None, 1 << 20, Dtype::Uint16), &docs(5), false);
-    pack(&dir, opts(0.0, None, 1 << 20, Dtype::Uint16), &docs(9), false);
-    assert_eq!(ShardSet::open(&dir).unwrap().manifest.unwrap().splits["train"].documents, 9);
+    pack(
+        &dir,
+        opts(0.0, None, 1 << 20, Dtype::Uint16),
+        &docs(5),
+        false,
+    );
+    pack(
+        &dir,
+        opts(0.0, None, 1 << 20, Dtype::Uint16),
+        &docs(9),
+        false,
+    );
+    assert_eq!(
+        ShardSet::open(&dir).unwrap().manifest.unwrap().splits["train"].documents,
+        9
+    );
     let other = tmp.path().join("notes");
     fs::create_dir(&other).unwrap();
     fs::write(other.join("todo.txt"), "keep me").unwrap();
-    let err = Packer::create(&other, opts(0.0, None, 10, Dtype::Uint16), &fixture("tokenizers/gpt2/tokenizer.json"), "h").err().unwrap();
-    assert!(err.to_string().contains("is not a shard directory"), "{err}");
+    let err = Packer::create(
+        &other,
+        opts(0.0, None, 10, Dtype::Uint16),
+        &fixture("tokenizers/gpt2/tokenizer.json"),
+        "h",
+    )
+    .err()
+    .unwrap();
+    assert!(
+        err.to_string().contains("is not a shard directory"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -307,9 +453,30 @@ fn empty_input_gives_a_valid_empty_directory() {
 #[test]
 fn bad_documents_are_refused_with_a_reason() {
     let tmp = tempfile::tempdir().unwrap();
-    let mut p = Packer::create(&tmp.path().join("x"), opts(0.0, None, 100, Dtype::Uint16), &fixture("tokenizers/gpt2/tokenizer.json"), "h").unwrap();
-    assert_eq!(p.add(b"a", &[1, 1000], None).unwrap_err(), "ids[1]: id 1000 is not below the vocabulary size 1000");
-    assert_eq!(p.add(b"a", &[1, 2], Some(&[1])).unwrap_err(), "\"mask\" has 1 entries but \"ids\" has 2");
-    let big = PackOptions { vocab_size: 70000, ..opts(0.0, None, 100, Dtype::Uint16) };
-    assert!(Packer::create(&tmp.path().join("y"), big, &fixture("tokenizers/gpt2/tokenizer.json"), "h").is_err());
+    let mut p = Packer::create(
+        &tmp.path().join("x"),
+        opts(0.0, None, 100, Dtype::Uint16),
+        &fixture("tokenizers/gpt2/tokenizer.json"),
+        "h",
+    )
+    .unwrap();
+    assert_eq!(
+        p.add(b"a", &[1, 1000], None).unwrap_err(),
+        "ids[1]: id 1000 is not below the vocabulary size 1000"
+    );
+    assert_eq!(
+        p.add(b"a", &[1, 2], Some(&[1])).unwrap_err(),
+        "\"mask\" has 1 entries but \"ids\" has 2"
+    );
+    let big = PackOptions {
+        vocab_size: 70000,
+        ..opts(0.0, None, 100, Dtype::Uint16)
+    };
+    assert!(Packer::create(
+        &tmp.path().join("y"),
+        big,
+        &fixture("tokenizers/gpt2/tokenizer.json"),
+        "h"
+    )
+    .is_err());
 }

@@ -27,9 +27,15 @@ pub struct Piece {
 
 impl Piece {
     fn text(t: impl Into<String>, train: bool) -> Piece {
-        Piece { text: Some(t.into()), train }
+        Piece {
+            text: Some(t.into()),
+            train,
+        }
     }
-    const EOS: Piece = Piece { text: None, train: true };
+    const EOS: Piece = Piece {
+        text: None,
+        train: true,
+    };
 }
 
 /// The kinds of record `tokenize` understands, told apart by their fields.
@@ -85,25 +91,39 @@ pub struct Templates {
 }
 
 impl Templates {
-    pub fn new(chat_template: Option<&str>, bos: Option<&str>, eos: Option<&str>) -> Result<Self, String> {
+    pub fn new(
+        chat_template: Option<&str>,
+        bos: Option<&str>,
+        eos: Option<&str>,
+    ) -> Result<Self, String> {
         let mut env = Environment::new();
         env.set_trim_blocks(true);
         env.set_lstrip_blocks(true);
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
-        env.add_function("raise_exception", |msg: String| -> Result<String, minijinja::Error> {
-            Err(minijinja::Error::new(ErrorKind::InvalidOperation, msg))
-        });
+        env.add_function(
+            "raise_exception",
+            |msg: String| -> Result<String, minijinja::Error> {
+                Err(minijinja::Error::new(ErrorKind::InvalidOperation, msg))
+            },
+        );
         // Python's json.dumps(ensure_ascii=False), as transformers registers it; minijinja's
         // own tojson escapes HTML characters.
-        env.add_filter("tojson", |v: minijinja::Value, kwargs: minijinja::value::Kwargs| -> Result<String, minijinja::Error> {
-            let indent: Option<usize> = kwargs.get("indent")?;
-            kwargs.assert_all_used()?;
-            let v: Value = serde_json::to_value(&v)
-                .map_err(|e| minijinja::Error::new(ErrorKind::InvalidOperation, e.to_string()))?;
-            Ok(python_json(&v, indent))
-        });
+        env.add_filter(
+            "tojson",
+            |v: minijinja::Value,
+             kwargs: minijinja::value::Kwargs|
+             -> Result<String, minijinja::Error> {
+                let indent: Option<usize> = kwargs.get("indent")?;
+                kwargs.assert_all_used()?;
+                let v: Value = serde_json::to_value(&v).map_err(|e| {
+                    minijinja::Error::new(ErrorKind::InvalidOperation, e.to_string())
+                })?;
+                Ok(python_json(&v, indent))
+            },
+        );
         let src = chat_template.unwrap_or(DEFAULT_CHAT_TEMPLATE).to_string();
-        env.add_template_owned("chat", src).map_err(|e| format!("chat template does not parse: {e}"))?;
+        env.add_template_owned("chat", src)
+            .map_err(|e| format!("chat template does not parse: {e}"))?;
         Ok(Templates {
             env,
             from_model: chat_template.is_some(),
@@ -113,7 +133,11 @@ impl Templates {
     }
 
     /// Renders `messages` as Hugging Face's `apply_chat_template(tokenize=False)` does.
-    pub fn render(&self, messages: &[Value], add_generation_prompt: bool) -> Result<String, String> {
+    pub fn render(
+        &self,
+        messages: &[Value],
+        add_generation_prompt: bool,
+    ) -> Result<String, String> {
         let tpl = self.env.get_template("chat").expect("added in new");
         tpl.render(minijinja::context! {
             messages => minijinja::Value::from_serialize(messages),
@@ -145,14 +169,21 @@ impl Templates {
             return Err("conversation has no assistant message to train on".into());
         }
         let all = self.render(messages, false)?;
-        let rest = all.strip_prefix(done.as_str()).ok_or_else(not_incremental)?;
+        let rest = all
+            .strip_prefix(done.as_str())
+            .ok_or_else(not_incremental)?;
         push_text(&mut pieces, rest, false);
         Ok(pieces)
     }
 
     /// Given the text already emitted, the render up to the generation prompt and the render
     /// with the new turn, returns (new prompt text, the turn's text).
-    fn split_turn<'a>(&self, done: &str, prompt: &'a str, full: &'a str) -> Result<(&'a str, &'a str), String> {
+    fn split_turn<'a>(
+        &self,
+        done: &str,
+        prompt: &'a str,
+        full: &'a str,
+    ) -> Result<(&'a str, &'a str), String> {
         let head = prompt.strip_prefix(done).ok_or_else(not_incremental)?;
         let turn = full.strip_prefix(prompt).ok_or_else(not_incremental)?;
         Ok((head, turn))
@@ -160,7 +191,11 @@ impl Templates {
 
     /// The prompt and one completion of a conversational preference or prompt/completion
     /// record: (prompt text, completion text with its end-of-turn marker).
-    fn prompt_and_completion(&self, prompt: &[Value], completion: &[Value]) -> Result<(String, String), String> {
+    fn prompt_and_completion(
+        &self,
+        prompt: &[Value],
+        completion: &[Value],
+    ) -> Result<(String, String), String> {
         let p = self.render(prompt, true)?;
         let all: Vec<Value> = prompt.iter().chain(completion).cloned().collect();
         let f = self.render(&all, false)?;
@@ -226,17 +261,24 @@ fn push_text(pieces: &mut Vec<Piece>, text: &str, train: bool) {
 }
 
 fn role(m: &Value) -> Result<&str, String> {
-    let obj = m.as_object().ok_or("each message must be an object with \"role\" and \"content\"")?;
+    let obj = m
+        .as_object()
+        .ok_or("each message must be an object with \"role\" and \"content\"")?;
     if !obj.get("content").is_some_and(|c| c.is_string()) {
         return Err("each message needs a string \"content\"".into());
     }
-    obj.get("role").and_then(Value::as_str).ok_or_else(|| "each message needs a string \"role\"".into())
+    obj.get("role")
+        .and_then(Value::as_str)
+        .ok_or_else(|| "each message needs a string \"role\"".into())
 }
 
 fn str_field<'a>(rec: &'a Map<String, Value>, k: &str) -> Result<&'a str, String> {
     match rec.get(k) {
         Some(Value::String(s)) => Ok(s),
-        Some(other) => Err(format!("field \"{k}\" must be a string, found {}", wick_io::kind_of(other))),
+        Some(other) => Err(format!(
+            "field \"{k}\" must be a string, found {}",
+            wick_io::kind_of(other)
+        )),
         None => Err(format!("missing field \"{k}\"")),
     }
 }
@@ -263,10 +305,17 @@ fn messages_of(v: &Value, field: &str, text_role: &str) -> Result<Vec<Value>, St
 }
 
 /// The pieces of one SFT record (`format` from [`Format::detect`]).
-pub fn render_sft(rec: &Map<String, Value>, format: Format, t: &Templates) -> Result<Vec<Piece>, String> {
+pub fn render_sft(
+    rec: &Map<String, Value>,
+    format: Format,
+    t: &Templates,
+) -> Result<Vec<Piece>, String> {
     match format {
         Format::Chat => {
-            let msgs = rec.get("messages").and_then(Value::as_array).ok_or("field \"messages\" must be a list")?;
+            let msgs = rec
+                .get("messages")
+                .and_then(Value::as_array)
+                .ok_or("field \"messages\" must be a list")?;
             t.chat(msgs)
         }
         Format::Alpaca => {
@@ -277,19 +326,30 @@ pub fn render_sft(rec: &Map<String, Value>, format: Format, t: &Templates) -> Re
             };
             let output = str_field(rec, "output")?;
             if t.from_model {
-                let user = if input.is_empty() { instruction.to_string() } else { format!("{instruction}\n\n{input}") };
+                let user = if input.is_empty() {
+                    instruction.to_string()
+                } else {
+                    format!("{instruction}\n\n{input}")
+                };
                 return t.chat(&[message("user", &user), message("assistant", output)]);
             }
             let prompt = if input.is_empty() {
                 ALPACA_NO_INPUT.replace("{instruction}", instruction)
             } else {
-                ALPACA_WITH_INPUT.replace("{instruction}", instruction).replace("{input}", input)
+                ALPACA_WITH_INPUT
+                    .replace("{instruction}", instruction)
+                    .replace("{input}", input)
             };
-            Ok(vec![Piece::text(prompt, false), Piece::text(output, true), Piece::EOS])
+            Ok(vec![
+                Piece::text(prompt, false),
+                Piece::text(output, true),
+                Piece::EOS,
+            ])
         }
         Format::PromptCompletion => {
             let (prompt, completion) = (&rec["prompt"], &rec["completion"]);
-            if let (Value::String(p), Value::String(c), false) = (prompt, completion, t.from_model) {
+            if let (Value::String(p), Value::String(c), false) = (prompt, completion, t.from_model)
+            {
                 let mut pieces = Vec::new();
                 push_text(&mut pieces, p, false);
                 pieces.extend([Piece::text(c.as_str(), true), Piece::EOS]);
@@ -316,7 +376,9 @@ pub struct Preference {
 pub fn render_preference(rec: &Map<String, Value>, t: &Templates) -> Result<Preference, String> {
     let prompt = rec.get("prompt").ok_or("missing field \"prompt\"")?;
     let (chosen, rejected) = (&rec["chosen"], &rec["rejected"]);
-    if let (Value::String(p), Value::String(c), Value::String(r), false) = (prompt, chosen, rejected, t.from_model) {
+    if let (Value::String(p), Value::String(c), Value::String(r), false) =
+        (prompt, chosen, rejected, t.from_model)
+    {
         let mut prompt = Vec::new();
         push_text(&mut prompt, p, false);
         return Ok(Preference {
@@ -326,8 +388,12 @@ pub fn render_preference(rec: &Map<String, Value>, t: &Templates) -> Result<Pref
         });
     }
     let prompt_msgs = messages_of(prompt, "prompt", "user")?;
-    let (p, c) = t.prompt_and_completion(&prompt_msgs, &messages_of(chosen, "chosen", "assistant")?)?;
-    let (_, r) = t.prompt_and_completion(&prompt_msgs, &messages_of(rejected, "rejected", "assistant")?)?;
+    let (p, c) =
+        t.prompt_and_completion(&prompt_msgs, &messages_of(chosen, "chosen", "assistant")?)?;
+    let (_, r) = t.prompt_and_completion(
+        &prompt_msgs,
+        &messages_of(rejected, "rejected", "assistant")?,
+    )?;
     Ok(Preference {
         prompt: vec![Piece::text(p, false)],
         chosen: vec![Piece::text(c, true)],
@@ -345,11 +411,19 @@ mod tests {
     }
 
     fn trained(pieces: &[Piece]) -> String {
-        pieces.iter().filter(|p| p.train).map(|p| p.text.as_deref().unwrap_or("<EOS>")).collect()
+        pieces
+            .iter()
+            .filter(|p| p.train)
+            .map(|p| p.text.as_deref().unwrap_or("<EOS>"))
+            .collect()
     }
 
     fn untrained(pieces: &[Piece]) -> String {
-        pieces.iter().filter(|p| !p.train).map(|p| p.text.as_deref().unwrap()).collect()
+        pieces
+            .iter()
+            .filter(|p| !p.train)
+            .map(|p| p.text.as_deref().unwrap())
+            .collect()
     }
 
     const CHATML: &str = "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}";
@@ -358,10 +432,19 @@ mod tests {
     fn detects_formats_by_fields() {
         let d = |v| Format::detect(&obj(v), "text");
         assert_eq!(d(json!({"text": "a"})), Some(Format::Text));
-        assert_eq!(d(json!({"instruction": "a", "input": "", "output": "b"})), Some(Format::Alpaca));
-        assert_eq!(d(json!({"prompt": "a", "completion": "b"})), Some(Format::PromptCompletion));
+        assert_eq!(
+            d(json!({"instruction": "a", "input": "", "output": "b"})),
+            Some(Format::Alpaca)
+        );
+        assert_eq!(
+            d(json!({"prompt": "a", "completion": "b"})),
+            Some(Format::PromptCompletion)
+        );
         assert_eq!(d(json!({"messages": []})), Some(Format::Chat));
-        assert_eq!(d(json!({"prompt": "a", "chosen": "b", "rejected": "c"})), Some(Format::Preference));
+        assert_eq!(
+            d(json!({"prompt": "a", "chosen": "b", "rejected": "c"})),
+            Some(Format::Preference)
+        );
         assert_eq!(d(json!({"body": "a"})), None);
     }
 
@@ -389,7 +472,11 @@ mod tests {
         let p = render_sft(&rec, Format::Chat, &t).unwrap();
         assert_eq!(trained(&p), "Hello.<|endoftext|>Farewell.<|endoftext|>");
         let all: String = p.iter().map(|p| p.text.as_deref().unwrap()).collect();
-        assert_eq!(all, t.render(rec["messages"].as_array().unwrap(), false).unwrap());
+        assert_eq!(
+            all,
+            t.render(rec["messages"].as_array().unwrap(), false)
+                .unwrap()
+        );
         assert_eq!(
             all,
             "<|system|>\nBe brief.\n<|user|>\nHi\n<|assistant|>\nHello.<|endoftext|>\n<|user|>\nBye\n<|assistant|>\nFarewell.<|endoftext|>\n"
@@ -401,30 +488,75 @@ mod tests {
         let t = Templates::new(Some(CHATML), None, Some("<|im_end|>")).unwrap();
         let rec = obj(json!({"instruction": "Add.", "input": "1+1", "output": "2"}));
         let p = render_sft(&rec, Format::Alpaca, &t).unwrap();
-        assert_eq!(untrained(&p), "<|im_start|>user\nAdd.\n\n1+1<|im_end|>\n<|im_start|>assistant\n\n");
+        assert_eq!(
+            untrained(&p),
+            "<|im_start|>user\nAdd.\n\n1+1<|im_end|>\n<|im_start|>assistant\n\n"
+        );
         assert_eq!(trained(&p), "2<|im_end|>");
         let rec = obj(json!({"prompt": "Q", "completion": "A"}));
-        assert_eq!(trained(&render_sft(&rec, Format::PromptCompletion, &t).unwrap()), "A<|im_end|>");
+        assert_eq!(
+            trained(&render_sft(&rec, Format::PromptCompletion, &t).unwrap()),
+            "A<|im_end|>"
+        );
     }
 
     #[test]
     fn plain_prompt_completion_is_concatenated() {
         let t = Templates::new(None, None, None).unwrap();
-        let p = render_sft(&obj(json!({"prompt": "2+2=", "completion": "4"})), Format::PromptCompletion, &t).unwrap();
-        assert_eq!(p, vec![Piece::text("2+2=", false), Piece::text("4", true), Piece::EOS]);
+        let p = render_sft(
+            &obj(json!({"prompt": "2+2=", "completion": "4"})),
+            Format::PromptCompletion,
+            &t,
+        )
+        .unwrap();
+        assert_eq!(
+            p,
+            vec![
+                Piece::text("2+2=", false),
+                Piece::text("4", true),
+                Piece::EOS
+            ]
+        );
     }
 
     #[test]
     fn chat_errors_are_clear() {
         let t = Templates::new(None, None, None).unwrap();
-        let e = render_sft(&obj(json!({"messages": [{"role": "user", "content": "x"}]})), Format::Chat, &t);
-        assert_eq!(e.unwrap_err(), "conversation has no assistant message to train on");
-        let e = render_sft(&obj(json!({"messages": [{"role": "user"}]})), Format::Chat, &t);
+        let e = render_sft(
+            &obj(json!({"messages": [{"role": "user", "content": "x"}]})),
+            Format::Chat,
+            &t,
+        );
+        assert_eq!(
+            e.unwrap_err(),
+            "conversation has no assistant message to train on"
+        );
+        let e = render_sft(
+            &obj(json!({"messages": [{"role": "user"}]})),
+            Format::Chat,
+            &t,
+        );
         assert_eq!(e.unwrap_err(), "each message needs a string \"content\"");
-        let e = render_sft(&obj(json!({"instruction": 3, "output": "x"})), Format::Alpaca, &t);
-        assert_eq!(e.unwrap_err(), "field \"instruction\" must be a string, found a number");
-        let bad = Templates::new(Some("{% if messages|length > 1 %}{{ raise_exception('only one turn') }}{% endif %}"), None, None).unwrap();
-        let e = render_sft(&obj(json!({"prompt": "a", "completion": "b"})), Format::PromptCompletion, &bad);
+        let e = render_sft(
+            &obj(json!({"instruction": 3, "output": "x"})),
+            Format::Alpaca,
+            &t,
+        );
+        assert_eq!(
+            e.unwrap_err(),
+            "field \"instruction\" must be a string, found a number"
+        );
+        let bad = Templates::new(
+            Some("{% if messages|length > 1 %}{{ raise_exception('only one turn') }}{% endif %}"),
+            None,
+            None,
+        )
+        .unwrap();
+        let e = render_sft(
+            &obj(json!({"prompt": "a", "completion": "b"})),
+            Format::PromptCompletion,
+            &bad,
+        );
         assert!(e.unwrap_err().contains("only one turn"));
     }
 
@@ -437,17 +569,24 @@ mod tests {
         assert_eq!(p.chosen, vec![Piece::text(" Blue.", true), Piece::EOS]);
         let chat = Templates::new(Some(CHATML), None, None).unwrap();
         let p = render_preference(&rec, &chat).unwrap();
-        assert_eq!(p.prompt[0].text.as_deref(), Some("<|im_start|>user\nSky?<|im_end|>\n<|im_start|>assistant\n"));
+        assert_eq!(
+            p.prompt[0].text.as_deref(),
+            Some("<|im_start|>user\nSky?<|im_end|>\n<|im_start|>assistant\n")
+        );
         assert_eq!(p.rejected[0].text.as_deref(), Some(" Green.<|im_end|>"));
     }
 
     #[test]
     fn tojson_matches_python_json_dumps() {
         let t = Templates::new(Some("{{ messages[0] | tojson }}"), None, None).unwrap();
-        let out = t.render(&[json!({"role": "user", "content": "<b>café</b>"})], false).unwrap();
+        let out = t
+            .render(&[json!({"role": "user", "content": "<b>café</b>"})], false)
+            .unwrap();
         assert_eq!(out, r#"{"role": "user", "content": "<b>café</b>"}"#);
         let t = Templates::new(Some("{{ messages | tojson(indent=2) }}"), None, None).unwrap();
-        let out = t.render(&[json!({"role": "user", "content": [1, []]})], false).unwrap();
+        let out = t
+            .render(&[json!({"role": "user", "content": [1, []]})], false)
+            .unwrap();
         assert_eq!(out, "[\n  {\n    \"role\": \"user\",\n    \"content\": [\n      1,\n      []\n    ]\n  }\n]");
     }
 }

@@ -11,7 +11,13 @@ use crate::fast_bpe::FastBpe;
 use crate::render::Piece;
 
 /// Names tried, in order, for the end-of-document token when tokenizer_config.json names none.
-const EOS_CANDIDATES: &[&str] = &["<|endoftext|>", "</s>", "<|end_of_text|>", "<eos>", "<|im_end|>"];
+const EOS_CANDIDATES: &[&str] = &[
+    "<|endoftext|>",
+    "</s>",
+    "<|end_of_text|>",
+    "<eos>",
+    "<|im_end|>",
+];
 
 pub struct Tok {
     pub inner: Tokenizer,
@@ -40,10 +46,17 @@ impl Tok {
     /// if present, supplies the EOS/BOS tokens and the chat template.
     pub fn load(path: impl AsRef<Path>) -> Result<Tok> {
         let path = path.as_ref();
-        let file = if path.is_dir() { path.join("tokenizer.json") } else { path.to_path_buf() };
+        let file = if path.is_dir() {
+            path.join("tokenizer.json")
+        } else {
+            path.to_path_buf()
+        };
         let bytes = std::fs::read(&file).map_err(|e| Error::io(file.display(), e))?;
         let inner = Tokenizer::from_bytes(&bytes).map_err(|e| {
-            Error::msg(format!("{}: not a usable tokenizer.json: {e}", file.display()))
+            Error::msg(format!(
+                "{}: not a usable tokenizer.json: {e}",
+                file.display()
+            ))
         })?;
         // WICK_NO_FAST_BPE=1 forces the tokenizers crate (for benchmarks and debugging).
         let fast = match std::env::var_os("WICK_NO_FAST_BPE") {
@@ -62,10 +75,16 @@ impl Tok {
             None
         };
         let token_field = |name: &str| config.as_ref().and_then(|c| token_string(c.get(name)?));
-        let eos_token = token_field("eos_token")
-            .or_else(|| EOS_CANDIDATES.iter().find(|t| inner.token_to_id(t).is_some()).map(|t| t.to_string()));
+        let eos_token = token_field("eos_token").or_else(|| {
+            EOS_CANDIDATES
+                .iter()
+                .find(|t| inner.token_to_id(t).is_some())
+                .map(|t| t.to_string())
+        });
         let eos_id = eos_token.as_deref().and_then(|t| inner.token_to_id(t));
-        let chat_template = config.as_ref().and_then(|c| chat_template(c.get("chat_template")?));
+        let chat_template = config
+            .as_ref()
+            .and_then(|c| chat_template(c.get("chat_template")?));
         Ok(Tok {
             bos_token: token_field("bos_token"),
             inner,
@@ -81,7 +100,10 @@ impl Tok {
     /// Overrides the EOS token by name (`--eos`).
     pub fn set_eos(&mut self, token: &str) -> Result<()> {
         let id = self.inner.token_to_id(token).ok_or_else(|| {
-            Error::msg(format!("{}: has no token {token:?} to use as EOS", self.path.display()))
+            Error::msg(format!(
+                "{}: has no token {token:?} to use as EOS",
+                self.path.display()
+            ))
         })?;
         self.eos_token = Some(token.to_string());
         self.eos_id = Some(id);
@@ -128,16 +150,21 @@ impl Tok {
         for p in pieces {
             let ids = match &p.text {
                 Some(t) => self.encode(t)?,
-                None => vec![self.eos_id.ok_or("the tokenizer has no EOS token; name one with --eos")?],
+                None => vec![self
+                    .eos_id
+                    .ok_or("the tokenizer has no EOS token; name one with --eos")?],
             };
-            out.mask.extend(std::iter::repeat_n(p.train as u8, ids.len()));
+            out.mask
+                .extend(std::iter::repeat_n(p.train as u8, ids.len()));
             out.ids.extend(ids);
         }
         Ok(out)
     }
 
     pub fn decode(&self, ids: &[u32], skip_special: bool) -> std::result::Result<String, String> {
-        self.inner.decode(ids, skip_special).map_err(|e| format!("cannot decode: {e}"))
+        self.inner
+            .decode(ids, skip_special)
+            .map_err(|e| format!("cannot decode: {e}"))
     }
 }
 

@@ -31,8 +31,11 @@ where
             opts.vocab_size
         )));
     }
-    let specials: Vec<AddedToken> =
-        opts.special_tokens.iter().map(|t| AddedToken::from(t.clone(), true)).collect();
+    let specials: Vec<AddedToken> = opts
+        .special_tokens
+        .iter()
+        .map(|t| AddedToken::from(t.clone(), true))
+        .collect();
     let mut trainer = TrainerWrapper::BpeTrainer(
         BpeTrainerBuilder::new()
             .show_progress(false)
@@ -48,19 +51,24 @@ where
     tok.with_pre_tokenizer(Some(byte_level));
     tok.with_decoder(Some(ByteLevelDecoder::new(false, true, true)));
     tok.with_post_processor(Some(byte_level));
-    tok.train(&mut trainer, docs).map_err(|e| Error::msg(format!("training failed: {e}")))?;
+    tok.train(&mut trainer, docs)
+        .map_err(|e| Error::msg(format!("training failed: {e}")))?;
     Ok(tok)
 }
 
 /// Writes `out` (tokenizer.json) and tokenizer_config.json beside it; returns the vocabulary size.
 pub fn save_trained(tok: &Tokenizer, opts: &TrainOptions, out: &Path) -> Result<usize> {
     let vocab = tok.get_vocab_size(true);
-    let json = tok.to_string(false).map_err(|e| Error::msg(format!("cannot serialise tokenizer: {e}")))?;
+    let json = tok
+        .to_string(false)
+        .map_err(|e| Error::msg(format!("cannot serialise tokenizer: {e}")))?;
     write_atomic(out, json.as_bytes())?;
     let config = tokenizer_config(&opts.special_tokens, tok);
     write_atomic(
         out.with_file_name("tokenizer_config.json"),
-        serde_json::to_string_pretty(&config).expect("JSON value").as_bytes(),
+        serde_json::to_string_pretty(&config)
+            .expect("JSON value")
+            .as_bytes(),
     )?;
     Ok(vocab)
 }
