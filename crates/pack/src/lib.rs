@@ -1,20 +1,29 @@
 //! The `pack` tool's library: reading tokenized JSONL into a [`wick_shard::Packer`], and the
 //! `info` summary.
 
+use rayon::prelude::*;
 use serde::Deserialize;
 use serde_json::value::RawValue;
-use wick_io::{human_bytes, Error, LineReader, Progress, Result};
+use wick_io::{for_each_batch, human_bytes, Error, LineReader, Progress, Result};
 use wick_shard::{Manifest, Packer, ShardSet, Split};
 
-/// The fields pack reads; everything else in a record is skipped unparsed.
+/// The fields pack reads under their default names; everything else in a record is skipped
+/// unparsed.
 #[derive(Deserialize)]
 struct Record<'a> {
-    #[serde(borrow, default)]
-    ids: Option<&'a RawValue>,
+    #[serde(default)]
+    ids: Option<Vec<u32>>,
     #[serde(default)]
     mask: Option<Vec<u8>>,
-    #[serde(borrow, default, rename = "id")]
-    key: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    id: Option<&'a RawValue>,
+}
+
+/// One parsed document, ready for the packer.
+struct Doc {
+    key: Vec<u8>,
+    ids: Vec<u32>,
+    mask: Option<Vec<u8>>,
 }
 
 #[derive(Debug, Default)]
@@ -26,8 +35,9 @@ pub struct PackSummary {
     pub bytes: u64,
 }
 
-/// Streams `inputs` into `packer`. `ids_field` names the ids; `split_key` the field whose raw
-/// JSON text decides the split (the ids themselves when a record lacks it).
+/// Streams `inputs` into `packer`: a reader thread cuts batches of lines, which are parsed in
+/// parallel and added in input order. `ids_field` names the ids; `split_key` the field whose
+/// raw JSON text decides the split (the ids themselves when a record lacks it).
 pub fn pack_inputs(
     packer: &mut Packer,
     inputs: &[String],
@@ -37,97 +47,97 @@ pub fn pack_inputs(
     progress: &mut Progress,
 ) -> Result<PackSummary> {
     let mut sum = PackSummary::default();
-    let mut buf = Vec::new();
     for path in inputs {
-        let mut reader = LineReader::open(path)?;
-        while let Some(line) = reader.read_line(&mut buf)? {
-            sum.bytes += buf.len() as u64 + 1;
-            if buf.iter().all(u8::is_ascii_whitespace) {
-                continue;
-            }
-            match add_line(packer, &buf, ids_field, split_key) {
-                Ok((tokens, split)) => {
-                    sum.documents += 1;
-                    sum.tokens += tokens as u64;
-                    sum.val_documents += (split == Split::Val) as u64;
-                }
-                Err(msg) => {
-                    let e = Error::record(reader.name(), line, msg);
-                    if !skip_invalid {
-                        return Err(e);
-                    }
-                    if sum.skipped < 5 {
-                        eprintln!("pack: skipped {e}");
-                    }
-                    sum.skipped += 1;
-                }
-            }
-            if sum.documents % 1024 == 0 {
-                progress.tick(|secs| {
-                    format!(
-                        "{} documents, {} tokens, {} read ({:.1} MB/s)",
-                        sum.documents,
-                        sum.tokens,
-                        human_bytes(sum.bytes),
-                        sum.bytes as f64 / 1e6 / secs
-                    )
+        let reader = LineReader::open(path)?;
+        let name = reader.name().to_string();
+        for_each_batch(reader, 4096, 8 << 20, |batch| {
+            let docs: Vec<std::result::Result<Doc, String>> = batch
+                .par_iter()
+                .map(|l| parse_line(&l.bytes, ids_field, split_key))
+                .collect();
+            for (line, doc) in batch.iter().zip(docs) {
+                sum.bytes += line.bytes.len() as u64 + 1;
+                let added = doc.and_then(|d| {
+                    packer
+                        .add(&d.key, &d.ids, d.mask.as_deref())
+                        .map(|split| (d.ids.len(), split))
                 });
+                match added {
+                    Ok((tokens, split)) => {
+                        sum.documents += 1;
+                        sum.tokens += tokens as u64;
+                        sum.val_documents += (split == Split::Val) as u64;
+                    }
+                    Err(msg) => {
+                        let e = Error::record(&name, line.number, msg);
+                        if !skip_invalid {
+                            return Err(e);
+                        }
+                        if sum.skipped < 5 {
+                            eprintln!("pack: skipped {e}");
+                        }
+                        sum.skipped += 1;
+                    }
+                }
             }
-        }
+            progress.tick(|secs| {
+                format!(
+                    "{} documents, {} tokens, {} read ({:.1} MB/s)",
+                    sum.documents,
+                    sum.tokens,
+                    human_bytes(sum.bytes),
+                    sum.bytes as f64 / 1e6 / secs
+                )
+            });
+            Ok(())
+        })?;
     }
     Ok(sum)
 }
 
-fn add_line(
-    packer: &mut Packer,
-    line: &[u8],
-    ids_field: &str,
-    split_key: &str,
-) -> std::result::Result<(usize, Split), String> {
+fn parse_line(line: &[u8], ids_field: &str, split_key: &str) -> std::result::Result<Doc, String> {
     let text = std::str::from_utf8(line).map_err(|e| {
         format!(
             "not valid UTF-8 (bad byte at column {})",
             e.valid_up_to() + 1
         )
     })?;
-    let rec = parse_record(text, ids_field, split_key)?;
-    let raw_ids = rec
-        .ids
-        .ok_or_else(|| format!("missing field \"{ids_field}\""))?;
-    let ids: Vec<u32> = serde_json::from_str(raw_ids.get())
-        .map_err(|e| format!("field \"{ids_field}\" must be a list of token ids ({e})"))?;
-    let key: Vec<u8> = match rec.key {
+    let malformed = |e: serde_json::Error| format!("malformed record: {e}");
+    let (ids, mask, key) = if ids_field == "ids" && split_key == "id" {
+        let rec: Record = serde_json::from_str(text).map_err(|e| {
+            if e.is_data() {
+                format!("field \"{ids_field}\" must be a list of token ids and \"mask\" a list of 0/1 ({e})")
+            } else {
+                malformed(e)
+            }
+        })?;
+        (rec.ids, rec.mask, rec.id)
+    } else {
+        // Field names chosen at run time: pick them out of a map of raw values.
+        let map: std::collections::HashMap<&str, &RawValue> =
+            serde_json::from_str(text).map_err(malformed)?;
+        let ids =
+            match map.get(ids_field) {
+                Some(v) => Some(serde_json::from_str(v.get()).map_err(|e| {
+                    format!("field \"{ids_field}\" must be a list of token ids ({e})")
+                })?),
+                None => None,
+            };
+        let mask = match map.get("mask") {
+            Some(m) => Some(
+                serde_json::from_str(m.get())
+                    .map_err(|e| format!("field \"mask\" must be a list of 0/1 ({e})"))?,
+            ),
+            None => None,
+        };
+        (ids, mask, map.get(split_key).copied())
+    };
+    let ids: Vec<u32> = ids.ok_or_else(|| format!("missing field \"{ids_field}\""))?;
+    let key = match key {
         Some(k) => k.get().as_bytes().to_vec(),
         None => ids.iter().flat_map(|i| i.to_le_bytes()).collect(),
     };
-    let split = packer.add(&key, &ids, rec.mask.as_deref())?;
-    Ok((ids.len(), split))
-}
-
-/// Parses the record, reading `ids_field` as `ids` and `split_key` as `key`.
-fn parse_record<'a>(
-    text: &'a str,
-    ids_field: &str,
-    split_key: &str,
-) -> std::result::Result<Record<'a>, String> {
-    let e = |e: serde_json::Error| format!("malformed record: {e}");
-    if ids_field == "ids" && split_key == "id" {
-        return serde_json::from_str(text).map_err(e);
-    }
-    // General case: pick the fields out of a map of raw values.
-    let map: std::collections::HashMap<&str, &RawValue> = serde_json::from_str(text).map_err(e)?;
-    let mask = match map.get("mask") {
-        Some(m) => Some(
-            serde_json::from_str(m.get())
-                .map_err(|e| format!("field \"mask\" must be a list of 0/1 ({e})"))?,
-        ),
-        None => None,
-    };
-    Ok(Record {
-        ids: map.get(ids_field).copied(),
-        mask,
-        key: map.get(split_key).copied(),
-    })
+    Ok(Doc { key, ids, mask })
 }
 
 /// `pack info`: totals for a shard directory (or llm.c shards), human-readable.

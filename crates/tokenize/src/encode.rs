@@ -3,12 +3,11 @@
 //! A reader thread cuts the input into batches of lines; each batch is encoded in parallel
 //! and written in order, so memory stays bounded by a few batches whatever the input size.
 
-use std::sync::mpsc::sync_channel;
-
 use rayon::prelude::*;
 use serde_json::{Map, Value};
 use wick_io::{
-    human_bytes, parse_object, write_ids, Error, Line, LineReader, Output, Progress, Result,
+    for_each_batch, human_bytes, parse_object, write_behind, write_ids, Error, Line, LineReader,
+    Output, Progress, Result,
 };
 use wick_text::{render_preference, render_sft, Encoded, Format, Templates, Tok};
 
@@ -83,31 +82,25 @@ impl<'a> Encoder<'a> {
     ) -> Result<Summary> {
         let mut sum = Summary::default();
         let mut progress = Progress::new("tokenize", self.opts.quiet);
-        for path in inputs {
-            let mut reader = LineReader::open(path)?;
-            let name = reader.name().to_string();
-            std::thread::scope(|s| -> Result<()> {
-                let (tx, rx) = sync_channel(2);
-                s.spawn(move || loop {
-                    let batch = reader.read_batch(BATCH_LINES, BATCH_BYTES);
-                    let last = !matches!(&batch, Ok(b) if !b.is_empty());
-                    if tx.send(batch).is_err() || last {
-                        break;
-                    }
-                });
-                for batch in rx {
-                    let batch = batch?;
+        // Reading, encoding and writing overlap: a reader thread, the pool, a writer thread.
+        write_behind(out, |sink| {
+            for path in inputs {
+                let reader = LineReader::open(path)?;
+                let name = reader.name().to_string();
+                for_each_batch(reader, BATCH_LINES, BATCH_BYTES, |batch| {
                     let encoded: Vec<Result<(Vec<u8>, usize)>> = pool.install(|| {
                         batch
                             .par_iter()
                             .map(|l| self.encode_line(&name, l))
                             .collect()
                     });
+                    let mut chunk =
+                        Vec::with_capacity(encoded.iter().flatten().map(|e| e.0.len()).sum());
                     for (line, r) in batch.iter().zip(encoded) {
                         sum.bytes += line.bytes.len() as u64 + 1;
                         match r {
                             Ok((bytes, tokens)) => {
-                                out.put(&bytes)?;
+                                chunk.extend_from_slice(&bytes);
                                 sum.records += 1;
                                 sum.tokens += tokens as u64;
                             }
@@ -117,9 +110,14 @@ impl<'a> Encoder<'a> {
                                 }
                                 sum.skipped += 1;
                             }
-                            Err(e) => return Err(e),
+                            Err(e) => {
+                                // Keep what came before the bad record, then stop.
+                                sink.send(chunk)?;
+                                return Err(e);
+                            }
                         }
                     }
+                    sink.send(chunk)?;
                     progress.tick(|secs| {
                         format!(
                             "{} records, {} tokens, {} ({:.1} MB/s)",
@@ -129,10 +127,11 @@ impl<'a> Encoder<'a> {
                             sum.bytes as f64 / 1e6 / secs
                         )
                     });
-                }
-                Ok(())
-            })?;
-        }
+                    Ok(())
+                })?;
+            }
+            Ok(())
+        })?;
         progress.finish(|secs| {
             let skipped = if sum.skipped > 0 {
                 format!(", {} invalid skipped", sum.skipped)

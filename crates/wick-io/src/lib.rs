@@ -5,12 +5,14 @@ mod error;
 mod ids;
 mod jsonl;
 mod output;
+mod pipeline;
 mod progress;
 
 pub use error::{run_main, Error, Result};
 pub use ids::{read_ids, write_ids};
 pub use jsonl::{kind_of, parse_object, Line, LineReader};
 pub use output::{create_dir_all, write_atomic, AtomicFile, Output};
+pub use pipeline::{for_each_batch, write_behind, ChunkSender};
 pub use progress::{human_bytes, Progress};
 
 /// The input names a tool was given, with "-" (stdin) when there were none.

@@ -183,9 +183,13 @@ impl Packer {
         let spill = &mut self.spills[split as usize];
         let len = ids.len() + add_eos as usize;
         let io = |e: std::io::Error| format!("writing the spill file: {e}");
-        let mut buf = Vec::with_capacity(4 * len);
+        // The spill already holds tokens in the shard's width, so shards are plain copies of it.
+        let mut buf = Vec::with_capacity(self.opts.dtype.width() * len);
         for &id in ids.iter().chain(add_eos.then_some(&eos)) {
-            buf.extend_from_slice(&id.to_le_bytes());
+            match self.opts.dtype {
+                Dtype::Uint16 => buf.extend_from_slice(&(id as u16).to_le_bytes()),
+                Dtype::Uint32 => buf.extend_from_slice(&id.to_le_bytes()),
+            }
         }
         spill.tokens.write_all(&buf).map_err(io)?;
         match mask {
@@ -384,19 +388,12 @@ fn write_shard(
         None => None,
     };
     let mut offset = 0u64;
-    let mut buf = Vec::new();
     for &(start, len) in docs {
         idx.put(&offset.to_le_bytes())?;
         offset += len as u64;
         let (a, b) = (start as usize, start as usize + len as usize);
-        buf.clear();
-        for t in spill[4 * a..4 * b].chunks_exact(4) {
-            match dtype {
-                Dtype::Uint16 => buf.extend_from_slice(&t[..2]),
-                Dtype::Uint32 => buf.extend_from_slice(t),
-            }
-        }
-        bin.put(&buf)?;
+        let w = dtype.width();
+        bin.put(&spill[w * a..w * b])?;
         if let (Some(m), Some(all)) = (mask.as_mut(), masks) {
             m.put(&all[a..b])?;
         }

@@ -80,7 +80,7 @@ impl FastBpe {
         let ModelWrapper::BPE(bpe) = tok.get_model() else {
             return None;
         };
-        let empty = |s: &Option<String>| s.as_deref().map_or(true, str::is_empty);
+        let empty = |s: &Option<String>| s.as_deref().unwrap_or_default().is_empty();
         if !matches!(bpe.dropout, None | Some(0.0))
             || !empty(&bpe.continuing_subword_prefix)
             || !empty(&bpe.end_of_word_suffix)
@@ -90,10 +90,21 @@ impl FastBpe {
             return None;
         }
 
-        let vocab = bpe.get_vocab();
+        // The merges are not exposed, but the model serializes them in rank order; the
+        // vocabulary comes along, which saves cloning it with get_vocab.
+        #[derive(serde::Deserialize)]
+        struct Model {
+            vocab: HashMap<String, u32, FastHash>,
+            merges: Vec<(String, String)>,
+        }
+        let json = serde_json::to_string(bpe).ok()?;
+        let Model { vocab, merges } = serde_json::from_str(&json).ok()?;
         // The BPE works on ids, which is only equivalent to the crate's string pairs if no two
         // tokens share an id.
-        if vocab.values().collect::<HashSet<_>>().len() != vocab.len() {
+        let mut ids: Vec<u32> = vocab.values().copied().collect();
+        ids.sort_unstable();
+        ids.dedup();
+        if ids.len() != vocab.len() {
             return None;
         }
         let mut byte_ids = [0u32; 256];
@@ -101,23 +112,17 @@ impl FastBpe {
             // The crate silently drops a byte whose character is missing; not supported.
             byte_ids[b] = *vocab.get(c.encode_utf8(&mut [0; 4]) as &str)?;
         }
-
-        // The merges are not exposed, but the model serializes them in rank order.
-        #[derive(serde::Deserialize)]
-        struct Merges {
-            merges: Vec<(String, String)>,
-        }
-        let merges: Merges = serde_json::to_string(bpe)
-            .ok()
-            .and_then(|s| serde_json::from_str(&s).ok())?;
-        let mut merge_map =
-            HashMap::with_capacity_and_hasher(merges.merges.len(), FastHash::default());
-        for (rank, (a, b)) in merges.merges.iter().enumerate() {
-            let merged = vocab.get(&format!("{a}{b}"))?;
+        let mut merge_map = HashMap::with_capacity_and_hasher(merges.len(), FastHash::default());
+        let mut joined = String::new();
+        for (rank, (a, b)) in merges.iter().enumerate() {
+            joined.clear();
+            joined.push_str(a);
+            joined.push_str(b);
+            let merged = *vocab.get(&joined)?;
             // A later duplicate overwrites an earlier one, as in the crate's own map.
             merge_map.insert(
                 pair_key(*vocab.get(a)?, *vocab.get(b)?),
-                (rank as u32, *merged),
+                (rank as u32, merged),
             );
         }
 
@@ -204,9 +209,8 @@ impl FastBpe {
         let b = s.as_bytes();
         // 's|'t|'re|'ve|'m|'ll|'d (case-sensitive, and with no word boundary after them).
         if b[i] == b'\'' {
-            match b.get(i + 1..i + 3) {
-                Some([b'r', b'e'] | [b'v', b'e'] | [b'l', b'l']) => return i + 3,
-                _ => {}
+            if let Some([b'r', b'e'] | [b'v', b'e'] | [b'l', b'l']) = b.get(i + 1..i + 3) {
+                return i + 3;
             }
             if let Some(b's' | b't' | b'm' | b'd') = b.get(i + 1) {
                 return i + 2;
@@ -327,15 +331,15 @@ impl FastBpe {
         for k in 0..parts.len() {
             refresh(&mut parts, k);
         }
-        loop {
-            // min_by_key keeps the first of equal minima: the leftmost.
-            let Some((k, best)) = parts.iter().enumerate().min_by_key(|(_, p)| p.rank) else {
-                break;
-            };
-            if best.rank == NO_MERGE {
-                break;
-            }
-            parts[k].id = best.merged;
+        // min_by_key keeps the first of equal minima: the leftmost.
+        while let Some((k, merged)) = parts
+            .iter()
+            .enumerate()
+            .min_by_key(|(_, p)| p.rank)
+            .filter(|(_, p)| p.rank != NO_MERGE)
+            .map(|(k, p)| (k, p.merged))
+        {
+            parts[k].id = merged;
             parts.remove(k + 1);
             refresh(&mut parts, k);
             if k > 0 {
@@ -442,7 +446,7 @@ impl AddedSet {
 }
 
 /// How GPT-2's regex sees a character.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Class {
     /// `\p{L}`
     Letter,
@@ -454,78 +458,55 @@ enum Class {
     Other,
 }
 
-/// The class of every code point, as a two-level table: 256-code-point blocks, identical
-/// blocks shared (most of the code space is a handful of distinct blocks).
+/// The class of every code point, looked up by 256-code-point block. Each block is asked of
+/// the regex engine the first time a character in it is seen: text touches a few blocks, and
+/// classifying all 4352 up front would take a tenth of a second.
 struct Classes {
-    block_of: Vec<u16>,
-    blocks: Vec<[Class; 256]>,
+    /// `\s`, `\p{L}` and `\p{N}`, compiled by the engine `tokenizers` uses.
+    regexes: Vec<(SysRegex, Class)>,
+    blocks: Vec<OnceLock<Box<[Class; 256]>>>,
+    /// Block 0's first half, copied out of the lock for the common case.
     ascii: [Class; 128],
 }
 
 impl Classes {
-    /// The table, built once per process.
+    /// The table, shared by the whole process.
     fn get() -> Option<&'static Classes> {
         static CLASSES: OnceLock<Option<Classes>> = OnceLock::new();
-        CLASSES.get_or_init(Classes::from_regex_engine).as_ref()
+        CLASSES.get_or_init(Classes::new).as_ref()
     }
 
-    /// Asks the regex engine `tokenizers` itself uses which code points `\s`, `\p{L}` and
-    /// `\p{N}` match. The splitter then agrees with the crate by construction, whatever Unicode
-    /// version that engine ships (Oniguruma 6.9.10: Unicode 16) and however it defines `\s`
-    /// (White_Space: U+0009-000D, U+0020, U+0085, U+00A0, U+1680, U+2000-200A, U+2028-2029,
-    /// U+202F, U+205F, U+3000; not U+180E, U+200B or U+FEFF). Takes a few tens of milliseconds.
-    fn from_regex_engine() -> Option<Classes> {
+    fn new() -> Option<Classes> {
         let patterns = [
             (r"\s+", Class::Space),
             (r"\p{L}+", Class::Letter),
             (r"\p{N}+", Class::Number),
         ];
-        let regexes: Vec<(SysRegex, Class)> = patterns
+        let regexes = patterns
             .iter()
             .map(|&(p, c)| Some((SysRegex::new(p).ok()?, c)))
             .collect::<Option<_>>()?;
+        let blocks = (0..=char::MAX as u32 >> 8)
+            .map(|_| OnceLock::new())
+            .collect();
         let mut table = Classes {
-            block_of: Vec::new(),
-            blocks: Vec::new(),
+            regexes,
+            blocks,
             ascii: [Class::Other; 128],
         };
-        let mut known: HashMap<[Class; 256], u16> = HashMap::new();
-        let mut text = String::new();
-        for block in 0..=(char::MAX as u32 >> 8) {
-            // One block at a time keeps every search short.
-            text.clear();
-            text.extend((block << 8..(block + 1) << 8).filter_map(char::from_u32));
-            let mut classes = [Class::Other; 256];
-            for (re, class) in &regexes {
-                for (start, end) in re.find_iter(&text) {
-                    for c in text[start..end].chars() {
-                        classes[(c as u32 & 0xFF) as usize] = *class;
-                    }
-                }
-            }
-            let next = table.blocks.len() as u16;
-            let id = *known.entry(classes).or_insert(next);
-            if id == next {
-                table.blocks.push(classes);
-            }
-            table.block_of.push(id);
-        }
-        table
-            .ascii
-            .copy_from_slice(&table.blocks[table.block_of[0] as usize][..128]);
-        // A search that failed would go unnoticed (find_iter just stops), so check a few
-        // characters of each class, late in their blocks.
+        let ascii = table.block(0)[..128].try_into().expect("128 classes");
+        table.ascii = ascii;
+        // A failed search would go unnoticed (find_iter just stops), so check a few
+        // characters of each class.
         let expect = [
             ('z', Class::Letter),
             ('9', Class::Number),
             ('\r', Class::Space),
             ('~', Class::Other),
             ('\u{9FA5}', Class::Letter),
-            ('\u{2F800}', Class::Letter),
             ('\u{3000}', Class::Space),
             ('\u{FF19}', Class::Number),
             ('\u{FEFF}', Class::Other),
-            ('\u{10FFFD}', Class::Other),
         ];
         expect
             .iter()
@@ -533,9 +514,34 @@ impl Classes {
             .then_some(table)
     }
 
+    /// Asks the regex engine which code points of a block `\s`, `\p{L}` and `\p{N}` match.
+    /// The splitter then agrees with `tokenizers` by construction, whatever Unicode version
+    /// that engine ships (Oniguruma 6.9.10: Unicode 16) and however it defines `\s`
+    /// (White_Space: U+0009-000D, U+0020, U+0085, U+00A0, U+1680, U+2000-200A, U+2028-2029,
+    /// U+202F, U+205F, U+3000; not U+180E, U+200B or U+FEFF).
+    fn classify(&self, block: u32) -> Box<[Class; 256]> {
+        let text: String = (block << 8..(block + 1) << 8)
+            .filter_map(char::from_u32)
+            .collect();
+        let mut classes = Box::new([Class::Other; 256]);
+        for (re, class) in &self.regexes {
+            for (start, end) in re.find_iter(&text) {
+                for c in text[start..end].chars() {
+                    classes[(c as u32 & 0xFF) as usize] = *class;
+                }
+            }
+        }
+        classes
+    }
+
+    #[inline]
+    fn block(&self, block: u32) -> &[Class; 256] {
+        self.blocks[block as usize].get_or_init(|| self.classify(block))
+    }
+
     #[inline]
     fn of(&self, cp: u32) -> Class {
-        self.blocks[self.block_of[(cp >> 8) as usize] as usize][(cp & 0xFF) as usize]
+        self.block(cp >> 8)[(cp & 0xFF) as usize]
     }
 }
 
@@ -672,6 +678,28 @@ mod tests {
         }
     }
 
+    #[test]
+    fn matches_crate_for_wick_trained_tokenizers() {
+        // `tokenize train` makes GPT-2-shaped tokenizers with their own merges and specials.
+        let docs = texts("english.jsonl");
+        let opts = crate::TrainOptions {
+            vocab_size: 600,
+            min_frequency: 2,
+            special_tokens: vec!["<|endoftext|>".into(), "<|pad|>".into()],
+        };
+        let tok = crate::train_bpe(docs.iter().take(40).cloned(), &opts).unwrap();
+        let fast = FastBpe::from_tokenizer(&tok).expect("wick's own tokenizers are supported");
+        for text in docs
+            .iter()
+            .skip(40)
+            .take(60)
+            .chain(&texts("chinese.jsonl")[..40])
+        {
+            let text = format!("{text}<|pad|><|endoftext|>{text}");
+            assert_eq!(fast_ids(&fast, &text), crate_ids(&tok, &text));
+        }
+    }
+
     /// Deterministic xorshift64*, enough to pick from a palette.
     struct Rng(u64);
     impl Rng {
@@ -805,6 +833,29 @@ mod tests {
             let parts = 1 + rng.below(12);
             let text: String = (0..parts)
                 .map(|_| PALETTE[rng.below(PALETTE.len())])
+                .collect();
+            assert_eq!(
+                fast_ids(fast, &text),
+                crate_ids(tok, &text),
+                "round {round}: {text:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn matches_crate_on_random_code_points() {
+        // Characters from anywhere in Unicode (rare scripts, unassigned, private use) check the
+        // lazily built class table block by block against the crate's regex.
+        let (tok, fast) = gpt2();
+        let mut rng = Rng(0x2545_F491_4F6C_DD1D);
+        for round in 0..300 {
+            let text: String = (0..16)
+                .map(|_| match rng.below(4) {
+                    0 => ' ',
+                    1 => char::from_u32(rng.below(0x3000) as u32).unwrap_or('?'),
+                    2 => char::from_u32(rng.below(0x10000) as u32).unwrap_or('?'),
+                    _ => char::from_u32(rng.below(0x110000) as u32).unwrap_or('?'),
+                })
                 .collect();
             assert_eq!(
                 fast_ids(fast, &text),
