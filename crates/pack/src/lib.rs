@@ -1,6 +1,8 @@
 //! The `pack` tool's library: reading tokenized JSONL into a [`wick_shard::Packer`], and the
 //! `info` summary.
 
+mod scan;
+
 use rayon::prelude::*;
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -103,6 +105,10 @@ fn parse_line(line: &[u8], ids_field: &str, split_key: &str) -> std::result::Res
         )
     })?;
     let malformed = |e: serde_json::Error| format!("malformed record: {e}");
+    if let Some(f) = scan::scan(line, ids_field, split_key) {
+        return finish_doc(f.ids, f.mask, f.key.map(<[u8]>::to_vec), ids_field);
+    }
+    // serde_json decides what the scanner would not, and words the errors.
     let (ids, mask, key) = if ids_field == "ids" && split_key == "id" {
         let rec: Record = serde_json::from_str(text).map_err(|e| {
             if e.is_data() {
@@ -132,11 +138,22 @@ fn parse_line(line: &[u8], ids_field: &str, split_key: &str) -> std::result::Res
         };
         (ids, mask, map.get(split_key).copied())
     };
-    let ids: Vec<u32> = ids.ok_or_else(|| format!("missing field \"{ids_field}\""))?;
-    let key = match key {
-        Some(k) => k.get().as_bytes().to_vec(),
-        None => ids.iter().flat_map(|i| i.to_le_bytes()).collect(),
-    };
+    finish_doc(
+        ids,
+        mask,
+        key.map(|k| k.get().as_bytes().to_vec()),
+        ids_field,
+    )
+}
+
+fn finish_doc(
+    ids: Option<Vec<u32>>,
+    mask: Option<Vec<u8>>,
+    key: Option<Vec<u8>>,
+    ids_field: &str,
+) -> std::result::Result<Doc, String> {
+    let ids = ids.ok_or_else(|| format!("missing field \"{ids_field}\""))?;
+    let key = key.unwrap_or_else(|| ids.iter().flat_map(|i| i.to_le_bytes()).collect());
     Ok(Doc { key, ids, mask })
 }
 

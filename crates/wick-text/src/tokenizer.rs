@@ -31,7 +31,8 @@ pub struct Tok {
     /// `chat_template` from tokenizer_config.json, if any.
     pub chat_template: Option<String>,
     /// The same encoding, faster, for GPT-2-shaped byte-level BPE tokenizers.
-    fast: Option<FastBpe>,
+    /// Built on first use: tools that only need the vocabulary (pack) skip the cost.
+    fast: std::sync::OnceLock<Option<FastBpe>>,
 }
 
 /// Token ids with a per-token loss mask (1 = the token counts for loss).
@@ -58,11 +59,6 @@ impl Tok {
                 file.display()
             ))
         })?;
-        // WICK_NO_FAST_BPE=1 forces the tokenizers crate (for benchmarks and debugging).
-        let fast = match std::env::var_os("WICK_NO_FAST_BPE") {
-            Some(v) if v == "1" => None,
-            _ => FastBpe::from_tokenizer(&inner),
-        };
         let hash = format!("{:032x}", xxhash_rust::xxh3::xxh3_128(&bytes));
         let config_path = file.with_file_name("tokenizer_config.json");
         let config: Option<Value> = if config_path.exists() {
@@ -93,7 +89,7 @@ impl Tok {
             eos_token,
             eos_id,
             chat_template,
-            fast,
+            fast: std::sync::OnceLock::new(),
         })
     }
 
@@ -128,7 +124,7 @@ impl Tok {
     /// Ids of `text`, with no special tokens added around it (special tokens written in the
     /// text itself are still recognised, as the Python `tokenizers` library does).
     pub fn encode(&self, text: &str) -> std::result::Result<Vec<u32>, String> {
-        if let Some(fast) = &self.fast {
+        if let Some(fast) = self.fast() {
             let mut ids = Vec::new();
             fast.encode(text, &mut ids);
             return Ok(ids);
@@ -141,7 +137,17 @@ impl Tok {
 
     /// Whether `encode` takes the fast byte-level BPE path rather than the tokenizers crate.
     pub fn uses_fast_path(&self) -> bool {
-        self.fast.is_some()
+        self.fast().is_some()
+    }
+
+    fn fast(&self) -> Option<&FastBpe> {
+        self.fast
+            .get_or_init(|| match std::env::var_os("WICK_NO_FAST_BPE") {
+                // WICK_NO_FAST_BPE=1 forces the tokenizers crate (benchmarks, debugging).
+                Some(v) if v == "1" => None,
+                _ => FastBpe::from_tokenizer(&self.inner),
+            })
+            .as_ref()
     }
 
     /// Encodes rendered pieces one by one, so that the mask follows piece boundaries exactly.
