@@ -152,10 +152,35 @@ run_pipe() {
   rm -rf "$out"
 }
 
-order=(run_wick run_hf run_pipe)
+# With one core each: on 2 cores, tokenize alone already keeps both busy, so `tokenize | pack`
+# mostly measures two processes sharing two cores. Giving each a core shows whether pack keeps
+# up with tokenize's output, i.e. whether packing is the bottleneck.
+run_wick1() {
+  local t=$WORK/t
+  timed "$t" "$TOK" --tokenizer "$TOKJSON" -q --threads 1 "${EXTRA[@]}" "$CORPUS" > /dev/null \
+    || die "wick tokenize --threads 1 failed ($(head -n 1 "$t"))"
+  read -r s kb < <(timing "$t")
+  printf 'wick1\t%s\t%s\t%s\t%s\n' "$1" "$s" "$kb" "$WICK_TOKENS" >> "$RES"
+  printf '  run %s  tokenize, 1 thread %7.2f s\n' "$1" "$s"
+}
+run_pipe1() {
+  local t=$WORK/t out=$WORK/shards1
+  rm -rf "$out"
+  timed "$t" bash -c 'set -euo pipefail
+    tok=$1 pack=$2 tj=$3 corpus=$4 out=$5; shift 5
+    "$tok" --tokenizer "$tj" -q --threads 1 "$@" "$corpus" | RAYON_NUM_THREADS=1 "$pack" --tokenizer "$tj" -q -o "$out" >/dev/null' \
+    _ "$TOK" "$PACK" "$TOKJSON" "$CORPUS" "$out" "${EXTRA[@]}" \
+    || die "tokenize --threads 1 | pack failed ($(head -n 1 "$t"))"
+  read -r s kb < <(timing "$t")
+  printf 'pipe1\t%s\t%s\t%s\t%s\n' "$1" "$s" "$kb" "$WICK_TOKENS" >> "$RES"
+  printf '  run %s  1 thread | pack   %8.2f s\n' "$1" "$s"
+  rm -rf "$out"
+}
+
+order=(run_wick run_hf run_pipe run_wick1 run_pipe1)
 for ((r = 1; r <= RUNS; r++)); do
-  for ((k = 0; k < 3; k++)); do
-    "${order[(r - 1 + k) % 3]}" "$r"
+  for ((k = 0; k < ${#order[@]}; k++)); do
+    "${order[(r - 1 + k) % ${#order[@]}]}" "$r"
   done
 done
 
@@ -201,4 +226,7 @@ print()
 print(f"tokenize vs HF tokenizers encode_batch: {h / w:.2f}x throughput (target >= 1.5x)"
       f"  [{ht / w:.2f}x vs HF incl. load + parse]")
 print(f"tokenize|pack vs tokenize alone: {100 * w / p:.0f}% (target >= 90%)")
+w1, p1 = med("wick1"), med("pipe1")
+print(f"  with one core each (tokenize --threads 1 {w1:.2f} s; | pack on 1 thread {p1:.2f} s): "
+      f"{100 * w1 / p1:.0f}%")
 EOF

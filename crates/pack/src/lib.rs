@@ -4,22 +4,9 @@
 mod scan;
 
 use rayon::prelude::*;
-use serde::Deserialize;
 use serde_json::value::RawValue;
 use wick_io::{for_each_batch, human_bytes, Error, LineReader, Progress, Result};
 use wick_shard::{Manifest, Packer, ShardSet, Split};
-
-/// The fields pack reads under their default names; everything else in a record is skipped
-/// unparsed.
-#[derive(Deserialize)]
-struct Record<'a> {
-    #[serde(default)]
-    ids: Option<Vec<u32>>,
-    #[serde(default)]
-    mask: Option<Vec<u8>>,
-    #[serde(borrow, default)]
-    id: Option<&'a RawValue>,
-}
 
 /// One parsed document, ready for the packer.
 struct Doc {
@@ -104,40 +91,27 @@ fn parse_line(line: &[u8], ids_field: &str, split_key: &str) -> std::result::Res
             e.valid_up_to() + 1
         )
     })?;
-    let malformed = |e: serde_json::Error| format!("malformed record: {e}");
     if let Some(f) = scan::scan(line, ids_field, split_key) {
         return finish_doc(f.ids, f.mask, f.key.map(<[u8]>::to_vec), ids_field);
     }
     // serde_json decides what the scanner would not, and words the errors.
-    let (ids, mask, key) = if ids_field == "ids" && split_key == "id" {
-        let rec: Record = serde_json::from_str(text).map_err(|e| {
-            if e.is_data() {
-                format!("field \"{ids_field}\" must be a list of token ids and \"mask\" a list of 0/1 ({e})")
-            } else {
-                malformed(e)
-            }
-        })?;
-        (rec.ids, rec.mask, rec.id)
-    } else {
-        // Field names chosen at run time: pick them out of a map of raw values.
-        let map: std::collections::HashMap<&str, &RawValue> =
-            serde_json::from_str(text).map_err(malformed)?;
-        let ids =
-            match map.get(ids_field) {
-                Some(v) => Some(serde_json::from_str(v.get()).map_err(|e| {
-                    format!("field \"{ids_field}\" must be a list of token ids ({e})")
-                })?),
-                None => None,
-            };
-        let mask = match map.get("mask") {
-            Some(m) => Some(
-                serde_json::from_str(m.get())
-                    .map_err(|e| format!("field \"mask\" must be a list of 0/1 ({e})"))?,
-            ),
-            None => None,
-        };
-        (ids, mask, map.get(split_key).copied())
+    let map: std::collections::HashMap<&str, &RawValue> =
+        serde_json::from_str(text).map_err(|e| format!("malformed record: {e}"))?;
+    let ids = match map.get(ids_field) {
+        Some(v) => Some(
+            serde_json::from_str(v.get())
+                .map_err(|e| format!("field \"{ids_field}\" must be a list of token ids ({e})"))?,
+        ),
+        None => None,
     };
+    let mask = match map.get("mask") {
+        Some(m) => Some(
+            serde_json::from_str(m.get())
+                .map_err(|e| format!("field \"mask\" must be a list of 0/1 ({e})"))?,
+        ),
+        None => None,
+    };
+    let key = map.get(split_key);
     finish_doc(
         ids,
         mask,
