@@ -215,7 +215,7 @@ fn verify_rejects_a_corrupted_directory() {
 fn sft_masks_reach_the_mask_sidecar() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("s");
-    let input = b"{\"ids\": [10, 11, 12, 50256], \"mask\": [0, 0, 1, 1]}\n{\"ids\": [20, 21], \"mask\": [0, 1]}\n";
+    let input = b"{\"ids\": [5, 6]}\n{\"ids\": [10, 11, 12, 50256], \"mask\": [0, 0, 1, 1]}\n{\"ids\": [20, 21], \"mask\": [0, 1]}\n";
     let (code, _, err) = run(
         &[
             "-q",
@@ -231,8 +231,8 @@ fn sft_masks_reach_the_mask_sidecar() {
     );
     assert_eq!(code, 0, "{err}");
     let set = wick_shard::ShardSet::open(&out).unwrap();
-    assert_eq!(set.shards[0].mask().unwrap(), &[0, 0, 1, 1, 0, 1, 1]);
-    assert_eq!(set.shards[0].doc_starts().unwrap(), &[0, 4]);
+    assert_eq!(set.shards[0].mask().unwrap(), &[1, 1, 1, 0, 0, 1, 1, 0, 1, 1]);
+    assert_eq!(set.shards[0].doc_starts().unwrap(), &[0, 3, 7]);
 }
 
 #[test]

@@ -175,7 +175,16 @@ impl Packer {
             if m.iter().any(|&b| b > 1) {
                 return Err("\"mask\" entries must be 0 or 1".into());
             }
-            self.manifest.has_mask = true;
+            if !self.manifest.has_mask {
+                // Masks are spilled only once a record has one; documents before it count whole.
+                for spill in &mut self.spills {
+                    spill
+                        .masks
+                        .write_all(&vec![1u8; spill.len as usize])
+                        .map_err(|e| format!("writing the spill file: {e}"))?;
+                }
+                self.manifest.has_mask = true;
+            }
         }
         let eos = self.opts.eos_id;
         let add_eos = ids.last() != Some(&eos);
@@ -192,12 +201,14 @@ impl Packer {
             }
         }
         spill.tokens.write_all(&buf).map_err(io)?;
-        match mask {
-            Some(m) => spill.masks.write_all(m).map_err(io)?,
-            None => spill.masks.write_all(&vec![1u8; ids.len()]).map_err(io)?,
-        }
-        if add_eos {
-            spill.masks.write_all(&[1]).map_err(io)?;
+        if self.manifest.has_mask {
+            match mask {
+                Some(m) => spill.masks.write_all(m).map_err(io)?,
+                None => spill.masks.write_all(&vec![1u8; ids.len()]).map_err(io)?,
+            }
+            if add_eos {
+                spill.masks.write_all(&[1]).map_err(io)?;
+            }
         }
         spill.docs.push((spill.len, len as u32));
         spill.len += len as u64;
@@ -227,7 +238,11 @@ impl Packer {
             let mut totals = SplitTotals::default();
             if len > 0 {
                 let toks = map(&tokens_path)?;
-                let masks = map(&mask_path)?;
+                let masks = if self.manifest.has_mask {
+                    Some(map(&mask_path)?)
+                } else {
+                    None
+                };
                 let mut start = 0;
                 while start < docs.len() {
                     let mut end = start;
@@ -239,7 +254,7 @@ impl Packer {
                         end += 1;
                     }
                     let name = format!("{}_{:06}", split.name(), totals.shards);
-                    let mask = self.manifest.has_mask.then_some(&masks[..]);
+                    let mask = masks.as_deref();
                     let entry = write_shard(
                         &dir,
                         &name,
