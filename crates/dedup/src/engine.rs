@@ -1,19 +1,27 @@
-//! Single-pass dedup in three phases over the input:
-//! 1. every document's exact hash, length and LSH band hashes (kept in memory: 8 bytes a band
-//!    plus 24 a document) and its MinHash signature (spilled to a temporary file);
-//! 2. clusters: documents with equal exact hashes, or equal hashes in any band, are joined by
-//!    union-find; each cluster keeps its first (or longest) document;
-//! 3. the input is read again and each line goes to the kept or the removed output, in order.
+//! Dedup as three stages whose intermediates are plain files, datatrove-style:
+//!
+//! 1. **signatures** (per input file, anywhere): each document's exact hash, length, LSH band
+//!    hashes, MinHash signature and label go to a `.sig` file;
+//! 2. **clusters** (over all `.sig` files): documents with equal exact hashes, or equal hashes
+//!    in any band, are joined by union-find; each cluster keeps its first (or longest)
+//!    document; every other document becomes a line of `dups.tsv`;
+//! 3. **apply** (per input file): lines listed in `dups.tsv` go to the removed output, the rest
+//!    to the kept output, in order.
+//!
+//! A single-pass run is exactly these stages over temporary files, so both give the same bytes.
+//! The clusters stage holds per document its band hashes (8 bytes a band) and 40 bytes more.
 
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::{BufRead, BufReader, BufWriter, Read, Write};
 use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 use serde_json::Value;
 use wick_io::{
-    for_each_batch, human_bytes, parse_object, Error, LineReader, Output, Progress, Result,
+    for_each_batch, human_bytes, parse_object, AtomicFile, Error, LineReader, Output, Progress,
+    Result,
 };
 use xxhash_rust::xxh3::xxh3_128;
 
@@ -23,6 +31,8 @@ use crate::shingle::{shingles, Shingling};
 
 const BATCH_LINES: usize = 1024;
 const BATCH_BYTES: usize = 4 << 20;
+const SIG_MAGIC: &[u8; 8] = b"WICKSIG\0";
+const SIG_VERSION: u32 = 1;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Keep {
@@ -42,7 +52,6 @@ pub struct Options {
     pub seed: u64,
     pub exact: bool,
     pub near: bool,
-    pub keep: Keep,
     pub skip_invalid: bool,
     pub quiet: bool,
 }
@@ -56,13 +65,251 @@ pub struct Summary {
     pub skipped: u64,
 }
 
-/// What phase 1 computes for one document.
+/// Settings that must agree between the signature files clustered together.
+#[derive(Debug, Clone, PartialEq)]
+struct Settings {
+    bands: u32,
+    rows: u32,
+    seed: u64,
+    norm: u32,
+    shingle: (u32, u32),
+    exact: bool,
+    near: bool,
+}
+
+impl Settings {
+    fn of(o: &Options) -> Settings {
+        Settings {
+            bands: o.bands as u32,
+            rows: o.rows as u32,
+            seed: o.seed,
+            norm: o.norm.code(),
+            shingle: o.shingling.code(),
+            exact: o.exact,
+            near: o.near,
+        }
+    }
+
+    fn write(&self, w: &mut impl Write, source: &str) -> std::io::Result<()> {
+        w.write_all(SIG_MAGIC)?;
+        for v in [
+            SIG_VERSION,
+            self.bands,
+            self.rows,
+            self.norm,
+            self.shingle.0,
+            self.shingle.1,
+            self.exact as u32,
+            self.near as u32,
+        ] {
+            w.write_all(&v.to_le_bytes())?;
+        }
+        w.write_all(&self.seed.to_le_bytes())?;
+        w.write_all(&(source.len() as u32).to_le_bytes())?;
+        w.write_all(source.as_bytes())
+    }
+
+    /// Reads a header; returns the settings, the source name and the header length.
+    fn read(r: &mut impl Read, path: &Path) -> Result<(Settings, String, u64)> {
+        let bad = |what: &str| {
+            Error::msg(format!(
+                "{}: not a dedup signature file ({what})",
+                path.display()
+            ))
+        };
+        let mut magic = [0u8; 8];
+        r.read_exact(&mut magic).map_err(|_| bad("too short"))?;
+        if &magic != SIG_MAGIC {
+            return Err(bad("wrong magic"));
+        }
+        let mut u = [0u32; 8];
+        for v in &mut u {
+            *v = read_u32(r).map_err(|_| bad("truncated header"))?;
+        }
+        if u[0] != SIG_VERSION {
+            return Err(bad(&format!("version {}", u[0])));
+        }
+        let seed = read_u64(r).map_err(|_| bad("truncated header"))?;
+        let n = read_u32(r).map_err(|_| bad("truncated header"))? as usize;
+        let mut name = vec![0u8; n];
+        r.read_exact(&mut name)
+            .map_err(|_| bad("truncated header"))?;
+        let s = Settings {
+            bands: u[1],
+            rows: u[2],
+            norm: u[3],
+            shingle: (u[4], u[5]),
+            exact: u[6] != 0,
+            near: u[7] != 0,
+            seed,
+        };
+        Ok((
+            s,
+            String::from_utf8_lossy(&name).into_owned(),
+            (8 + 32 + 8 + 4 + n) as u64,
+        ))
+    }
+}
+
+fn read_u32(r: &mut impl Read) -> std::io::Result<u32> {
+    let mut b = [0u8; 4];
+    r.read_exact(&mut b)?;
+    Ok(u32::from_le_bytes(b))
+}
+
+fn read_u64(r: &mut impl Read) -> std::io::Result<u64> {
+    let mut b = [0u8; 8];
+    r.read_exact(&mut b)?;
+    Ok(u64::from_le_bytes(b))
+}
+
+/// What stage 1 computes for one document.
 struct Computed {
     exact: u128,
     len: u32,
     /// Empty when the text has no shingles: such documents are never near duplicates.
     bands: Vec<u64>,
     sig: Vec<u64>,
+    /// The raw JSON of the record's "id", if any.
+    label: Vec<u8>,
+}
+
+pub struct Signer {
+    opts: Options,
+    hasher: MinHasher,
+}
+
+impl Signer {
+    pub fn new(opts: Options) -> Signer {
+        let hasher = MinHasher::new(opts.bands, opts.rows, opts.seed);
+        Signer { opts, hasher }
+    }
+
+    fn compute(&self, file: &str, line: &wick_io::Line) -> Result<Computed> {
+        let rec = parse_object(file, line.number, &line.bytes)?;
+        let field = &self.opts.field;
+        let text = match rec.get(field) {
+            Some(Value::String(s)) => s,
+            Some(v) => {
+                let msg = format!(
+                    "field \"{field}\" must be a string, found {}",
+                    wick_io::kind_of(v)
+                );
+                return Err(Error::record(file, line.number, msg));
+            }
+            None => {
+                return Err(Error::record(
+                    file,
+                    line.number,
+                    format!("missing field \"{field}\""),
+                ))
+            }
+        };
+        let norm = self.opts.norm.apply(text);
+        let set = if self.opts.near {
+            shingles(&norm, self.opts.shingling, self.opts.seed)
+        } else {
+            Vec::new()
+        };
+        let sig = if self.opts.near {
+            self.hasher.signature(&set)
+        } else {
+            Vec::new()
+        };
+        let bands = if set.is_empty() {
+            Vec::new()
+        } else {
+            self.hasher.band_hashes(&sig)
+        };
+        let label = rec
+            .get("id")
+            .map(|v| serde_json::to_vec(v).expect("JSON value"))
+            .unwrap_or_default();
+        Ok(Computed {
+            exact: xxh3_128(norm.as_bytes()),
+            len: norm.chars().count() as u32,
+            bands,
+            sig,
+            label,
+        })
+    }
+
+    /// Stage 1 for one input: writes its signature file (atomically). `name` is how the input
+    /// is known in dups.tsv.
+    pub fn signatures(
+        &self,
+        input: &Path,
+        name: &str,
+        out: &Path,
+        progress: &mut Progress,
+    ) -> Result<(u64, u64)> {
+        let f = File::open(input).map_err(|e| Error::io(name, e))?;
+        let reader = LineReader::from_reader(name.to_string(), f);
+        let mut w = AtomicFile::create(out)?;
+        let io = |e| Error::io(out.display(), e);
+        Settings::of(&self.opts).write(&mut w, name).map_err(io)?;
+        let (mut docs, mut skipped, mut bytes) = (0u64, 0u64, 0u64);
+        for_each_batch(reader, BATCH_LINES, BATCH_BYTES, |batch| {
+            let computed: Vec<Result<Computed>> =
+                batch.par_iter().map(|l| self.compute(name, l)).collect();
+            let mut buf = Vec::new();
+            for (line, c) in batch.iter().zip(computed) {
+                bytes += line.bytes.len() as u64 + 1;
+                match c {
+                    Ok(c) => {
+                        // tag 0: a document.
+                        buf.push(0u8);
+                        buf.extend_from_slice(&line.number.to_le_bytes());
+                        buf.extend_from_slice(&c.exact.to_le_bytes());
+                        buf.extend_from_slice(&c.len.to_le_bytes());
+                        buf.push(!c.bands.is_empty() as u8);
+                        let nb = if self.opts.near { self.opts.bands } else { 0 };
+                        for k in 0..nb {
+                            buf.extend_from_slice(
+                                &c.bands.get(k).copied().unwrap_or(0).to_le_bytes(),
+                            );
+                        }
+                        for v in &c.sig {
+                            buf.extend_from_slice(&v.to_le_bytes());
+                        }
+                        buf.extend_from_slice(&(c.label.len() as u32).to_le_bytes());
+                        buf.extend_from_slice(&c.label);
+                        docs += 1;
+                    }
+                    Err(e) if self.opts.skip_invalid => {
+                        if skipped < 5 && !self.opts.quiet {
+                            eprintln!("dedup: skipped {e}");
+                        }
+                        skipped += 1;
+                        // tag 1: a skipped line, dropped by apply as the single pass drops it.
+                        buf.push(1u8);
+                        buf.extend_from_slice(&line.number.to_le_bytes());
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            w.write_all(&buf).map_err(io)?;
+            progress.tick(|secs| {
+                format!(
+                    "hashing {name}: {docs} documents, {} ({:.0} docs/s)",
+                    human_bytes(bytes),
+                    docs as f64 / secs
+                )
+            });
+            Ok(())
+        })?;
+        w.commit()?;
+        Ok((docs, skipped))
+    }
+}
+
+/// One removed line of an input, as dups.tsv lists it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Removal {
+    pub kind: String,
+    pub similarity: f64,
+    /// JSON: the kept document's "id", or "file:line".
+    pub dup_of: String,
 }
 
 /// Union-find whose root is always the document a cluster keeps.
@@ -102,308 +349,334 @@ impl Clusters {
             }
         }
     }
-}
 
-pub struct Dedup {
-    opts: Options,
-    hasher: MinHasher,
-}
-
-/// An input as read twice: a file by its path, stdin through a temporary copy.
-struct Input {
-    name: String,
-    path: std::path::PathBuf,
-    _tmp: Option<tempfile::NamedTempFile>,
-}
-
-fn materialise(path: &str) -> Result<Input> {
-    if path != "-" {
-        return Ok(Input {
-            name: path.to_string(),
-            path: path.into(),
-            _tmp: None,
-        });
-    }
-    let mut tmp = tempfile::NamedTempFile::new().map_err(|e| Error::io("temporary file", e))?;
-    std::io::copy(&mut std::io::stdin().lock(), tmp.as_file_mut())
-        .map_err(|e| Error::io("<stdin>", e))?;
-    Ok(Input {
-        name: "<stdin>".into(),
-        path: tmp.path().to_path_buf(),
-        _tmp: Some(tmp),
-    })
-}
-
-fn open(input: &Input) -> Result<LineReader> {
-    let f = File::open(&input.path).map_err(|e| Error::io(&input.name, e))?;
-    Ok(LineReader::from_reader(input.name.clone(), f))
-}
-
-impl Dedup {
-    pub fn new(opts: Options) -> Dedup {
-        let hasher = MinHasher::new(opts.bands, opts.rows, opts.seed);
-        Dedup { opts, hasher }
-    }
-
-    fn compute(&self, file: &str, line: &wick_io::Line) -> Result<Computed> {
-        let rec = parse_object(file, line.number, &line.bytes)?;
-        let text = match rec.get(&self.opts.field) {
-            Some(Value::String(s)) => s,
-            Some(v) => {
-                return Err(Error::record(
-                    file,
-                    line.number,
-                    format!(
-                        "field \"{}\" must be a string, found {}",
-                        self.opts.field,
-                        wick_io::kind_of(v)
-                    ),
-                ))
+    /// Joins the documents whose keys are equal.
+    fn join_equal<K: Ord + Copy>(&mut self, mut keyed: Vec<(K, u32)>) {
+        keyed.sort_unstable();
+        for w in keyed.windows(2) {
+            if w[0].0 == w[1].0 {
+                self.union(w[0].1, w[1].1);
             }
-            None => {
-                return Err(Error::record(
-                    file,
-                    line.number,
-                    format!("missing field \"{}\"", self.opts.field),
-                ))
-            }
-        };
-        let norm = self.opts.norm.apply(text);
-        let set = if self.opts.near {
-            shingles(&norm, self.opts.shingling, self.opts.seed)
-        } else {
-            Vec::new()
-        };
-        let sig = self.hasher.signature(&set);
-        let bands = if set.is_empty() {
-            Vec::new()
-        } else {
-            self.hasher.band_hashes(&sig)
-        };
-        Ok(Computed {
-            exact: xxh3_128(norm.as_bytes()),
-            len: norm.chars().count() as u32,
-            bands,
-            sig,
-        })
-    }
-
-    /// Runs all three phases: kept documents to `kept`, removed ones (with "dup_of",
-    /// "similarity" and "dup_kind") to `removed`.
-    pub fn run(
-        &self,
-        paths: &[String],
-        kept: &mut Output,
-        mut removed: Option<&mut Output>,
-    ) -> Result<Summary> {
-        let mut progress = Progress::new("dedup", self.opts.quiet);
-        let inputs: Vec<Input> = paths
-            .iter()
-            .map(|p| materialise(p))
-            .collect::<Result<_>>()?;
-        let nb = if self.opts.near { self.opts.bands } else { 0 };
-        let perms = self.hasher.bands * self.hasher.rows;
-        let mut exact: Vec<u128> = Vec::new();
-        let mut lens: Vec<u32> = Vec::new();
-        let mut bands: Vec<u64> = Vec::new();
-        let mut invalid: HashSet<(usize, u64)> = HashSet::new();
-        let mut unbanded: HashSet<u32> = HashSet::new();
-        let mut sum = Summary::default();
-        let mut bytes = 0u64;
-        let sig_file = tempfile::tempfile().map_err(|e| Error::io("temporary file", e))?;
-        let mut sigs = BufWriter::with_capacity(1 << 20, &sig_file);
-
-        // Phase 1.
-        for (fi, input) in inputs.iter().enumerate() {
-            for_each_batch(open(input)?, BATCH_LINES, BATCH_BYTES, |batch| {
-                let computed: Vec<Result<Computed>> = batch
-                    .par_iter()
-                    .map(|l| self.compute(&input.name, l))
-                    .collect();
-                for (line, c) in batch.iter().zip(computed) {
-                    bytes += line.bytes.len() as u64 + 1;
-                    match c {
-                        Ok(c) => {
-                            exact.push(c.exact);
-                            lens.push(c.len);
-                            if c.bands.is_empty() {
-                                unbanded.insert(exact.len() as u32 - 1);
-                                bands.extend(std::iter::repeat_n(0, nb));
-                            } else {
-                                bands.extend_from_slice(&c.bands);
-                            }
-                            for v in &c.sig {
-                                sigs.write_all(&v.to_le_bytes())
-                                    .map_err(|e| Error::io("temporary file", e))?;
-                            }
-                            sum.docs += 1;
-                        }
-                        Err(e) if self.opts.skip_invalid => {
-                            if sum.skipped < 5 && !self.opts.quiet {
-                                eprintln!("dedup: skipped {e}");
-                            }
-                            sum.skipped += 1;
-                            invalid.insert((fi, line.number));
-                        }
-                        Err(e) => return Err(e),
-                    }
-                }
-                progress.tick(|secs| {
-                    format!(
-                        "hashing: {} documents, {} ({:.0} docs/s)",
-                        sum.docs,
-                        human_bytes(bytes),
-                        sum.docs as f64 / secs
-                    )
-                });
-                Ok(())
-            })?;
         }
-        sigs.flush().map_err(|e| Error::io("temporary file", e))?;
-        drop(sigs);
-        let n = exact.len();
-        if n > u32::MAX as usize {
-            return Err(Error::msg(
-                "more than 4 billion documents: use the dedup signatures/clusters/apply stages",
+    }
+}
+
+/// Stage 2: clusters the documents of `sigs` (in that order) and writes dups.tsv lines
+/// `source<TAB>line<TAB>kind<TAB>similarity<TAB>dup_of-json`, in document order. Returns
+/// (documents, exact removed, near removed).
+pub fn clusters(sigs: &[PathBuf], keep: Keep, out: &mut impl Write) -> Result<(u64, u64, u64)> {
+    let mut settings: Option<Settings> = None;
+    let mut sources: Vec<String> = Vec::new();
+    // Per document: where it is, what it hashes to.
+    let (mut file_of, mut line_of, mut offset_of) =
+        (Vec::<u32>::new(), Vec::<u32>::new(), Vec::<u64>::new());
+    let (mut exact, mut lens, mut bands) =
+        (Vec::<u128>::new(), Vec::<u32>::new(), Vec::<u64>::new());
+    let mut unbanded: HashSet<u32> = HashSet::new();
+    let mut skipped: Vec<(u32, u64)> = Vec::new();
+    let mut files = Vec::new();
+    for (fi, path) in sigs.iter().enumerate() {
+        let f = File::open(path).map_err(|e| Error::io(path.display(), e))?;
+        let mut r = BufReader::with_capacity(1 << 20, &f);
+        let (s, source, mut pos) = Settings::read(&mut r, path)?;
+        match &settings {
+            None => settings = Some(s.clone()),
+            Some(first) if *first != s => {
+                return Err(Error::msg(format!("{}: made with other settings than {} (bands, rows, seed, normalisation and shingles must agree)", path.display(), sigs[0].display())))
+            }
+            _ => {}
+        }
+        let nb = if s.near { s.bands as usize } else { 0 };
+        let perms = if s.near {
+            (s.bands * s.rows) as usize
+        } else {
+            0
+        };
+        let trunc = || Error::msg(format!("{}: truncated signature file", path.display()));
+        let mut tag = [0u8; 1];
+        loop {
+            if r.read(&mut tag).map_err(|e| Error::io(path.display(), e))? == 0 {
+                break;
+            }
+            let line = read_u64(&mut r).map_err(|_| trunc())?;
+            if tag[0] == 1 {
+                skipped.push((fi as u32, line));
+                pos += 9;
+                continue;
+            }
+            let mut fixed = vec![0u8; 16 + 4 + 1 + 8 * nb];
+            r.read_exact(&mut fixed).map_err(|_| trunc())?;
+            let id = exact.len() as u32;
+            exact.push(u128::from_le_bytes(
+                fixed[0..16].try_into().expect("16 bytes"),
             ));
+            lens.push(u32::from_le_bytes(
+                fixed[16..20].try_into().expect("4 bytes"),
+            ));
+            if fixed[20] == 0 {
+                unbanded.insert(id);
+            }
+            bands.extend(
+                fixed[21..]
+                    .chunks_exact(8)
+                    .map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes"))),
+            );
+            file_of.push(fi as u32);
+            line_of.push(line as u32);
+            pos += 9 + fixed.len() as u64;
+            offset_of.push(pos);
+            let mut sig_and_len = vec![0u8; 8 * perms];
+            r.read_exact(&mut sig_and_len).map_err(|_| trunc())?;
+            let label_len = read_u32(&mut r).map_err(|_| trunc())?;
+            std::io::copy(&mut (&mut r).take(label_len as u64), &mut std::io::sink())
+                .map_err(|_| trunc())?;
+            pos += 8 * perms as u64 + 4 + label_len as u64;
         }
-
-        // Phase 2.
-        let mut clusters = Clusters {
-            parent: (0..n as u32).collect(),
-            len: lens,
-            keep: self.opts.keep,
-        };
-        if self.opts.exact {
-            let mut order: Vec<(u128, u32)> = exact
+        sources.push(source);
+        files.push(f);
+    }
+    let Some(s) = settings else {
+        return Ok((0, 0, 0));
+    };
+    let nb = if s.near { s.bands as usize } else { 0 };
+    let perms = if s.near {
+        (s.bands * s.rows) as usize
+    } else {
+        0
+    };
+    let n = exact.len();
+    let mut c = Clusters {
+        parent: (0..n as u32).collect(),
+        len: lens,
+        keep,
+    };
+    if s.exact {
+        c.join_equal(
+            exact
                 .iter()
                 .enumerate()
                 .map(|(i, &h)| (h, i as u32))
-                .collect();
-            order.sort_unstable();
-            for w in order.windows(2) {
-                if w[0].0 == w[1].0 {
-                    clusters.union(w[0].1, w[1].1);
-                }
-            }
-        }
-        for b in 0..nb {
-            let mut order: Vec<(u64, u32)> = (0..n as u32)
+                .collect(),
+        );
+    }
+    for b in 0..nb {
+        c.join_equal(
+            (0..n as u32)
                 .filter(|i| !unbanded.contains(i))
                 .map(|i| (bands[i as usize * nb + b], i))
-                .collect();
-            order.sort_unstable();
-            for w in order.windows(2) {
-                if w[0].0 == w[1].0 {
-                    clusters.union(w[0].1, w[1].1);
-                }
-            }
-        }
-        drop(bands);
-        let roots: Vec<u32> = (0..n as u32).map(|i| clusters.find(i)).collect();
+                .collect(),
+        );
+    }
+    drop(bands);
 
-        // Labels ("id" or file:line) of the documents others are duplicates of.
-        let needed: HashSet<u32> = roots
-            .iter()
-            .enumerate()
-            .filter(|(i, &r)| *i as u32 != r)
-            .map(|(_, &r)| r)
-            .collect();
-        let mut labels: HashMap<u32, Value> = HashMap::new();
-        if !needed.is_empty() {
-            self.each_doc(&inputs, &invalid, |i, name, line| {
-                if needed.contains(&i) {
-                    labels.insert(i, label(name, line));
-                }
-                Ok(())
-            })?;
+    let read_at = |i: u32, len: usize, skip: u64| -> Result<Vec<u8>> {
+        let mut buf = vec![0u8; len];
+        let f = &files[file_of[i as usize] as usize];
+        f.read_exact_at(&mut buf, offset_of[i as usize] + skip)
+            .map_err(|e| Error::io(sigs[file_of[i as usize] as usize].display(), e))?;
+        Ok(buf)
+    };
+    let sig = |i: u32| -> Result<Vec<u64>> {
+        Ok(read_at(i, 8 * perms, 0)?
+            .chunks_exact(8)
+            .map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes")))
+            .collect())
+    };
+    let label = |i: u32| -> Result<String> {
+        let len = u32::from_le_bytes(
+            read_at(i, 4, 8 * perms as u64)?
+                .try_into()
+                .expect("4 bytes"),
+        ) as usize;
+        if len > 0 {
+            return Ok(
+                String::from_utf8_lossy(&read_at(i, len, 8 * perms as u64 + 4)?).into_owned(),
+            );
         }
-
-        // Phase 3.
-        let read_sig = |i: u32| -> Result<Vec<u64>> {
-            let mut buf = vec![0u8; perms * 8];
-            sig_file
-                .read_exact_at(&mut buf, i as u64 * perms as u64 * 8)
-                .map_err(|e| Error::io("temporary file", e))?;
-            Ok(buf
-                .chunks_exact(8)
-                .map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes")))
-                .collect())
+        let fi = file_of[i as usize] as usize;
+        Ok(Value::from(format!("{}:{}", sources[fi], line_of[i as usize])).to_string())
+    };
+    let mut rows: Vec<(u32, u64, String)> = skipped
+        .iter()
+        .map(|&(f, l)| (f, l, "invalid\t0\tnull".to_string()))
+        .collect();
+    let (mut n_exact, mut n_near) = (0u64, 0u64);
+    let mut labels: HashMap<u32, String> = HashMap::new();
+    for i in 0..n as u32 {
+        let root = c.find(i);
+        if root == i {
+            continue;
+        }
+        let is_exact = s.exact && exact[i as usize] == exact[root as usize];
+        let similarity = if is_exact || !s.near {
+            1.0
+        } else {
+            estimate(&sig(i)?, &sig(root)?)
         };
-        self.each_doc(&inputs, &invalid, |i, name, line| {
-            let root = roots[i as usize];
-            if root == i {
-                sum.kept += 1;
-                kept.put(&line.bytes)?;
-                return kept.put(b"\n");
-            }
-            let is_exact = self.opts.exact && exact[i as usize] == exact[root as usize];
-            let similarity = if is_exact || !self.opts.near {
-                1.0
-            } else {
-                estimate(&read_sig(i)?, &read_sig(root)?)
-            };
-            if is_exact {
-                sum.exact_removed += 1;
-            } else {
-                sum.near_removed += 1;
-            }
-            if let Some(out) = removed.as_deref_mut() {
-                let mut rec = parse_object(name, line.number, &line.bytes)?;
-                rec.insert("dup_of".into(), labels[&root].clone());
-                rec.insert("similarity".into(), Value::from(similarity));
-                rec.insert(
-                    "dup_kind".into(),
-                    Value::from(if is_exact { "exact" } else { "near" }),
-                );
-                let mut bytes = serde_json::to_vec(&rec).expect("JSON value");
-                bytes.push(b'\n');
-                out.put(&bytes)?;
-            }
-            Ok(())
-        })?;
-        progress.finish(|secs| {
-            let skipped = if sum.skipped > 0 { format!(", {} invalid skipped", sum.skipped) } else { String::new() };
-            format!(
-                "{} documents in, {} kept, {} exact and {} near duplicates removed in {secs:.2} s ({:.0} docs/s, {}){skipped}",
-                sum.docs, sum.kept, sum.exact_removed, sum.near_removed, sum.docs as f64 / secs.max(1e-9), human_bytes(bytes)
-            )
-        });
-        Ok(sum)
-    }
-
-    /// Calls `f(doc index, file name, line)` for every valid document, in order.
-    fn each_doc(
-        &self,
-        inputs: &[Input],
-        invalid: &HashSet<(usize, u64)>,
-        mut f: impl FnMut(u32, &str, &wick_io::Line) -> Result<()>,
-    ) -> Result<()> {
-        let mut i = 0u32;
-        for (fi, input) in inputs.iter().enumerate() {
-            for_each_batch(open(input)?, BATCH_LINES, BATCH_BYTES, |batch| {
-                for line in &batch {
-                    if invalid.contains(&(fi, line.number)) {
-                        continue;
-                    }
-                    f(i, &input.name, line)?;
-                    i += 1;
-                }
-                Ok(())
-            })?;
+        if is_exact {
+            n_exact += 1;
+        } else {
+            n_near += 1;
         }
-        Ok(())
+        if let std::collections::hash_map::Entry::Vacant(e) = labels.entry(root) {
+            e.insert(label(root)?);
+        }
+        let kind = if is_exact { "exact" } else { "near" };
+        rows.push((
+            file_of[i as usize],
+            line_of[i as usize] as u64,
+            format!("{kind}\t{similarity}\t{}", labels[&root]),
+        ));
     }
+    rows.sort_by_key(|r| (r.0, r.1));
+    for (f, line, rest) in rows {
+        writeln!(out, "{}\t{line}\t{rest}", sources[f as usize])
+            .map_err(|e| Error::io("dups.tsv", e))?;
+    }
+    Ok((n as u64, n_exact, n_near))
 }
 
-/// How a kept document is named in "dup_of": its "id" field, else file:line.
-fn label(file: &str, line: &wick_io::Line) -> Value {
-    #[derive(serde::Deserialize)]
-    struct Id {
-        id: Option<Value>,
+/// Reads the dups.tsv lines of `source`: line number → removal.
+pub fn load_dups(path: &Path, source: &str) -> Result<HashMap<u64, Removal>> {
+    let f = File::open(path).map_err(|e| Error::io(path.display(), e))?;
+    let mut out = HashMap::new();
+    for (k, line) in BufReader::new(f).lines().enumerate() {
+        let line = line.map_err(|e| Error::io(path.display(), e))?;
+        let bad = || {
+            Error::record(
+                path.display(),
+                k as u64 + 1,
+                "expected source<TAB>line<TAB>kind<TAB>similarity<TAB>dup_of",
+            )
+        };
+        let cols: Vec<&str> = line.splitn(5, '\t').collect();
+        if cols.len() != 5 {
+            return Err(bad());
+        }
+        if cols[0] != source {
+            continue;
+        }
+        let n: u64 = cols[1].parse().map_err(|_| bad())?;
+        let similarity: f64 = cols[3].parse().map_err(|_| bad())?;
+        out.insert(
+            n,
+            Removal {
+                kind: cols[2].to_string(),
+                similarity,
+                dup_of: cols[4].to_string(),
+            },
+        );
     }
-    match serde_json::from_slice::<Id>(&line.bytes) {
-        Ok(Id { id: Some(v) }) => v,
-        _ => Value::from(format!("{file}:{}", line.number)),
+    Ok(out)
+}
+
+/// Stage 3 for one input: kept lines to `kept` byte for byte; removed ones to `removed` with
+/// "dup_of", "similarity" and "dup_kind"; skipped invalid lines to neither.
+pub fn apply(
+    input: &Path,
+    name: &str,
+    dups: &HashMap<u64, Removal>,
+    kept: &mut Output,
+    mut removed: Option<&mut Output>,
+    sum: &mut Summary,
+) -> Result<()> {
+    let f = File::open(input).map_err(|e| Error::io(name, e))?;
+    for_each_batch(
+        LineReader::from_reader(name.to_string(), f),
+        BATCH_LINES,
+        BATCH_BYTES,
+        |batch| {
+            let mut chunk = Vec::new();
+            for line in &batch {
+                let Some(r) = dups.get(&line.number) else {
+                    chunk.extend_from_slice(&line.bytes);
+                    chunk.push(b'\n');
+                    sum.kept += 1;
+                    sum.docs += 1;
+                    continue;
+                };
+                match r.kind.as_str() {
+                    "invalid" => {
+                        sum.skipped += 1;
+                        continue;
+                    }
+                    "exact" => sum.exact_removed += 1,
+                    _ => sum.near_removed += 1,
+                }
+                sum.docs += 1;
+                if let Some(out) = removed.as_deref_mut() {
+                    let mut rec = parse_object(name, line.number, &line.bytes)?;
+                    let dup_of: Value = serde_json::from_str(&r.dup_of).map_err(|e| {
+                        Error::msg(format!("dups.tsv: bad dup_of {:?}: {e}", r.dup_of))
+                    })?;
+                    rec.insert("dup_of".into(), dup_of);
+                    rec.insert("similarity".into(), Value::from(r.similarity));
+                    rec.insert("dup_kind".into(), Value::from(r.kind.as_str()));
+                    let mut bytes = serde_json::to_vec(&rec).expect("JSON value");
+                    bytes.push(b'\n');
+                    out.put(&bytes)?;
+                }
+            }
+            kept.put(&chunk)
+        },
+    )
+}
+
+/// The three stages over temporary files: what `dedup FILES...` does.
+pub fn single_pass(
+    opts: &Options,
+    keep: Keep,
+    paths: &[String],
+    kept: &mut Output,
+    mut removed: Option<&mut Output>,
+) -> Result<Summary> {
+    let mut progress = Progress::new("dedup", opts.quiet);
+    let tmp = tempfile::tempdir().map_err(|e| Error::io("temporary directory", e))?;
+    let signer = Signer::new(opts.clone());
+    let mut inputs = Vec::new();
+    let mut sigs = Vec::new();
+    let mut bytes = 0u64;
+    for (k, p) in paths.iter().enumerate() {
+        let (path, name) = if p == "-" {
+            let copy = tmp.path().join(format!("stdin-{k}"));
+            let mut f = File::create(&copy).map_err(|e| Error::io(copy.display(), e))?;
+            std::io::copy(&mut std::io::stdin().lock(), &mut f)
+                .map_err(|e| Error::io("<stdin>", e))?;
+            (copy, "<stdin>".to_string())
+        } else {
+            (PathBuf::from(p), p.clone())
+        };
+        bytes += std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        // A file named twice stays two inputs.
+        let source = if paths[..k].contains(p) {
+            format!("{name}#{k}")
+        } else {
+            name.clone()
+        };
+        let sig = tmp.path().join(format!("{k}.sig"));
+        signer.signatures(&path, &source, &sig, &mut progress)?;
+        sigs.push(sig);
+        inputs.push((path, name, source));
     }
+    let dups_path = tmp.path().join("dups.tsv");
+    {
+        let mut w = BufWriter::new(
+            File::create(&dups_path).map_err(|e| Error::io(dups_path.display(), e))?,
+        );
+        clusters(&sigs, keep, &mut w)?;
+        w.flush().map_err(|e| Error::io(dups_path.display(), e))?;
+    }
+    let mut sum = Summary::default();
+    for (path, name, source) in &inputs {
+        let dups = load_dups(&dups_path, source)?;
+        apply(path, name, &dups, kept, removed.as_deref_mut(), &mut sum)?;
+    }
+    progress.finish(|secs| {
+        let skipped = if sum.skipped > 0 { format!(", {} invalid skipped", sum.skipped) } else { String::new() };
+        format!(
+            "{} documents in, {} kept, {} exact and {} near duplicates removed in {secs:.2} s ({:.0} docs/s, {}){skipped}",
+            sum.docs, sum.kept, sum.exact_removed, sum.near_removed, sum.docs as f64 / secs.max(1e-9), human_bytes(bytes)
+        )
+    });
+    Ok(sum)
 }

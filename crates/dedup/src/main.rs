@@ -1,11 +1,13 @@
 use std::process::ExitCode;
 
-use clap::Parser;
-use dedup::engine::{Dedup, Keep, Options};
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Parser, Subcommand};
+use dedup::engine::{apply, clusters, load_dups, single_pass, Keep, Options, Signer, Summary};
 use dedup::minhash::bands_for_threshold;
 use dedup::normalize::Normalization;
 use dedup::shingle::Shingling;
-use wick_io::{inputs_or_stdin, Error, Output, Result};
+use wick_io::{inputs_or_stdin, Error, Output, Progress, Result};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -24,16 +26,59 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 ///   dedup --removed removed.jsonl corpus.jsonl > kept.jsonl
 ///   dedup --threshold 0.9 --shingle char:5 zh.jsonl > kept.jsonl
 #[derive(Parser)]
-#[command(version)]
+#[command(version, args_conflicts_with_subcommands = true)]
 struct Cli {
-    /// JSONL inputs; stdin when none is named or for "-".
-    files: Vec<String>,
-    /// Write kept documents here instead of stdout.
-    #[arg(long, short = 'o')]
-    output: Option<String>,
-    /// Write removed documents here, with "dup_of", "similarity" and "dup_kind".
-    #[arg(long)]
-    removed: Option<String>,
+    #[command(subcommand)]
+    stage: Option<Stage>,
+    #[command(flatten)]
+    args: DedupArgs,
+}
+
+/// Scale-out: the same dedup as map/reduce stages over plain files, for inputs that one
+/// process should not hold; their result is identical to the single-pass run.
+#[derive(Subcommand)]
+enum Stage {
+    /// Stage 1, per input file (run anywhere, in parallel): write DIR/<file name>.sig.
+    Signatures {
+        /// Directory for the signature files.
+        #[arg(long, short = 'o')]
+        output: PathBuf,
+        /// JSONL inputs; name them the same way to `dedup apply`.
+        files: Vec<String>,
+        #[command(flatten)]
+        hashing: HashArgs,
+        #[arg(long)]
+        skip_invalid: bool,
+        #[arg(long, short = 'q')]
+        quiet: bool,
+    },
+    /// Stage 2, over all signature files: write dups.tsv (source, line, kind, similarity, dup_of).
+    Clusters {
+        /// Where to write dups.tsv.
+        #[arg(long, short = 'o')]
+        output: PathBuf,
+        /// Signature files, or directories of them (taken in file-name order); input order
+        /// decides which document of a cluster is first.
+        sigs: Vec<PathBuf>,
+        #[arg(long, value_enum, default_value_t = Keep::First)]
+        keep: Keep,
+    },
+    /// Stage 3, per input file: kept documents to stdout, removed ones to --removed.
+    Apply {
+        /// dups.tsv from `dedup clusters`.
+        #[arg(long)]
+        dups: PathBuf,
+        /// One JSONL input, named as it was to `dedup signatures`.
+        file: String,
+        #[arg(long, short = 'o')]
+        output: Option<String>,
+        #[arg(long)]
+        removed: Option<String>,
+    },
+}
+
+#[derive(Args)]
+struct HashArgs {
     /// Field holding the text.
     #[arg(long, default_value = "text")]
     field: String,
@@ -59,65 +104,170 @@ struct Cli {
     /// Skip near dedup.
     #[arg(long)]
     no_near: bool,
-    /// Which document of a cluster to keep.
-    #[arg(long, value_enum, default_value_t = Keep::First)]
-    keep: Keep,
     /// Seed of the MinHash permutations.
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// Skip (and count) bad records instead of stopping at the first.
-    #[arg(long)]
-    skip_invalid: bool,
     /// Worker threads [default: all cores].
     #[arg(long)]
     threads: Option<usize>,
+}
+
+#[derive(Args)]
+struct DedupArgs {
+    /// JSONL inputs; stdin when none is named or for "-".
+    files: Vec<String>,
+    /// Write kept documents here instead of stdout.
+    #[arg(long, short = 'o')]
+    output: Option<String>,
+    /// Write removed documents here, with "dup_of", "similarity" and "dup_kind".
+    #[arg(long)]
+    removed: Option<String>,
+    #[command(flatten)]
+    hashing: HashArgs,
+    /// Which document of a cluster to keep.
+    #[arg(long, value_enum, default_value_t = Keep::First)]
+    keep: Keep,
+    /// Skip (and count) bad records instead of stopping at the first.
+    #[arg(long)]
+    skip_invalid: bool,
     #[arg(long, short = 'q')]
     quiet: bool,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    wick_io::run_main("dedup", || run(cli))
+    wick_io::run_main("dedup", || match cli.stage {
+        None => single(cli.args),
+        Some(Stage::Signatures {
+            output,
+            files,
+            hashing,
+            skip_invalid,
+            quiet,
+        }) => {
+            let opts = options(&hashing, skip_invalid, quiet)?;
+            wick_io::create_dir_all(&output)?;
+            let signer = Signer::new(opts);
+            let mut progress = Progress::new("dedup signatures", quiet);
+            let mut seen = std::collections::HashSet::new();
+            for f in &files {
+                let base = Path::new(f)
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                if !seen.insert(base.clone()) {
+                    return Err(Error::msg(format!("{f}: another input has the file name {base:?}; signature files are named after inputs")));
+                }
+                let (docs, _) = signer.signatures(
+                    Path::new(f),
+                    f,
+                    &output.join(format!("{base}.sig")),
+                    &mut progress,
+                )?;
+                progress.finish(|secs| format!("{f}: {docs} documents in {secs:.2} s"));
+            }
+            Ok(())
+        }
+        Some(Stage::Clusters { output, sigs, keep }) => {
+            let mut files = Vec::new();
+            for p in sigs {
+                if p.is_dir() {
+                    let mut inside: Vec<PathBuf> = std::fs::read_dir(&p)
+                        .map_err(|e| Error::io(p.display(), e))?
+                        .filter_map(|e| e.ok().map(|e| e.path()))
+                        .filter(|q| q.extension().is_some_and(|x| x == "sig"))
+                        .collect();
+                    inside.sort();
+                    files.extend(inside);
+                } else {
+                    files.push(p);
+                }
+            }
+            let mut out = Output::create(Some(&output.display().to_string()))?;
+            let (docs, exact, near) = clusters(&files, keep, &mut out)?;
+            out.finish()?;
+            eprintln!(
+                "dedup clusters: {docs} documents, {exact} exact and {near} near duplicates → {}",
+                output.display()
+            );
+            Ok(())
+        }
+        Some(Stage::Apply {
+            dups,
+            file,
+            output,
+            removed,
+        }) => {
+            let table = load_dups(&dups, &file)?;
+            let mut kept = Output::create(output.as_deref())?;
+            let mut rem = match &removed {
+                Some(p) => Some(Output::create(Some(p))?),
+                None => None,
+            };
+            let mut sum = Summary::default();
+            apply(
+                Path::new(&file),
+                &file,
+                &table,
+                &mut kept,
+                rem.as_mut(),
+                &mut sum,
+            )?;
+            if let Some(r) = rem {
+                r.finish()?;
+            }
+            kept.finish()
+        }
+    })
 }
 
-fn run(cli: Cli) -> Result<()> {
-    let (bands, rows) = match cli.threshold {
+fn options(h: &HashArgs, skip_invalid: bool, quiet: bool) -> Result<Options> {
+    let (bands, rows) = match h.threshold {
         Some(t) if !(0.0..=1.0).contains(&t) => {
             return Err(Error::msg(format!(
                 "--threshold {t} is not between 0 and 1"
             )))
         }
         Some(t) => bands_for_threshold(t, 112),
-        None => (cli.bands, cli.rows),
+        None => (h.bands, h.rows),
     };
     if bands == 0 || rows == 0 {
         return Err(Error::msg("--bands and --rows must be at least 1"));
     }
-    let opts = Options {
-        field: cli.field,
-        norm: Normalization::parse(&cli.normalize).map_err(Error::msg)?,
-        shingling: Shingling::parse(&cli.shingle).map_err(Error::msg)?,
-        bands,
-        rows,
-        seed: cli.seed,
-        exact: !cli.no_exact,
-        near: !cli.no_near,
-        keep: cli.keep,
-        skip_invalid: cli.skip_invalid,
-        quiet: cli.quiet,
-    };
-    if let Some(n) = cli.threads {
+    if let Some(n) = h.threads {
         rayon::ThreadPoolBuilder::new()
             .num_threads(n.max(1))
             .build_global()
             .map_err(|e| Error::msg(e.to_string()))?;
     }
-    let mut kept = Output::create(cli.output.as_deref())?;
-    let mut removed = match &cli.removed {
+    Ok(Options {
+        field: h.field.clone(),
+        norm: Normalization::parse(&h.normalize).map_err(Error::msg)?,
+        shingling: Shingling::parse(&h.shingle).map_err(Error::msg)?,
+        bands,
+        rows,
+        seed: h.seed,
+        exact: !h.no_exact,
+        near: !h.no_near,
+        skip_invalid,
+        quiet,
+    })
+}
+
+fn single(a: DedupArgs) -> Result<()> {
+    let opts = options(&a.hashing, a.skip_invalid, a.quiet)?;
+    let mut kept = Output::create(a.output.as_deref())?;
+    let mut removed = match &a.removed {
         Some(p) => Some(Output::create(Some(p))?),
         None => None,
     };
-    Dedup::new(opts).run(&inputs_or_stdin(&cli.files), &mut kept, removed.as_mut())?;
+    single_pass(
+        &opts,
+        a.keep,
+        &inputs_or_stdin(&a.files),
+        &mut kept,
+        removed.as_mut(),
+    )?;
     if let Some(r) = removed {
         r.finish()?;
     }

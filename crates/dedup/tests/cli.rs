@@ -268,3 +268,84 @@ fn bad_input_is_reported_with_file_and_line() {
     assert_eq!(run(&["--threshold", "2"], b"").0, 1);
     assert_eq!(run(&["--shingle", "bytes:3"], b"").0, 1);
 }
+
+#[test]
+fn scale_out_stages_give_the_single_pass_result() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let (mut docs, _, _) = corpus_with_duplicates();
+    // Records without an "id" are named file:line in "dup_of".
+    for d in docs.iter_mut().step_by(7) {
+        d.as_object_mut().unwrap().remove("id");
+    }
+    let parts: Vec<PathBuf> = (0..3)
+        .map(|k| dir.join(format!("part-{k}.jsonl")))
+        .collect();
+    let chunk = docs.len().div_ceil(3);
+    for (k, p) in parts.iter().enumerate() {
+        let mut text = jsonl(&docs[k * chunk..((k + 1) * chunk).min(docs.len())]);
+        if k == 1 {
+            text.push_str("not json\n");
+        }
+        std::fs::write(p, text).unwrap();
+    }
+    let names: Vec<String> = parts.iter().map(|p| p.display().to_string()).collect();
+    let mut args: Vec<&str> = vec!["-q", "--skip-invalid", "--removed"];
+    let single_removed = dir.join("single-removed.jsonl");
+    args.push(single_removed.to_str().unwrap());
+    args.extend(names.iter().map(String::as_str));
+    let (code, single_kept, err) = run(&args, b"");
+    assert_eq!(code, 0, "{err}");
+
+    let sigs = dir.join("sigs");
+    let mut args = vec![
+        "signatures",
+        "-q",
+        "--skip-invalid",
+        "-o",
+        sigs.to_str().unwrap(),
+    ];
+    args.extend(names.iter().map(String::as_str));
+    let (code, _, err) = run(&args, b"");
+    assert_eq!(code, 0, "{err}");
+    let dups = dir.join("dups.tsv");
+    let (code, _, err) = run(
+        &[
+            "clusters",
+            "-o",
+            dups.to_str().unwrap(),
+            sigs.to_str().unwrap(),
+        ],
+        b"",
+    );
+    assert_eq!(code, 0, "{err}");
+    let (mut kept, mut removed) = (String::new(), String::new());
+    for name in &names {
+        let r = dir.join("r.jsonl");
+        let (code, out, err) = run(
+            &[
+                "apply",
+                "--dups",
+                dups.to_str().unwrap(),
+                "--removed",
+                r.to_str().unwrap(),
+                name,
+            ],
+            b"",
+        );
+        assert_eq!(code, 0, "{err}");
+        kept += &out;
+        removed += &std::fs::read_to_string(&r).unwrap();
+    }
+    assert_eq!(kept, single_kept);
+    assert_eq!(removed, std::fs::read_to_string(&single_removed).unwrap());
+    // dups.tsv is plain text: source, line, kind, similarity, dup_of.
+    let tsv = std::fs::read_to_string(&dups).unwrap();
+    for l in tsv.lines() {
+        let cols: Vec<&str> = l.split('\t').collect();
+        assert_eq!(cols.len(), 5, "{l}");
+        assert!(names.iter().any(|n| n == cols[0]));
+        serde_json::from_str::<Value>(cols[4]).unwrap();
+    }
+    assert!(tsv.contains("\tinvalid\t"));
+}

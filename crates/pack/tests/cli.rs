@@ -231,7 +231,10 @@ fn sft_masks_reach_the_mask_sidecar() {
     );
     assert_eq!(code, 0, "{err}");
     let set = wick_shard::ShardSet::open(&out).unwrap();
-    assert_eq!(set.shards[0].mask().unwrap(), &[1, 1, 1, 0, 0, 1, 1, 0, 1, 1]);
+    assert_eq!(
+        set.shards[0].mask().unwrap(),
+        &[1, 1, 1, 0, 0, 1, 1, 0, 1, 1]
+    );
     assert_eq!(set.shards[0].doc_starts().unwrap(), &[0, 3, 7]);
 }
 
