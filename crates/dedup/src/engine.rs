@@ -298,6 +298,11 @@ impl Signer {
             });
             Ok(())
         })?;
+        // Trailer (tag 2): the document count, so that clusters can size its tables exactly;
+        // a file without one was cut short.
+        let mut trailer = vec![2u8];
+        trailer.extend_from_slice(&docs.to_le_bytes());
+        w.write_all(&trailer).map_err(io)?;
         w.commit()?;
         Ok((docs, skipped))
     }
@@ -351,7 +356,7 @@ impl Clusters {
     }
 
     /// Joins the documents whose keys are equal.
-    fn join_equal<K: Ord + Copy>(&mut self, mut keyed: Vec<(K, u32)>) {
+    fn join_equal<K: Ord + Copy>(&mut self, keyed: &mut [(K, u32)]) {
         keyed.sort_unstable();
         for w in keyed.windows(2) {
             if w[0].0 == w[1].0 {
@@ -364,7 +369,7 @@ impl Clusters {
 /// Stage 2: clusters the documents of `sigs` (in that order) and writes dups.tsv lines
 /// `source<TAB>line<TAB>kind<TAB>similarity<TAB>dup_of-json`, in document order. Returns
 /// (documents, exact removed, near removed).
-pub fn clusters(sigs: &[PathBuf], keep: Keep, out: &mut impl Write) -> Result<(u64, u64, u64)> {
+pub fn clusters(sigs: &[PathBuf], keep: Keep, out: &mut dyn Write) -> Result<(u64, u64, u64)> {
     let mut settings: Option<Settings> = None;
     let mut sources: Vec<String> = Vec::new();
     // Per document: where it is, what it hashes to.
@@ -375,6 +380,29 @@ pub fn clusters(sigs: &[PathBuf], keep: Keep, out: &mut impl Write) -> Result<(u
     let mut unbanded: HashSet<u32> = HashSet::new();
     let mut skipped: Vec<(u32, u64)> = Vec::new();
     let mut files = Vec::new();
+    // Size every table once from the trailers: growing them by doubling would cost up to twice
+    // the memory at the end.
+    let mut total = 0usize;
+    for path in sigs {
+        let f = File::open(path).map_err(|e| Error::io(path.display(), e))?;
+        let len = f
+            .metadata()
+            .map_err(|e| Error::io(path.display(), e))?
+            .len();
+        let mut t = [0u8; 9];
+        if len < 9 || f.read_exact_at(&mut t, len - 9).is_err() || t[0] != 2 {
+            return Err(Error::msg(format!(
+                "{}: truncated signature file (no trailer)",
+                path.display()
+            )));
+        }
+        total += u64::from_le_bytes(t[1..].try_into().expect("8 bytes")) as usize;
+    }
+    for v in [&mut file_of, &mut line_of, &mut lens] {
+        v.reserve_exact(total);
+    }
+    offset_of.reserve_exact(total);
+    exact.reserve_exact(total);
     for (fi, path) in sigs.iter().enumerate() {
         let f = File::open(path).map_err(|e| Error::io(path.display(), e))?;
         let mut r = BufReader::with_capacity(1 << 20, &f);
@@ -399,6 +427,9 @@ pub fn clusters(sigs: &[PathBuf], keep: Keep, out: &mut impl Write) -> Result<(u
                 break;
             }
             let line = read_u64(&mut r).map_err(|_| trunc())?;
+            if tag[0] == 2 {
+                break;
+            }
             if tag[0] == 1 {
                 skipped.push((fi as u32, line));
                 pos += 9;
@@ -451,22 +482,27 @@ pub fn clusters(sigs: &[PathBuf], keep: Keep, out: &mut impl Write) -> Result<(u
         keep,
     };
     if s.exact {
-        c.join_equal(
-            exact
-                .iter()
-                .enumerate()
-                .map(|(i, &h)| (h, i as u32))
-                .collect(),
-        );
+        // Sorting document numbers by hash takes 4 bytes a document, (hash, number) pairs 32.
+        let mut order: Vec<u32> = (0..n as u32).collect();
+        order.sort_unstable_by_key(|&i| (exact[i as usize], i));
+        for w in order.windows(2) {
+            if exact[w[0] as usize] == exact[w[1] as usize] {
+                c.union(w[0], w[1]);
+            }
+        }
     }
+    // One buffer for every band, sized once (a collected iterator would grow by doubling).
+    let mut keyed: Vec<(u64, u32)> = Vec::with_capacity(if nb > 0 { n } else { 0 });
     for b in 0..nb {
-        c.join_equal(
+        keyed.clear();
+        keyed.extend(
             (0..n as u32)
                 .filter(|i| !unbanded.contains(i))
-                .map(|i| (bands[i as usize * nb + b], i))
-                .collect(),
+                .map(|i| (bands[i as usize * nb + b], i)),
         );
+        c.join_equal(&mut keyed);
     }
+    drop(keyed);
     drop(bands);
 
     let read_at = |i: u32, len: usize, skip: u64| -> Result<Vec<u8>> {
@@ -496,13 +532,20 @@ pub fn clusters(sigs: &[PathBuf], keep: Keep, out: &mut impl Write) -> Result<(u
         let fi = file_of[i as usize] as usize;
         Ok(Value::from(format!("{}:{}", sources[fi], line_of[i as usize])).to_string())
     };
-    let mut rows: Vec<(u32, u64, String)> = skipped
-        .iter()
-        .map(|&(f, l)| (f, l, "invalid\t0\tnull".to_string()))
-        .collect();
+    // Rows stream out in document order, the skipped lines merged in where they were.
+    let write = |out: &mut dyn Write, f: u32, line: u64, rest: &str| -> Result<()> {
+        writeln!(out, "{}\t{line}\t{rest}", sources[f as usize])
+            .map_err(|e| Error::io("dups.tsv", e))
+    };
+    let mut skipped = skipped.into_iter().peekable();
     let (mut n_exact, mut n_near) = (0u64, 0u64);
     let mut labels: HashMap<u32, String> = HashMap::new();
     for i in 0..n as u32 {
+        let at = (file_of[i as usize], line_of[i as usize] as u64);
+        while let Some(&(f, l)) = skipped.peek().filter(|s| **s < at) {
+            write(out, f, l, "invalid\t0\tnull")?;
+            skipped.next();
+        }
         let root = c.find(i);
         if root == i {
             continue;
@@ -522,52 +565,106 @@ pub fn clusters(sigs: &[PathBuf], keep: Keep, out: &mut impl Write) -> Result<(u
             e.insert(label(root)?);
         }
         let kind = if is_exact { "exact" } else { "near" };
-        rows.push((
-            file_of[i as usize],
-            line_of[i as usize] as u64,
-            format!("{kind}\t{similarity}\t{}", labels[&root]),
-        ));
+        write(
+            out,
+            at.0,
+            at.1,
+            &format!("{kind}\t{similarity}\t{}", labels[&root]),
+        )?;
     }
-    rows.sort_by_key(|r| (r.0, r.1));
-    for (f, line, rest) in rows {
-        writeln!(out, "{}\t{line}\t{rest}", sources[f as usize])
-            .map_err(|e| Error::io("dups.tsv", e))?;
+    for (f, l) in skipped {
+        write(out, f, l, "invalid\t0\tnull")?;
     }
     Ok((n as u64, n_exact, n_near))
 }
 
-/// Reads the dups.tsv lines of `source`: line number → removal.
-pub fn load_dups(path: &Path, source: &str) -> Result<HashMap<u64, Removal>> {
-    let f = File::open(path).map_err(|e| Error::io(path.display(), e))?;
-    let mut out = HashMap::new();
-    for (k, line) in BufReader::new(f).lines().enumerate() {
-        let line = line.map_err(|e| Error::io(path.display(), e))?;
-        let bad = || {
-            Error::record(
-                path.display(),
-                k as u64 + 1,
-                "expected source<TAB>line<TAB>kind<TAB>similarity<TAB>dup_of",
-            )
+/// The dups.tsv rows of one source, read as the input is: rows of a source must come in line
+/// order (as `dedup clusters` writes them), so memory stays constant however many are removed.
+pub struct DupsCursor {
+    lines: std::io::Lines<BufReader<File>>,
+    path: String,
+    source: String,
+    row: u64,
+    next: Option<(u64, Removal)>,
+}
+
+impl DupsCursor {
+    pub fn open(path: &Path, source: &str) -> Result<DupsCursor> {
+        let f = File::open(path).map_err(|e| Error::io(path.display(), e))?;
+        let mut c = DupsCursor {
+            lines: BufReader::new(f).lines(),
+            path: path.display().to_string(),
+            source: source.to_string(),
+            row: 0,
+            next: None,
         };
-        let cols: Vec<&str> = line.splitn(5, '\t').collect();
-        if cols.len() != 5 {
-            return Err(bad());
-        }
-        if cols[0] != source {
-            continue;
-        }
-        let n: u64 = cols[1].parse().map_err(|_| bad())?;
-        let similarity: f64 = cols[3].parse().map_err(|_| bad())?;
-        out.insert(
-            n,
-            Removal {
-                kind: cols[2].to_string(),
-                similarity,
-                dup_of: cols[4].to_string(),
-            },
-        );
+        c.advance()?;
+        Ok(c)
     }
-    Ok(out)
+
+    fn advance(&mut self) -> Result<()> {
+        let prev = self.next.take().map(|n| n.0);
+        for line in self.lines.by_ref() {
+            self.row += 1;
+            let line = line.map_err(|e| Error::io(&self.path, e))?;
+            let bad = |msg: &str| Error::record(&self.path, self.row, msg);
+            let cols: Vec<&str> = line.splitn(5, '\t').collect();
+            if cols.len() != 5 {
+                return Err(bad(
+                    "expected source<TAB>line<TAB>kind<TAB>similarity<TAB>dup_of",
+                ));
+            }
+            if cols[0] != self.source {
+                continue;
+            }
+            let n: u64 = cols[1].parse().map_err(|_| bad("line is not a number"))?;
+            if prev.is_some_and(|p| n <= p) {
+                return Err(bad(
+                    "rows of a source are not in line order (sort -t$'\\t' -k1,1 -k2,2n)",
+                ));
+            }
+            let similarity: f64 = cols[3]
+                .parse()
+                .map_err(|_| bad("similarity is not a number"))?;
+            self.next = Some((
+                n,
+                Removal {
+                    kind: cols[2].to_string(),
+                    similarity,
+                    dup_of: cols[4].to_string(),
+                },
+            ));
+            return Ok(());
+        }
+        Ok(())
+    }
+
+    /// The removal listed for input line `line`, if any.
+    fn take(&mut self, line: u64) -> Result<Option<Removal>> {
+        match &self.next {
+            Some((n, _)) if *n == line => {
+                let r = self.next.as_ref().map(|x| x.1.clone());
+                self.advance()?;
+                Ok(r)
+            }
+            Some((n, _)) if *n < line => Err(Error::msg(format!(
+                "{}: lists line {n} of {}, which is blank or missing",
+                self.path, self.source
+            ))),
+            _ => Ok(None),
+        }
+    }
+
+    /// After the input: rows past its end mean dups.tsv belongs to another version of it.
+    fn finish(&self) -> Result<()> {
+        match &self.next {
+            Some((n, _)) => Err(Error::msg(format!(
+                "{}: lists line {n} of {}, past its end",
+                self.path, self.source
+            ))),
+            None => Ok(()),
+        }
+    }
 }
 
 /// Stage 3 for one input: kept lines to `kept` byte for byte; removed ones to `removed` with
@@ -575,7 +672,7 @@ pub fn load_dups(path: &Path, source: &str) -> Result<HashMap<u64, Removal>> {
 pub fn apply(
     input: &Path,
     name: &str,
-    dups: &HashMap<u64, Removal>,
+    dups: &mut DupsCursor,
     kept: &mut Output,
     mut removed: Option<&mut Output>,
     sum: &mut Summary,
@@ -588,7 +685,7 @@ pub fn apply(
         |batch| {
             let mut chunk = Vec::new();
             for line in &batch {
-                let Some(r) = dups.get(&line.number) else {
+                let Some(r) = dups.take(line.number)? else {
                     chunk.extend_from_slice(&line.bytes);
                     chunk.push(b'\n');
                     sum.kept += 1;
@@ -619,7 +716,8 @@ pub fn apply(
             }
             kept.put(&chunk)
         },
-    )
+    )?;
+    dups.finish()
 }
 
 /// The three stages over temporary files: what `dedup FILES...` does.
@@ -668,8 +766,15 @@ pub fn single_pass(
     }
     let mut sum = Summary::default();
     for (path, name, source) in &inputs {
-        let dups = load_dups(&dups_path, source)?;
-        apply(path, name, &dups, kept, removed.as_deref_mut(), &mut sum)?;
+        let mut dups = DupsCursor::open(&dups_path, source)?;
+        apply(
+            path,
+            name,
+            &mut dups,
+            kept,
+            removed.as_deref_mut(),
+            &mut sum,
+        )?;
     }
     progress.finish(|secs| {
         let skipped = if sum.skipped > 0 { format!(", {} invalid skipped", sum.skipped) } else { String::new() };
