@@ -27,7 +27,7 @@ use xxhash_rust::xxh3::xxh3_128;
 
 use crate::minhash::{estimate, MinHasher};
 use crate::normalize::Normalization;
-use crate::shingle::{shingles, Shingling};
+use crate::shingle::{jaccard, shingles, Shingling};
 
 const BATCH_LINES: usize = 1024;
 const BATCH_BYTES: usize = 4 << 20;
@@ -52,6 +52,8 @@ pub struct Options {
     pub seed: u64,
     pub exact: bool,
     pub near: bool,
+    /// Store each document's shingle set, so that `clusters` can verify candidate pairs.
+    pub with_shingles: bool,
     pub skip_invalid: bool,
     pub quiet: bool,
 }
@@ -75,6 +77,7 @@ struct Settings {
     shingle: (u32, u32),
     exact: bool,
     near: bool,
+    with_shingles: bool,
 }
 
 impl Settings {
@@ -87,6 +90,7 @@ impl Settings {
             shingle: o.shingling.code(),
             exact: o.exact,
             near: o.near,
+            with_shingles: o.with_shingles && o.near,
         }
     }
 
@@ -101,6 +105,7 @@ impl Settings {
             self.shingle.1,
             self.exact as u32,
             self.near as u32,
+            self.with_shingles as u32,
         ] {
             w.write_all(&v.to_le_bytes())?;
         }
@@ -122,7 +127,7 @@ impl Settings {
         if &magic != SIG_MAGIC {
             return Err(bad("wrong magic"));
         }
-        let mut u = [0u32; 8];
+        let mut u = [0u32; 9];
         for v in &mut u {
             *v = read_u32(r).map_err(|_| bad("truncated header"))?;
         }
@@ -141,12 +146,13 @@ impl Settings {
             shingle: (u[4], u[5]),
             exact: u[6] != 0,
             near: u[7] != 0,
+            with_shingles: u[8] != 0,
             seed,
         };
         Ok((
             s,
             String::from_utf8_lossy(&name).into_owned(),
-            (8 + 32 + 8 + 4 + n) as u64,
+            (8 + 36 + 8 + 4 + n) as u64,
         ))
     }
 }
@@ -172,6 +178,8 @@ struct Computed {
     sig: Vec<u64>,
     /// The raw JSON of the record's "id", if any.
     label: Vec<u8>,
+    /// The shingle set, when it is to be stored.
+    set: Vec<u64>,
 }
 
 pub struct Signer {
@@ -225,12 +233,18 @@ impl Signer {
             .get("id")
             .map(|v| serde_json::to_vec(v).expect("JSON value"))
             .unwrap_or_default();
+        let set = if self.opts.with_shingles {
+            set
+        } else {
+            Vec::new()
+        };
         Ok(Computed {
             exact: xxh3_128(norm.as_bytes()),
             len: norm.chars().count() as u32,
             bands,
             sig,
             label,
+            set,
         })
     }
 
@@ -274,6 +288,12 @@ impl Signer {
                         }
                         buf.extend_from_slice(&(c.label.len() as u32).to_le_bytes());
                         buf.extend_from_slice(&c.label);
+                        if self.opts.with_shingles && self.opts.near {
+                            buf.extend_from_slice(&(c.set.len() as u32).to_le_bytes());
+                            for h in &c.set {
+                                buf.extend_from_slice(&h.to_le_bytes());
+                            }
+                        }
                         docs += 1;
                     }
                     Err(e) if self.opts.skip_invalid => {
@@ -369,7 +389,12 @@ impl Clusters {
 /// Stage 2: clusters the documents of `sigs` (in that order) and writes dups.tsv lines
 /// `source<TAB>line<TAB>kind<TAB>similarity<TAB>dup_of-json`, in document order. Returns
 /// (documents, exact removed, near removed).
-pub fn clusters(sigs: &[PathBuf], keep: Keep, out: &mut dyn Write) -> Result<(u64, u64, u64)> {
+pub fn clusters(
+    sigs: &[PathBuf],
+    keep: Keep,
+    verify: Option<f64>,
+    out: &mut dyn Write,
+) -> Result<(u64, u64, u64)> {
     let mut settings: Option<Settings> = None;
     let mut sources: Vec<String> = Vec::new();
     // Per document: where it is, what it hashes to.
@@ -462,6 +487,12 @@ pub fn clusters(sigs: &[PathBuf], keep: Keep, out: &mut dyn Write) -> Result<(u6
             std::io::copy(&mut (&mut r).take(label_len as u64), &mut std::io::sink())
                 .map_err(|_| trunc())?;
             pos += 8 * perms as u64 + 4 + label_len as u64;
+            if s.with_shingles {
+                let count = read_u32(&mut r).map_err(|_| trunc())? as u64;
+                std::io::copy(&mut (&mut r).take(8 * count), &mut std::io::sink())
+                    .map_err(|_| trunc())?;
+                pos += 4 + 8 * count;
+            }
         }
         sources.push(source);
         files.push(f);
@@ -491,6 +522,33 @@ pub fn clusters(sigs: &[PathBuf], keep: Keep, out: &mut dyn Write) -> Result<(u6
             }
         }
     }
+    let read_at = |i: u32, len: usize, skip: u64| -> Result<Vec<u8>> {
+        let mut buf = vec![0u8; len];
+        let f = &files[file_of[i as usize] as usize];
+        f.read_exact_at(&mut buf, offset_of[i as usize] + skip)
+            .map_err(|e| Error::io(sigs[file_of[i as usize] as usize].display(), e))?;
+        Ok(buf)
+    };
+    if verify.is_some() && !s.with_shingles {
+        return Err(Error::msg(format!(
+            "{}: made without shingle sets; run `dedup signatures --verify`",
+            sigs[0].display()
+        )));
+    }
+    // The stored shingle set of a document (for --verify).
+    let shingles_of = |i: u32| -> Result<Vec<u64>> {
+        let label_len = u32::from_le_bytes(
+            read_at(i, 4, 8 * perms as u64)?
+                .try_into()
+                .expect("4 bytes"),
+        ) as u64;
+        let at = 8 * perms as u64 + 4 + label_len;
+        let count = u32::from_le_bytes(read_at(i, 4, at)?.try_into().expect("4 bytes")) as usize;
+        Ok(read_at(i, 8 * count, at + 4)?
+            .chunks_exact(8)
+            .map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes")))
+            .collect())
+    };
     // One buffer for every band, sized once (a collected iterator would grow by doubling).
     let mut keyed: Vec<(u64, u32)> = Vec::with_capacity(if nb > 0 { n } else { 0 });
     for b in 0..nb {
@@ -500,18 +558,34 @@ pub fn clusters(sigs: &[PathBuf], keep: Keep, out: &mut dyn Write) -> Result<(u6
                 .filter(|i| !unbanded.contains(i))
                 .map(|i| (bands[i as usize * nb + b], i)),
         );
-        c.join_equal(&mut keyed);
+        match verify {
+            None => c.join_equal(&mut keyed),
+            Some(t) => {
+                // Candidates share a band; a pair joins only if its exact Jaccard reaches t.
+                keyed.sort_unstable();
+                for run in keyed.chunk_by(|x, y| x.0 == y.0).filter(|r| r.len() > 1) {
+                    let sets: Vec<Vec<u64>> = run
+                        .iter()
+                        .map(|&(_, i)| shingles_of(i))
+                        .collect::<Result<_>>()?;
+                    for j in 1..run.len() {
+                        // Bounded so that a huge bucket cannot make this quadratic.
+                        for k in (0..j).rev().take(64) {
+                            if c.find(run[j].1) != c.find(run[k].1)
+                                && jaccard(&sets[j], &sets[k]) >= t
+                            {
+                                c.union(run[j].1, run[k].1);
+                                break;
+                            }
+                        }
+                    }
+                }
+            }
+        }
     }
     drop(keyed);
     drop(bands);
 
-    let read_at = |i: u32, len: usize, skip: u64| -> Result<Vec<u8>> {
-        let mut buf = vec![0u8; len];
-        let f = &files[file_of[i as usize] as usize];
-        f.read_exact_at(&mut buf, offset_of[i as usize] + skip)
-            .map_err(|e| Error::io(sigs[file_of[i as usize] as usize].display(), e))?;
-        Ok(buf)
-    };
     let sig = |i: u32| -> Result<Vec<u64>> {
         Ok(read_at(i, 8 * perms, 0)?
             .chunks_exact(8)
@@ -553,6 +627,8 @@ pub fn clusters(sigs: &[PathBuf], keep: Keep, out: &mut dyn Write) -> Result<(u6
         let is_exact = s.exact && exact[i as usize] == exact[root as usize];
         let similarity = if is_exact || !s.near {
             1.0
+        } else if verify.is_some() {
+            jaccard(&shingles_of(i)?, &shingles_of(root)?)
         } else {
             estimate(&sig(i)?, &sig(root)?)
         };
@@ -724,13 +800,16 @@ pub fn apply(
 pub fn single_pass(
     opts: &Options,
     keep: Keep,
+    verify: Option<f64>,
     paths: &[String],
     kept: &mut Output,
     mut removed: Option<&mut Output>,
 ) -> Result<Summary> {
     let mut progress = Progress::new("dedup", opts.quiet);
     let tmp = tempfile::tempdir().map_err(|e| Error::io("temporary directory", e))?;
-    let signer = Signer::new(opts.clone());
+    let mut with = opts.clone();
+    with.with_shingles |= verify.is_some();
+    let signer = Signer::new(with);
     let mut inputs = Vec::new();
     let mut sigs = Vec::new();
     let mut bytes = 0u64;
@@ -761,7 +840,7 @@ pub fn single_pass(
         let mut w = BufWriter::new(
             File::create(&dups_path).map_err(|e| Error::io(dups_path.display(), e))?,
         );
-        clusters(&sigs, keep, &mut w)?;
+        clusters(&sigs, keep, verify, &mut w)?;
         w.flush().map_err(|e| Error::io(dups_path.display(), e))?;
     }
     let mut sum = Summary::default();

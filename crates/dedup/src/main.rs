@@ -63,6 +63,12 @@ enum Stage {
         sigs: Vec<PathBuf>,
         #[arg(long, value_enum, default_value_t = Keep::First)]
         keep: Keep,
+        /// Verify candidate pairs by exact Jaccard (needs `signatures --verify`).
+        #[arg(long)]
+        verify: bool,
+        /// Jaccard threshold for --verify.
+        #[arg(long, default_value_t = 0.8)]
+        threshold: f64,
     },
     /// Stage 3, per input file: kept documents to stdout, removed ones to --removed.
     Apply {
@@ -108,6 +114,11 @@ struct HashArgs {
     /// Seed of the MinHash permutations.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Check candidate pairs by the exact Jaccard of their shingle sets and join only those
+    /// reaching --threshold (0.8 when not given); "similarity" is then exact. For the stages:
+    /// give it to `signatures` (which then stores the shingle sets) and to `clusters`.
+    #[arg(long)]
+    verify: bool,
     /// Worker threads [default: all cores].
     #[arg(long)]
     threads: Option<usize>,
@@ -169,7 +180,13 @@ fn main() -> ExitCode {
             }
             Ok(())
         }
-        Some(Stage::Clusters { output, sigs, keep }) => {
+        Some(Stage::Clusters {
+            output,
+            sigs,
+            keep,
+            verify,
+            threshold,
+        }) => {
             let mut files = Vec::new();
             for p in sigs {
                 if p.is_dir() {
@@ -185,7 +202,8 @@ fn main() -> ExitCode {
                 }
             }
             let mut out = Output::create(Some(&output.display().to_string()))?;
-            let (docs, exact, near) = clusters(&files, keep, &mut out)?;
+            let (docs, exact, near) =
+                clusters(&files, keep, verify.then_some(threshold), &mut out)?;
             out.finish()?;
             eprintln!(
                 "dedup clusters: {docs} documents, {exact} exact and {near} near duplicates → {}",
@@ -250,6 +268,7 @@ fn options(h: &HashArgs, skip_invalid: bool, quiet: bool) -> Result<Options> {
         seed: h.seed,
         exact: !h.no_exact,
         near: !h.no_near,
+        with_shingles: h.verify,
         skip_invalid,
         quiet,
     })
@@ -262,9 +281,11 @@ fn single(a: DedupArgs) -> Result<()> {
         Some(p) => Some(Output::create(Some(p))?),
         None => None,
     };
+    let verify = a.hashing.verify.then(|| a.hashing.threshold.unwrap_or(0.8));
     single_pass(
         &opts,
         a.keep,
+        verify,
         &inputs_or_stdin(&a.files),
         &mut kept,
         removed.as_mut(),

@@ -349,3 +349,79 @@ fn scale_out_stages_give_the_single_pass_result() {
     }
     assert!(tsv.contains("\tinvalid\t"));
 }
+
+#[test]
+fn verify_keeps_only_pairs_whose_exact_jaccard_reaches_the_threshold() {
+    let scenes = records(&data("english.jsonl"));
+    let scene = scenes
+        .iter()
+        .map(|d| d["text"].as_str().unwrap())
+        .find(|t| t.len() > 5000)
+        .unwrap();
+    let docs = vec![
+        json!({"id": "orig", "text": scene}),
+        json!({"id": "far", "text": edit(scene, 10)}), // Jaccard about 0.33
+        json!({"id": "near", "text": edit(scene, 100)}), // Jaccard about 0.9
+    ];
+    let input = jsonl(&docs);
+    // 56 bands of 2 rows make nearly every pair above 0.2 a candidate.
+    let loose = ["-q", "--bands", "56", "--rows", "2"];
+    let ids = |out: &str| -> Vec<String> {
+        out.lines()
+            .map(|l| {
+                serde_json::from_str::<Value>(l).unwrap()["id"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect()
+    };
+    let (_, kept, _) = run(&loose, input.as_bytes());
+    assert_eq!(
+        ids(&kept),
+        ["orig"],
+        "without --verify both candidates are merged"
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let removed = tmp.path().join("r.jsonl");
+    let mut args = loose.to_vec();
+    args.extend(["--verify", "--removed", removed.to_str().unwrap()]);
+    let (code, kept, err) = run(&args, input.as_bytes());
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(ids(&kept), ["orig", "far"]);
+    let r = &records(&removed)[0];
+    assert_eq!(r["id"], "near");
+    let sim = r["similarity"].as_f64().unwrap();
+    assert!(sim > 0.8 && sim < 1.0, "exact Jaccard reported: {sim}");
+    // The stages need the shingle sets from `signatures --verify`.
+    let part = tmp.path().join("p.jsonl");
+    std::fs::write(&part, &input).unwrap();
+    let sigs = tmp.path().join("s");
+    run(
+        &[
+            "signatures",
+            "-q",
+            "--bands",
+            "56",
+            "--rows",
+            "2",
+            "-o",
+            sigs.to_str().unwrap(),
+            part.to_str().unwrap(),
+        ],
+        b"",
+    );
+    let dups = tmp.path().join("d.tsv");
+    let (code, _, err) = run(
+        &[
+            "clusters",
+            "--verify",
+            "-o",
+            dups.to_str().unwrap(),
+            sigs.to_str().unwrap(),
+        ],
+        b"",
+    );
+    assert_eq!(code, 1);
+    assert!(err.contains("made without shingle sets"), "{err}");
+}
