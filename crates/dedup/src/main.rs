@@ -95,15 +95,15 @@ struct HashArgs {
     /// Shingles: auto (word:5, or char:5 for CJK documents), word:N or char:N.
     #[arg(long, default_value = "auto")]
     shingle: String,
-    /// LSH bands.
-    #[arg(long, default_value_t = 14)]
-    bands: usize,
-    /// Rows (hashes) per band.
-    #[arg(long, default_value_t = 8)]
-    rows: usize,
-    /// Jaccard threshold: choose bands × rows (of 112 hashes) whose S-curve centres on it,
-    /// instead of --bands/--rows.
-    #[arg(long, conflicts_with_all = ["bands", "rows"])]
+    /// LSH bands [default: 14, or chosen by --threshold].
+    #[arg(long)]
+    bands: Option<usize>,
+    /// Rows (hashes) per band [default: 8, or chosen by --threshold].
+    #[arg(long)]
+    rows: Option<usize>,
+    /// Jaccard threshold: without --bands/--rows, choose bands × rows (of 112 hashes) whose
+    /// S-curve centres on it; with --verify, the exact Jaccard a pair must reach [default 0.8].
+    #[arg(long)]
     threshold: Option<f64>,
     /// Skip exact dedup.
     #[arg(long)]
@@ -241,14 +241,14 @@ fn main() -> ExitCode {
 }
 
 fn options(h: &HashArgs, skip_invalid: bool, quiet: bool) -> Result<Options> {
-    let (bands, rows) = match h.threshold {
-        Some(t) if !(0.0..=1.0).contains(&t) => {
+    let (bands, rows) = match (h.threshold, h.bands, h.rows) {
+        (Some(t), _, _) if !(0.0..=1.0).contains(&t) => {
             return Err(Error::msg(format!(
                 "--threshold {t} is not between 0 and 1"
             )))
         }
-        Some(t) => bands_for_threshold(t, 112),
-        None => (h.bands, h.rows),
+        (Some(t), None, None) => bands_for_threshold(t, 112),
+        (_, b, r) => (b.unwrap_or(14), r.unwrap_or(8)),
     };
     if bands == 0 || rows == 0 {
         return Err(Error::msg("--bands and --rows must be at least 1"));
