@@ -175,7 +175,7 @@ struct Computed {
     len: u32,
     /// Empty when the text has no shingles: such documents are never near duplicates.
     bands: Vec<u64>,
-    sig: Vec<u64>,
+    sig: Vec<u32>,
     /// The raw JSON of the record's "id", if any.
     label: Vec<u8>,
     /// The shingle set, when it is to be stored.
@@ -194,14 +194,30 @@ impl Signer {
     }
 
     fn compute(&self, file: &str, line: &wick_io::Line) -> Result<Computed> {
-        let rec = parse_object(file, line.number, &line.bytes)?;
+        // Only the text and "id" are needed: the other fields stay raw, unparsed. Anything odd
+        // goes through parse_object, which words the error.
         let field = &self.opts.field;
-        let text = match rec.get(field) {
-            Some(Value::String(s)) => s,
-            Some(v) => {
+        let rec: std::collections::HashMap<std::borrow::Cow<str>, &serde_json::value::RawValue> =
+            match std::str::from_utf8(&line.bytes)
+                .ok()
+                .and_then(|t| serde_json::from_str(t).ok())
+            {
+                Some(r) => r,
+                None => {
+                    parse_object(file, line.number, &line.bytes)?;
+                    return Err(Error::record(file, line.number, "malformed JSON"));
+                }
+            };
+        let text: std::borrow::Cow<str> = match rec
+            .get(field.as_str())
+            .map(|v| serde_json::from_str(v.get()))
+        {
+            Some(Ok(t)) => t,
+            Some(Err(_)) => {
+                let v: Value = serde_json::from_str(rec[field.as_str()].get()).expect("valid JSON");
                 let msg = format!(
                     "field \"{field}\" must be a string, found {}",
-                    wick_io::kind_of(v)
+                    wick_io::kind_of(&v)
                 );
                 return Err(Error::record(file, line.number, msg));
             }
@@ -213,6 +229,7 @@ impl Signer {
                 ))
             }
         };
+        let text = text.as_ref();
         let norm = self.opts.norm.apply(text);
         let set = if self.opts.near {
             shingles(&norm, self.opts.shingling, self.opts.seed)
@@ -229,9 +246,13 @@ impl Signer {
         } else {
             self.hasher.band_hashes(&sig)
         };
+        // Re-serialised, so that the label is the same JSON however the input spaced it.
         let label = rec
             .get("id")
-            .map(|v| serde_json::to_vec(v).expect("JSON value"))
+            .map(|v| {
+                serde_json::to_vec(&serde_json::from_str::<Value>(v.get()).expect("valid JSON"))
+                    .expect("JSON value")
+            })
             .unwrap_or_default();
         let set = if self.opts.with_shingles {
             set
@@ -481,12 +502,12 @@ pub fn clusters(
             line_of.push(line as u32);
             pos += 9 + fixed.len() as u64;
             offset_of.push(pos);
-            let mut sig_and_len = vec![0u8; 8 * perms];
+            let mut sig_and_len = vec![0u8; 4 * perms];
             r.read_exact(&mut sig_and_len).map_err(|_| trunc())?;
             let label_len = read_u32(&mut r).map_err(|_| trunc())?;
             std::io::copy(&mut (&mut r).take(label_len as u64), &mut std::io::sink())
                 .map_err(|_| trunc())?;
-            pos += 8 * perms as u64 + 4 + label_len as u64;
+            pos += 4 * perms as u64 + 4 + label_len as u64;
             if s.with_shingles {
                 let count = read_u32(&mut r).map_err(|_| trunc())? as u64;
                 std::io::copy(&mut (&mut r).take(8 * count), &mut std::io::sink())
@@ -538,11 +559,11 @@ pub fn clusters(
     // The stored shingle set of a document (for --verify).
     let shingles_of = |i: u32| -> Result<Vec<u64>> {
         let label_len = u32::from_le_bytes(
-            read_at(i, 4, 8 * perms as u64)?
+            read_at(i, 4, 4 * perms as u64)?
                 .try_into()
                 .expect("4 bytes"),
         ) as u64;
-        let at = 8 * perms as u64 + 4 + label_len;
+        let at = 4 * perms as u64 + 4 + label_len;
         let count = u32::from_le_bytes(read_at(i, 4, at)?.try_into().expect("4 bytes")) as usize;
         Ok(read_at(i, 8 * count, at + 4)?
             .chunks_exact(8)
@@ -586,21 +607,21 @@ pub fn clusters(
     drop(keyed);
     drop(bands);
 
-    let sig = |i: u32| -> Result<Vec<u64>> {
-        Ok(read_at(i, 8 * perms, 0)?
-            .chunks_exact(8)
-            .map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes")))
+    let sig = |i: u32| -> Result<Vec<u32>> {
+        Ok(read_at(i, 4 * perms, 0)?
+            .chunks_exact(4)
+            .map(|c| u32::from_le_bytes(c.try_into().expect("4 bytes")))
             .collect())
     };
     let label = |i: u32| -> Result<String> {
         let len = u32::from_le_bytes(
-            read_at(i, 4, 8 * perms as u64)?
+            read_at(i, 4, 4 * perms as u64)?
                 .try_into()
                 .expect("4 bytes"),
         ) as usize;
         if len > 0 {
             return Ok(
-                String::from_utf8_lossy(&read_at(i, len, 8 * perms as u64 + 4)?).into_owned(),
+                String::from_utf8_lossy(&read_at(i, len, 4 * perms as u64 + 4)?).into_owned(),
             );
         }
         let fi = file_of[i as usize] as usize;
