@@ -2,11 +2,13 @@
 //! training byte-level BPE tokenizers, and rendering SFT and preference records (with the
 //! folder's chat template or wick's documented defaults) into token ids and loss masks.
 
+pub mod clean;
 mod fast_bpe;
 mod render;
 mod tokenizer;
 mod train;
 
+pub use clean::{clean, CleanOptions};
 pub use render::{
     render_preference, render_sft, Format, Piece, Preference, Templates, DEFAULT_CHAT_TEMPLATE,
 };
