@@ -11,11 +11,14 @@ all: build
 build:
 	$(CARGO) build --release --workspace
 
-# The pipeline so far, end to end on testdata/: train a tokenizer, tokenize, pack, inspect.
+# The pipeline so far, end to end on testdata/: clean and filter, deduplicate, train a
+# tokenizer, tokenize, pack, inspect.
 demo: build
 	@mkdir -p $(DEMO)
-	$(BIN)/tokenize train --vocab-size 4096 -o $(DEMO)/tokenizer/ $(CORPUS)
-	$(BIN)/tokenize --tokenizer $(DEMO)/tokenizer $(CORPUS) > $(DEMO)/ids.jsonl
+	$(BIN)/filter --rejected $(DEMO)/rejected.jsonl $(CORPUS) > $(DEMO)/filtered.jsonl
+	$(BIN)/dedup --removed $(DEMO)/duplicates.jsonl $(DEMO)/filtered.jsonl > $(DEMO)/clean.jsonl
+	$(BIN)/tokenize train --vocab-size 4096 -o $(DEMO)/tokenizer/ $(DEMO)/clean.jsonl
+	$(BIN)/tokenize --tokenizer $(DEMO)/tokenizer $(DEMO)/clean.jsonl > $(DEMO)/ids.jsonl
 	$(BIN)/pack --tokenizer $(DEMO)/tokenizer --val-fraction 0.05 -o $(DEMO)/shards $(DEMO)/ids.jsonl
 	$(BIN)/pack verify $(DEMO)/shards
 	$(BIN)/pack info $(DEMO)/shards
