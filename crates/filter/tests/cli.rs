@@ -401,3 +401,35 @@ fn output_file_is_written_atomically_and_threads_keep_order() {
     // No temporary files left beside it.
     assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 1);
 }
+
+/// Milton's Poemata has a byte-order mark and CRLF line ends; another edition without them is
+/// the same work. After cleaning both texts are byte-identical, so exact dedup finds the pair.
+#[test]
+fn cleaning_makes_a_crlf_bom_copy_byte_identical() {
+    let milton = std::fs::read_to_string(data("dedup/milton.jsonl")).unwrap();
+    let poemata = records(&milton)
+        .into_iter()
+        .find(|d| d["id"] == "poemata.txt")
+        .unwrap();
+    let text = poemata["text"].as_str().unwrap();
+    assert!(text.starts_with('\u{feff}') && text.contains("\r\n"));
+    let plain = text.trim_start_matches('\u{feff}').replace("\r\n", "\n");
+    assert_ne!(text, plain);
+    let input = format!(
+        "{poemata}\n{}\n",
+        serde_json::json!({"id": "plain", "text": plain})
+    );
+    let off = [
+        "--no-gopher-repetition",
+        "--no-gopher-quality",
+        "--no-c4",
+        "--no-fineweb",
+        "-q",
+    ];
+    let out = run(&off, input.as_bytes());
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let kept = records(&out.stdout);
+    assert_eq!(kept.len(), 2);
+    assert_eq!(kept[0]["text"], kept[1]["text"]);
+    assert!(!kept[0]["text"].as_str().unwrap().contains('\r'));
+}
