@@ -283,7 +283,8 @@ impl Signer {
         let mut w = AtomicFile::create(out)?;
         let io = |e| Error::io(out.display(), e);
         Settings::of(&self.opts).write(&mut w, name).map_err(io)?;
-        let (mut docs, mut skipped, mut bytes) = (0u64, 0u64, 0u64);
+        let (mut docs, mut bytes) = (0u64, 0u64);
+        let mut skips = wick_io::Skipped::new("dedup", self.opts.quiet);
         for_each_batch(reader, BATCH_LINES, BATCH_BYTES, |batch| {
             let computed: Vec<Result<Computed>> =
                 batch.par_iter().map(|l| self.compute(name, l)).collect();
@@ -318,10 +319,7 @@ impl Signer {
                         docs += 1;
                     }
                     Err(e) if self.opts.skip_invalid => {
-                        if skipped < 5 && !self.opts.quiet {
-                            eprintln!("dedup: skipped {e}");
-                        }
-                        skipped += 1;
+                        skips.note(&e);
                         // tag 1: a skipped line, dropped by apply as the single pass drops it.
                         buf.push(1u8);
                         buf.extend_from_slice(&line.number.to_le_bytes());
@@ -345,7 +343,7 @@ impl Signer {
         trailer.extend_from_slice(&docs.to_le_bytes());
         w.write_all(&trailer).map_err(io)?;
         w.commit()?;
-        Ok((docs, skipped))
+        Ok((docs, skips.count))
     }
 }
 
@@ -877,7 +875,7 @@ pub fn single_pass(
         )?;
     }
     progress.finish(|secs| {
-        let skipped = if sum.skipped > 0 { format!(", {} invalid skipped", sum.skipped) } else { String::new() };
+        let skipped = wick_io::Skipped::suffix(sum.skipped);
         format!(
             "{} documents in, {} kept, {} exact and {} near duplicates removed in {secs:.2} s ({:.0} docs/s, {}){skipped}",
             sum.docs, sum.kept, sum.exact_removed, sum.near_removed, sum.docs as f64 / secs.max(1e-9), human_bytes(bytes)

@@ -129,6 +129,7 @@ impl Filter {
         pool: &rayon::ThreadPool,
     ) -> Result<Summary> {
         let mut sum = Summary::default();
+        let mut skips = wick_io::Skipped::new("filter", self.opts.quiet);
         let mut progress = Progress::new("filter", self.opts.quiet);
         let want_rejected = rejected.is_some();
         write_behind(out, |sink| {
@@ -176,10 +177,8 @@ impl Filter {
                                 }
                             }
                             Err(e) if self.opts.skip_invalid => {
-                                if sum.skipped < 5 && !self.opts.quiet {
-                                    eprintln!("filter: skipped {e}");
-                                }
-                                sum.skipped += 1;
+                                skips.note(&e);
+                                sum.skipped = skips.count;
                             }
                             Err(e) => {
                                 // Keep what came before the bad record, then stop.

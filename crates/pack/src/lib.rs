@@ -5,7 +5,7 @@ mod scan;
 
 use rayon::prelude::*;
 use serde_json::value::RawValue;
-use wick_io::{for_each_batch, human_bytes, Error, LineReader, Progress, Result};
+use wick_io::{for_each_batch, human_bytes, Error, LineReader, Progress, Result, Skipped};
 use wick_shard::{Manifest, Packer, ShardSet, Split};
 
 /// One parsed document, ready for the packer.
@@ -36,6 +36,7 @@ pub fn pack_inputs(
     progress: &mut Progress,
 ) -> Result<PackSummary> {
     let mut sum = PackSummary::default();
+    let mut skips = Skipped::new("pack", false);
     for path in inputs {
         let reader = LineReader::open(path)?;
         let name = reader.name().to_string();
@@ -62,10 +63,8 @@ pub fn pack_inputs(
                         if !skip_invalid {
                             return Err(e);
                         }
-                        if sum.skipped < 5 {
-                            eprintln!("pack: skipped {e}");
-                        }
-                        sum.skipped += 1;
+                        skips.note(&e);
+                        sum.skipped = skips.count;
                     }
                 }
             }

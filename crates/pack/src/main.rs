@@ -180,7 +180,7 @@ fn pack(a: PackArgs) -> Result<()> {
     )?;
     let m = packer.finish()?;
     progress.finish(|secs| {
-        let skipped = if sum.skipped > 0 { format!(", {} invalid skipped", sum.skipped) } else { String::new() };
+        let skipped = wick_io::Skipped::suffix(sum.skipped);
         format!("{} documents ({} val), {} tokens incl. EOS from {} → {} shards in {} ({secs:.2} s){skipped}",
             sum.documents, sum.val_documents, m.splits.values().map(|s| s.tokens).sum::<u64>(),
             human_bytes(sum.bytes), m.shards.len(), out.display())

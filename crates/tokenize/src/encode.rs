@@ -7,7 +7,7 @@ use rayon::prelude::*;
 use serde_json::{Map, Value};
 use wick_io::{
     for_each_batch, human_bytes, parse_object, write_behind, write_ids, Error, Line, LineReader,
-    Output, Progress, Result,
+    Output, Progress, Result, Skipped,
 };
 use wick_text::{render_preference, render_sft, Encoded, Format, Templates, Tok};
 
@@ -82,6 +82,7 @@ impl<'a> Encoder<'a> {
     ) -> Result<Summary> {
         let mut sum = Summary::default();
         let mut progress = Progress::new("tokenize", self.opts.quiet);
+        let mut skips = Skipped::new("tokenize", self.opts.quiet);
         // Reading, encoding and writing overlap: a reader thread, the pool, a writer thread.
         write_behind(out, |sink| {
             for path in inputs {
@@ -105,10 +106,8 @@ impl<'a> Encoder<'a> {
                                 sum.tokens += tokens as u64;
                             }
                             Err(e) if self.opts.skip_invalid => {
-                                if sum.skipped < 5 && !self.opts.quiet {
-                                    eprintln!("tokenize: skipped {e}");
-                                }
-                                sum.skipped += 1;
+                                skips.note(&e);
+                                sum.skipped = skips.count;
                             }
                             Err(e) => {
                                 // Keep what came before the bad record, then stop.
@@ -133,11 +132,7 @@ impl<'a> Encoder<'a> {
             Ok(())
         })?;
         progress.finish(|secs| {
-            let skipped = if sum.skipped > 0 {
-                format!(", {} invalid skipped", sum.skipped)
-            } else {
-                String::new()
-            };
+            let skipped = Skipped::suffix(sum.skipped);
             format!(
                 "{} records, {} tokens from {} in {secs:.2} s ({:.1} MB/s){skipped}",
                 sum.records,

@@ -7,6 +7,7 @@ mod jsonl;
 mod output;
 mod pipeline;
 mod progress;
+mod skip;
 
 pub use error::{run_main, Error, Result};
 pub use ids::{read_ids, write_ids};
@@ -14,6 +15,7 @@ pub use jsonl::{kind_of, parse_object, Line, LineReader};
 pub use output::{create_dir_all, write_atomic, AtomicFile, Output};
 pub use pipeline::{for_each_batch, write_behind, ChunkSender};
 pub use progress::{human_bytes, Progress};
+pub use skip::Skipped;
 
 /// The input names a tool was given, with "-" (stdin) when there were none.
 pub fn inputs_or_stdin(paths: &[String]) -> Vec<String> {
