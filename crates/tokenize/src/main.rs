@@ -224,10 +224,7 @@ fn train(a: TrainArgs) -> Result<()> {
     })?;
     let st = &corpus.stats;
     progress.finish(|secs| {
-        let skipped = match st.skipped.load(Ordering::Relaxed) {
-            0 => String::new(),
-            n => format!(", {n} invalid skipped"),
-        };
+        let skipped = wick_io::Skipped::suffix(st.skipped.load(Ordering::Relaxed));
         format!(
             "{} tokens learned from {} documents ({}) in {secs:.1} s → {}{skipped}",
             vocab,
