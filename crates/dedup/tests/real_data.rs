@@ -11,9 +11,7 @@ use serde_json::Value;
 const BIN: &str = env!("CARGO_BIN_EXE_dedup");
 
 fn data(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../testdata/dedup")
-        .join(rel)
+    wick_testkit::testdata(&format!("dedup/{rel}"))
 }
 
 /// Runs dedup on `input`; returns the removed records.

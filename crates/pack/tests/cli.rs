@@ -1,36 +1,18 @@
 //! The `pack` binary: llm.c byte compatibility, bad input, interrupted runs, verify and info.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 const PACK: &str = env!("CARGO_BIN_EXE_pack");
 
-fn data(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../testdata")
-        .join(rel)
+use wick_testkit::testdata as data;
+
+fn run(args: &[&str], stdin: &[u8]) -> (i32, String, String) {
+    wick_testkit::run(PACK, args, stdin).parts()
 }
 
 fn gpt2() -> String {
     data("tokenizers/gpt2/tokenizer.json").display().to_string()
-}
-
-fn run(args: &[&str], stdin: &[u8]) -> (i32, String, String) {
-    let mut child = Command::new(PACK)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(stdin).unwrap();
-    let out = child.wait_with_output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8(out.stdout).unwrap(),
-        String::from_utf8(out.stderr).unwrap(),
-    )
 }
 
 #[test]

@@ -10,42 +10,14 @@ use wick_text::Tok;
 
 const BIN: &str = env!("CARGO_BIN_EXE_tokenize");
 
-fn data(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../testdata")
-        .join(rel)
+use wick_testkit::{testdata as data, Out};
+
+fn run(args: &[&str], stdin: &[u8]) -> Out {
+    wick_testkit::run(BIN, args, stdin)
 }
 
 fn gpt2() -> PathBuf {
     data("tokenizers/gpt2/tokenizer.json")
-}
-
-struct Out {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-fn run(args: &[&str], stdin: &[u8]) -> Out {
-    let mut child = Command::new(BIN)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut input = child.stdin.take().unwrap();
-    let bytes = stdin.to_vec();
-    let writer = std::thread::spawn(move || {
-        let _ = input.write_all(&bytes);
-    });
-    let out = child.wait_with_output().unwrap();
-    writer.join().unwrap();
-    Out {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8(out.stdout).unwrap(),
-        stderr: String::from_utf8(out.stderr).unwrap(),
-    }
 }
 
 fn lines(s: &str) -> Vec<Value> {

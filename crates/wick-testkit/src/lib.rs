@@ -1,0 +1,53 @@
+//! What every tool's end-to-end tests need: the repository's testdata/, and running the tool's
+//! binary with arguments and some standard input.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+/// A path under the repository's testdata/.
+pub fn testdata(rel: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../testdata")
+        .join(rel)
+}
+
+/// What a run of a tool gave back.
+#[derive(Debug)]
+pub struct Out {
+    /// The exit status (-1 when killed by a signal).
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Out {
+    pub fn parts(self) -> (i32, String, String) {
+        (self.code, self.stdout, self.stderr)
+    }
+}
+
+/// Runs `bin` with `args`, feeding `stdin` from another thread (so a tool that writes before it
+/// has read everything cannot deadlock the test), and collects its output.
+pub fn run(bin: &str, args: &[&str], stdin: &[u8]) -> Out {
+    let mut child = Command::new(bin)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {bin}: {e}"));
+    let mut input = child.stdin.take().expect("piped");
+    let bytes = stdin.to_vec();
+    // A tool may exit before reading all of stdin (bad usage, an early error): ignore EPIPE.
+    let writer = std::thread::spawn(move || {
+        let _ = input.write_all(&bytes);
+    });
+    let out = child.wait_with_output().expect("wait for the tool");
+    writer.join().expect("stdin writer");
+    Out {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8(out.stdout).expect("UTF-8 stdout"),
+        stderr: String::from_utf8(out.stderr).expect("UTF-8 stderr"),
+    }
+}
