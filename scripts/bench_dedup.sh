@@ -83,24 +83,7 @@ RES=$WORK/results.tsv   # kind <TAB> corpus# <TAB> run <TAB> seconds <TAB> peak_
 QUAL=$WORK/quality.jsonl
 : > "$QUAL"
 
-if /usr/bin/time -f '%e %M' -o /dev/null true >/dev/null 2>&1; then
-  TIMER="GNU /usr/bin/time"
-  timed() { local out=$1; shift; /usr/bin/time -f '%e %M' -o "$out" "$@"; }
-else
-  TIMER="python resource wrapper"
-  timed() {
-    local out=$1; shift
-    "$PY" -c '
-import resource, subprocess, sys, time
-t = time.perf_counter()
-rc = subprocess.call(sys.argv[2:])
-wall = time.perf_counter() - t
-with open(sys.argv[1], "w") as f:
-    f.write("%.3f %d\n" % (wall, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss))
-sys.exit(rc)' "$out" "$@"
-  }
-fi
-timing() { tail -n 1 "$1"; }
+source scripts/timing.sh
 json_field() { "$PY" -c 'import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])' "$1" "$2"; }
 
 cores=$(nproc)

@@ -66,26 +66,7 @@ trap 'rm -rf "$WORK"' EXIT
 RES=$WORK/results.tsv   # kind <TAB> run <TAB> seconds <TAB> peak_rss_kb <TAB> tokens
 : > "$RES"
 
-# --- timing helper: timed OUTFILE CMD... writes "wall_seconds peak_rss_kb" to OUTFILE ----------
-if /usr/bin/time -f '%e %M' -o /dev/null true >/dev/null 2>&1; then
-  TIMER="GNU /usr/bin/time"
-  timed() { local out=$1; shift; /usr/bin/time -f '%e %M' -o "$out" "$@"; }
-else
-  TIMER="python resource wrapper"
-  timed() {
-    local out=$1; shift
-    "$PY" -c '
-import resource, subprocess, sys, time
-t = time.perf_counter()
-rc = subprocess.call(sys.argv[2:])
-wall = time.perf_counter() - t
-with open(sys.argv[1], "w") as f:
-    f.write("%.3f %d\n" % (wall, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss))
-sys.exit(rc)' "$out" "$@"
-  }
-fi
-# GNU time prefixes "Command exited with non-zero status N" on failure; the numbers are last.
-timing() { tail -n 1 "$1"; }
+source scripts/timing.sh
 
 cores=$(nproc)
 read -r load1 _ < /proc/loadavg
