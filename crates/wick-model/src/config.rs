@@ -39,6 +39,29 @@ struct Raw {
     hidden_act: Option<String>,
     #[serde(default)]
     max_position_embeddings: Option<usize>,
+    #[serde(default)]
+    initializer_range: Option<f64>,
+    #[serde(default)]
+    eos_token_id: Option<serde_json::Value>,
+    #[serde(default)]
+    bos_token_id: Option<serde_json::Value>,
+    #[serde(default)]
+    pad_token_id: Option<serde_json::Value>,
+}
+
+/// `eos_token_id` is an int, a list of ints or null in transformers' configs.
+fn token_ids(v: &Option<serde_json::Value>) -> Vec<u32> {
+    match v {
+        Some(serde_json::Value::Number(n)) => {
+            n.as_u64().map(|x| vec![x as u32]).unwrap_or_default()
+        }
+        Some(serde_json::Value::Array(a)) => a
+            .iter()
+            .filter_map(|x| x.as_u64())
+            .map(|x| x as u32)
+            .collect(),
+        _ => Vec::new(),
+    }
 }
 
 /// The resolved configuration.
@@ -57,6 +80,13 @@ pub struct Config {
     /// Biases on the q, k and v projections (Qwen2 always has them).
     pub qkv_bias: bool,
     pub max_position_embeddings: usize,
+    /// Standard deviation of the normal initialisation (transformers' `initializer_range`).
+    pub initializer_range: f64,
+    pub eos_token_ids: Vec<u32>,
+    pub bos_token_id: Option<u32>,
+    pub pad_token_id: Option<u32>,
+    /// The config.json as read, so that saving keeps every field wick does not use.
+    pub json: serde_json::Map<String, serde_json::Value>,
 }
 
 impl Config {
@@ -66,8 +96,17 @@ impl Config {
     }
 
     pub fn from_json(text: &str) -> std::result::Result<Config, String> {
-        let raw: Raw =
+        let json: serde_json::Map<String, serde_json::Value> =
             serde_json::from_str(text).map_err(|e| format!("not a usable config.json: {e}"))?;
+        let raw: Raw = serde_json::from_value(serde_json::Value::Object(json.clone()))
+            .map_err(|e| format!("not a usable config.json: {e}"))?;
+        if let Some(t) = raw.model_type.as_deref() {
+            if !matches!(t, "llama" | "qwen2" | "mistral") {
+                return Err(format!(
+                    "model_type {t:?} is not supported (llama, qwen2 or mistral)"
+                ));
+            }
+        }
         let qwen2 = raw.model_type.as_deref() == Some("qwen2");
         if let Some(act) = raw.hidden_act.as_deref().filter(|a| *a != "silu") {
             return Err(format!("hidden_act {act:?} is not supported (only silu)"));
@@ -111,7 +150,88 @@ impl Config {
             tie_word_embeddings: raw.tie_word_embeddings.unwrap_or(false),
             qkv_bias: raw.attention_bias.unwrap_or(qwen2),
             max_position_embeddings: raw.max_position_embeddings.unwrap_or(2048),
+            initializer_range: raw.initializer_range.unwrap_or(0.02),
+            eos_token_ids: token_ids(&raw.eos_token_id),
+            bos_token_id: token_ids(&raw.bos_token_id).first().copied(),
+            pad_token_id: token_ids(&raw.pad_token_id).first().copied(),
+            json,
         })
+    }
+
+    /// config.json for this model, as transformers reads it: the fields read in are kept,
+    /// the ones wick resolves are written back in their plain spelling.
+    pub fn to_json(&self) -> String {
+        use serde_json::{json, Value};
+        let mut m = self.json.clone();
+        let mut set = |k: &str, v: Value| {
+            m.insert(k.to_string(), v);
+        };
+        if !self.json.contains_key("model_type") {
+            set("model_type", json!("llama"));
+            set("architectures", json!(["LlamaForCausalLM"]));
+        }
+        set("vocab_size", json!(self.vocab_size));
+        set("hidden_size", json!(self.hidden_size));
+        set("intermediate_size", json!(self.intermediate_size));
+        set("num_hidden_layers", json!(self.num_layers));
+        set("num_attention_heads", json!(self.num_heads));
+        set("num_key_value_heads", json!(self.num_kv_heads));
+        set("head_dim", json!(self.head_dim));
+        set("rms_norm_eps", json!(self.rms_norm_eps));
+        set("tie_word_embeddings", json!(self.tie_word_embeddings));
+        set("attention_bias", json!(self.qkv_bias));
+        set(
+            "max_position_embeddings",
+            json!(self.max_position_embeddings),
+        );
+        set("hidden_act", json!("silu"));
+        set("initializer_range", json!(self.initializer_range));
+        // Keep whichever rope spelling the file had; write both when it had neither.
+        match m.get_mut("rope_parameters") {
+            Some(Value::Object(p)) => {
+                p.insert("rope_theta".into(), json!(self.rope_theta));
+            }
+            _ => {
+                m.insert("rope_theta".into(), json!(self.rope_theta));
+            }
+        }
+        let ids = |v: &[u32]| match v {
+            [] => Value::Null,
+            [one] => json!(one),
+            many => json!(many),
+        };
+        m.insert("eos_token_id".into(), ids(&self.eos_token_ids));
+        m.insert(
+            "bos_token_id".into(),
+            self.bos_token_id.map_or(Value::Null, |x| json!(x)),
+        );
+        m.insert(
+            "pad_token_id".into(),
+            self.pad_token_id.map_or(Value::Null, |x| json!(x)),
+        );
+        m.remove("torch_dtype");
+        m.insert("dtype".into(), json!("float32"));
+        serde_json::to_string_pretty(&Value::Object(m)).unwrap() + "\n"
+    }
+
+    /// Parameters that take part in matrix products (for FLOP estimates), and all of them.
+    pub fn param_counts(&self) -> (usize, usize) {
+        let (h, hd, i) = (self.hidden_size, self.head_dim, self.intermediate_size);
+        let attn = h * hd * (self.num_heads * 2 + self.num_kv_heads * 2)
+            + if self.qkv_bias {
+                hd * (self.num_heads + 2 * self.num_kv_heads)
+            } else {
+                0
+            };
+        let block = attn + 3 * h * i + 2 * h;
+        let head = self.vocab_size * h;
+        let embed = if self.tie_word_embeddings {
+            0
+        } else {
+            self.vocab_size * h
+        };
+        let matmul = self.num_layers * block + head;
+        (matmul, matmul + embed + h)
     }
 }
 

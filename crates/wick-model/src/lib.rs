@@ -1,12 +1,17 @@
 //! A Llama-family decoder in candle (RMSNorm, rotary embeddings in Hugging Face's
 //! half-rotation convention, SwiGLU MLP, grouped-query attention, optional q/k/v biases as in
-//! Qwen2, tied or untied head), configured by and loaded from a Hugging Face folder.
+//! Qwen2, tied or untied head), configured by and loaded from a Hugging Face folder, saved
+//! back under the same tensor names.
 //!
 //! Every op here is differentiable: candle's fused kernels (softmax_last_dim, rms_norm, rope,
-//! sdpa) have no backward pass and would silently cut gradients (see DESIGN.md).
+//! sdpa) have no backward pass and would silently cut gradients (see DESIGN.md); `ops` holds
+//! fused replacements that carry their own backward.
 
 mod config;
+mod init;
 mod model;
+pub mod ops;
+pub mod slow;
 
 pub use config::Config;
-pub use model::Llama;
+pub use model::{lm_loss, log_softmax, KvCache, Llama};

@@ -4,16 +4,17 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use candle_core::{DType, Device, Tensor, D};
+use candle_core::{DType, Device, Tensor, Var, D};
 use wick_io::{Error, Result};
 
-use crate::Config;
+use crate::{slow as ops, Config};
 
-fn ce(e: candle_core::Error) -> Error {
+pub(crate) fn ce(e: candle_core::Error) -> Error {
     Error::msg(format!("tensor op failed: {e}"))
 }
 
 /// A linear layer stored as Hugging Face does: weight [out, in], optional bias [out].
+#[derive(Clone)]
 struct Linear {
     weight: Tensor,
     bias: Option<Tensor>,
@@ -29,6 +30,7 @@ impl Linear {
     }
 }
 
+#[derive(Clone)]
 struct Block {
     input_norm: Tensor,
     q: Linear,
@@ -41,6 +43,7 @@ struct Block {
     down: Linear,
 }
 
+#[derive(Clone)]
 pub struct Llama {
     pub config: Config,
     embed: Tensor,
@@ -50,13 +53,44 @@ pub struct Llama {
     lm_head: Option<Tensor>,
 }
 
+/// Keys and values of the positions seen so far, per layer, for decoding one token at a time.
+pub struct KvCache {
+    layers: Vec<Option<(Tensor, Tensor)>>,
+}
+
+impl KvCache {
+    pub fn new(config: &Config) -> KvCache {
+        KvCache {
+            layers: vec![None; config.num_layers],
+        }
+    }
+
+    /// Positions held.
+    pub fn len(&self) -> usize {
+        match self.layers.first() {
+            Some(Some((k, _))) => k.dim(2).unwrap_or(0),
+            _ => 0,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Where the weights come from when a model is assembled: a safetensors file or a fresh
+/// initialisation. `get` is asked for every Hugging Face tensor name with its shape.
+trait Source {
+    fn get(&mut self, name: &str, shape: &[usize]) -> Result<Tensor>;
+}
+
 /// Takes tensors out of a safetensors map by Hugging Face name, checking shapes.
-struct Weights {
+struct Loaded {
     map: HashMap<String, Tensor>,
     file: String,
 }
 
-impl Weights {
+impl Source for Loaded {
     fn get(&mut self, name: &str, shape: &[usize]) -> Result<Tensor> {
         let t = self
             .map
@@ -69,34 +103,64 @@ impl Weights {
                 t.dims()
             )));
         }
-        t.to_dtype(DType::F32).map_err(ce)
+        match t.dtype() {
+            DType::F32 | DType::F16 | DType::BF16 | DType::F64 => {
+                t.to_dtype(DType::F32).map_err(ce)
+            }
+            other => Err(Error::msg(format!(
+                "{}: tensor {name} has dtype {other:?}; expected a float type",
+                self.file
+            ))),
+        }
     }
+}
 
-    fn linear(&mut self, name: &str, out: usize, inp: usize, bias: bool) -> Result<Linear> {
-        let weight = self.get(&format!("{name}.weight"), &[out, inp])?;
-        let bias = if bias {
-            Some(self.get(&format!("{name}.bias"), &[out])?)
+/// transformers' initialisation for Llama: normal(0, initializer_range) for every matrix,
+/// ones for the norms, zeros for biases. Drawn from a seeded generator so that a run is
+/// reproducible.
+struct Fresh {
+    std: f64,
+    rng: crate::init::Normal,
+}
+
+impl Source for Fresh {
+    fn get(&mut self, name: &str, shape: &[usize]) -> Result<Tensor> {
+        let n: usize = shape.iter().product();
+        let data: Vec<f32> = if name.ends_with("norm.weight") {
+            vec![1.0; n]
+        } else if name.ends_with(".bias") {
+            vec![0.0; n]
         } else {
-            None
+            (0..n)
+                .map(|_| (self.rng.sample() * self.std) as f32)
+                .collect()
         };
-        Ok(Linear { weight, bias })
+        Tensor::from_vec(data, shape, &Device::Cpu).map_err(ce)
     }
 }
 
-fn rms_norm(x: &Tensor, weight: &Tensor, eps: f64) -> candle_core::Result<Tensor> {
-    // Written out rather than candle_nn::ops::rms_norm, which has no backward pass.
-    let ms = x.sqr()?.mean_keepdim(D::Minus1)?;
-    x.broadcast_div(&(ms + eps)?.sqrt()?)?.broadcast_mul(weight)
-}
-
-/// Hugging Face's rotary embedding: the head dimension's two halves are rotated as pairs
-/// (x_i, x_{i+d/2}), not interleaved.
-fn rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> candle_core::Result<Tensor> {
-    let d = x.dim(D::Minus1)?;
-    let x1 = x.narrow(D::Minus1, 0, d / 2)?;
-    let x2 = x.narrow(D::Minus1, d / 2, d / 2)?;
-    let rotated = Tensor::cat(&[&x2.neg()?, &x1], D::Minus1)?;
-    x.broadcast_mul(cos)? + rotated.broadcast_mul(sin)?
+/// cos and sin tables [T, head_dim] for positions start..start+t (Hugging Face's layout:
+/// the frequencies repeated over both halves).
+fn rope_tables(c: &Config, start: usize, t: usize) -> candle_core::Result<(Tensor, Tensor)> {
+    let hd = c.head_dim;
+    let inv: Vec<f64> = (0..hd / 2)
+        .map(|i| c.rope_theta.powf(-((2 * i) as f64) / hd as f64))
+        .collect();
+    let (mut cos, mut sin) = (Vec::with_capacity(t * hd), Vec::with_capacity(t * hd));
+    for p in start..start + t {
+        for _half in 0..2 {
+            for f in &inv {
+                // transformers computes the angle in f32: position * inv_freq.
+                let a = (p as f32) * (*f as f32);
+                cos.push(a.cos());
+                sin.push(a.sin());
+            }
+        }
+    }
+    Ok((
+        Tensor::from_vec(cos, (t, hd), &Device::Cpu)?,
+        Tensor::from_vec(sin, (t, hd), &Device::Cpu)?,
+    ))
 }
 
 impl Llama {
@@ -104,118 +168,241 @@ impl Llama {
     pub fn load(dir: &Path) -> Result<Llama> {
         let config = Config::load(&dir.join("config.json"))?;
         let file = dir.join("model.safetensors");
+        if !file.exists() {
+            return Err(Error::msg(format!(
+                "{}: no model.safetensors (sharded and .bin checkpoints are not supported)",
+                dir.display()
+            )));
+        }
         let map = candle_core::safetensors::load(&file, &Device::Cpu)
             .map_err(|e| Error::msg(format!("{}: cannot read safetensors: {e}", file.display())))?;
-        let mut w = Weights {
+        let mut src = Loaded {
             map,
             file: file.display().to_string(),
         };
+        let mut model = Llama::assemble(config, &mut src)?;
+        if model.config.tie_word_embeddings {
+            src.map.remove("lm_head.weight");
+        } else {
+            model.lm_head = Some(src.get(
+                "lm_head.weight",
+                &[model.config.vocab_size, model.config.hidden_size],
+            )?);
+        }
+        Ok(model)
+    }
+
+    /// A freshly initialised model (transformers' Llama initialisation, seeded).
+    pub fn init(config: Config, seed: u64) -> Result<Llama> {
+        let mut src = Fresh {
+            std: config.initializer_range,
+            rng: crate::init::Normal::new(seed),
+        };
+        let mut model = Llama::assemble(config, &mut src)?;
+        if !model.config.tie_word_embeddings {
+            let c = &model.config;
+            model.lm_head = Some(src.get("lm_head.weight", &[c.vocab_size, c.hidden_size])?);
+        }
+        Ok(model)
+    }
+
+    fn assemble(config: Config, w: &mut dyn Source) -> Result<Llama> {
         let c = &config;
         let (h, hd) = (c.hidden_size, c.head_dim);
-        let embed = w.get("model.embed_tokens.weight", &[c.vocab_size, h])?;
+        let linear = |w: &mut dyn Source, name: &str, out: usize, inp: usize, bias: bool| {
+            Ok::<_, Error>(Linear {
+                weight: w.get(&format!("{name}.weight"), &[out, inp])?,
+                bias: if bias {
+                    Some(w.get(&format!("{name}.bias"), &[out])?)
+                } else {
+                    None
+                },
+            })
+        };
         let mut blocks = Vec::with_capacity(c.num_layers);
         for l in 0..c.num_layers {
             let p = format!("model.layers.{l}");
+            let (qo, kvo) = (c.num_heads * hd, c.num_kv_heads * hd);
+            let q = linear(w, &format!("{p}.self_attn.q_proj"), qo, h, c.qkv_bias)?;
+            let k = linear(w, &format!("{p}.self_attn.k_proj"), kvo, h, c.qkv_bias)?;
+            let v = linear(w, &format!("{p}.self_attn.v_proj"), kvo, h, c.qkv_bias)?;
+            let o = linear(w, &format!("{p}.self_attn.o_proj"), h, qo, false)?;
+            let gate = linear(
+                w,
+                &format!("{p}.mlp.gate_proj"),
+                c.intermediate_size,
+                h,
+                false,
+            )?;
+            let up = linear(
+                w,
+                &format!("{p}.mlp.up_proj"),
+                c.intermediate_size,
+                h,
+                false,
+            )?;
+            let down = linear(
+                w,
+                &format!("{p}.mlp.down_proj"),
+                h,
+                c.intermediate_size,
+                false,
+            )?;
             blocks.push(Block {
                 input_norm: w.get(&format!("{p}.input_layernorm.weight"), &[h])?,
-                q: w.linear(
-                    &format!("{p}.self_attn.q_proj"),
-                    c.num_heads * hd,
-                    h,
-                    c.qkv_bias,
-                )?,
-                k: w.linear(
-                    &format!("{p}.self_attn.k_proj"),
-                    c.num_kv_heads * hd,
-                    h,
-                    c.qkv_bias,
-                )?,
-                v: w.linear(
-                    &format!("{p}.self_attn.v_proj"),
-                    c.num_kv_heads * hd,
-                    h,
-                    c.qkv_bias,
-                )?,
-                o: w.linear(&format!("{p}.self_attn.o_proj"), h, c.num_heads * hd, false)?,
+                q,
+                k,
+                v,
+                o,
                 post_norm: w.get(&format!("{p}.post_attention_layernorm.weight"), &[h])?,
-                gate: w.linear(&format!("{p}.mlp.gate_proj"), c.intermediate_size, h, false)?,
-                up: w.linear(&format!("{p}.mlp.up_proj"), c.intermediate_size, h, false)?,
-                down: w.linear(&format!("{p}.mlp.down_proj"), h, c.intermediate_size, false)?,
+                gate,
+                up,
+                down,
             });
         }
-        let norm = w.get("model.norm.weight", &[h])?;
-        let lm_head = if c.tie_word_embeddings {
-            w.map.remove("lm_head.weight");
-            None
-        } else {
-            Some(w.get("lm_head.weight", &[c.vocab_size, h])?)
-        };
         Ok(Llama {
-            config,
-            embed,
+            embed: w.get("model.embed_tokens.weight", &[c.vocab_size, h])?,
+            norm: w.get("model.norm.weight", &[h])?,
             blocks,
-            norm,
-            lm_head,
+            lm_head: None,
+            config,
         })
     }
 
-    /// cos and sin tables [T, head_dim] for positions 0..t.
-    fn rope_tables(&self, t: usize) -> candle_core::Result<(Tensor, Tensor)> {
-        let hd = self.config.head_dim;
-        let inv: Vec<f32> = (0..hd / 2)
-            .map(|i| (self.config.rope_theta.powf(-((2 * i) as f64) / hd as f64)) as f32)
-            .collect();
-        let inv = Tensor::new(inv.as_slice(), &Device::Cpu)?;
-        let pos = Tensor::arange(0u32, t as u32, &Device::Cpu)?.to_dtype(DType::F32)?;
-        let freqs = pos.unsqueeze(1)?.broadcast_mul(&inv.unsqueeze(0)?)?;
-        let emb = Tensor::cat(&[&freqs, &freqs], D::Minus1)?;
-        Ok((emb.cos()?, emb.sin()?))
+    /// Every weight under its Hugging Face name, in a fixed order.
+    fn slots(&mut self) -> Vec<(String, &mut Tensor)> {
+        let mut out = vec![("model.embed_tokens.weight".to_string(), &mut self.embed)];
+        for (l, b) in self.blocks.iter_mut().enumerate() {
+            let p = format!("model.layers.{l}");
+            out.push((format!("{p}.input_layernorm.weight"), &mut b.input_norm));
+            let linears = [
+                ("self_attn.q_proj", &mut b.q),
+                ("self_attn.k_proj", &mut b.k),
+                ("self_attn.v_proj", &mut b.v),
+                ("self_attn.o_proj", &mut b.o),
+                ("mlp.gate_proj", &mut b.gate),
+                ("mlp.up_proj", &mut b.up),
+                ("mlp.down_proj", &mut b.down),
+            ];
+            for (name, lin) in linears {
+                out.push((format!("{p}.{name}.weight"), &mut lin.weight));
+                if let Some(bias) = lin.bias.as_mut() {
+                    out.push((format!("{p}.{name}.bias"), bias));
+                }
+            }
+            out.push((
+                format!("{p}.post_attention_layernorm.weight"),
+                &mut b.post_norm,
+            ));
+        }
+        out.push(("model.norm.weight".to_string(), &mut self.norm));
+        if let Some(head) = self.lm_head.as_mut() {
+            out.push(("lm_head.weight".to_string(), head));
+        }
+        out
+    }
+
+    /// The weights under their Hugging Face names (shared storage, not copies).
+    pub fn named_tensors(&self) -> Vec<(String, Tensor)> {
+        let mut copy = self.clone();
+        copy.slots()
+            .into_iter()
+            .map(|(n, t)| (n, t.clone()))
+            .collect()
+    }
+
+    /// Turns every weight into a trainable variable and returns them by name.
+    pub fn make_trainable(&mut self) -> Result<Vec<(String, Var)>> {
+        let mut vars = Vec::new();
+        for (name, slot) in self.slots() {
+            let var = Var::from_tensor(slot).map_err(ce)?;
+            *slot = var.as_tensor().clone();
+            vars.push((name, var));
+        }
+        Ok(vars)
+    }
+
+    /// Replaces weights by name (e.g. from a checkpoint); every name must be known.
+    pub fn set_tensors(&mut self, tensors: &HashMap<String, Tensor>) -> Result<()> {
+        for (name, slot) in self.slots() {
+            if let Some(t) = tensors.get(&name) {
+                if t.dims() != slot.dims() {
+                    return Err(Error::msg(format!(
+                        "tensor {name} has shape {:?}, expected {:?}",
+                        t.dims(),
+                        slot.dims()
+                    )));
+                }
+                *slot = t.clone();
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes config.json and model.safetensors into `dir` (created if needed), each file
+    /// atomically.
+    pub fn save(&self, dir: &Path) -> Result<()> {
+        wick_io::create_dir_all(dir)?;
+        wick_io::write_atomic(dir.join("config.json"), self.config.to_json().as_bytes())?;
+        let tensors: HashMap<String, Tensor> = self.named_tensors().into_iter().collect();
+        save_safetensors(&tensors, &dir.join("model.safetensors"))
     }
 
     /// Logits [B, T, vocab] for token ids [B, T].
     pub fn forward(&self, ids: &Tensor) -> Result<Tensor> {
-        self.forward_inner(ids).map_err(ce)
+        let h = self.hidden(ids, None, None)?;
+        self.logits(&h)
     }
 
-    fn forward_inner(&self, ids: &Tensor) -> candle_core::Result<Tensor> {
+    /// Final hidden states [B, T, hidden] (after the last norm). With a cache, `ids` are the
+    /// positions after the cached ones and the cache grows by T. `segments` [B, T] u32 keeps
+    /// packed documents from attending to each other.
+    pub fn hidden(
+        &self,
+        ids: &Tensor,
+        cache: Option<&mut KvCache>,
+        segments: Option<&Tensor>,
+    ) -> Result<Tensor> {
+        self.hidden_inner(ids, cache, segments).map_err(ce)
+    }
+
+    /// The output head: logits [.., vocab] from hidden states [.., hidden].
+    pub fn logits(&self, hidden: &Tensor) -> Result<Tensor> {
+        let head = self.lm_head.as_ref().unwrap_or(&self.embed);
+        hidden.broadcast_matmul(&head.t().map_err(ce)?).map_err(ce)
+    }
+
+    fn hidden_inner(
+        &self,
+        ids: &Tensor,
+        mut cache: Option<&mut KvCache>,
+        segments: Option<&Tensor>,
+    ) -> candle_core::Result<Tensor> {
         let c = &self.config;
         let (b, t) = ids.dims2()?;
         let (nh, nkv, hd) = (c.num_heads, c.num_kv_heads, c.head_dim);
-        let (cos, sin) = self.rope_tables(t)?;
+        let past = cache.as_ref().map_or(0, |k| k.len());
+        let (cos, sin) = rope_tables(c, past, t)?;
         let mut x =
             self.embed
                 .index_select(&ids.flatten_all()?, 0)?
                 .reshape((b, t, c.hidden_size))?;
-        // Causal mask: -inf above the diagonal.
-        let mask: Vec<f32> = (0..t * t)
-            .map(|k| {
-                if k % t > k / t {
-                    f32::NEG_INFINITY
-                } else {
-                    0.0
+        for (l, blk) in self.blocks.iter().enumerate() {
+            let hn = ops::rms_norm(&x, &blk.input_norm, c.rms_norm_eps)?;
+            let heads = |lin: &Linear, n: usize| -> candle_core::Result<Tensor> {
+                lin.forward(&hn)?.reshape((b, t, n, hd))?.transpose(1, 2)
+            };
+            let q = ops::rope(&heads(&blk.q, nh)?, &cos, &sin)?;
+            let mut k = ops::rope(&heads(&blk.k, nkv)?, &cos, &sin)?;
+            let mut v = heads(&blk.v, nkv)?.contiguous()?;
+            if let Some(cache) = cache.as_deref_mut() {
+                if let Some((pk, pv)) = &cache.layers[l] {
+                    k = Tensor::cat(&[pk, &k], 2)?;
+                    v = Tensor::cat(&[pv, &v], 2)?;
                 }
-            })
-            .collect();
-        let mask = Tensor::from_vec(mask, (t, t), &Device::Cpu)?;
-        for blk in &self.blocks {
-            let hn = rms_norm(&x, &blk.input_norm, c.rms_norm_eps)?;
-            let q = blk
-                .q
-                .forward(&hn)?
-                .reshape((b, t, nh, hd))?
-                .transpose(1, 2)?;
-            let k = blk
-                .k
-                .forward(&hn)?
-                .reshape((b, t, nkv, hd))?
-                .transpose(1, 2)?;
-            let v = blk
-                .v
-                .forward(&hn)?
-                .reshape((b, t, nkv, hd))?
-                .transpose(1, 2)?;
-            let q = rope(&q.contiguous()?, &cos, &sin)?;
-            let k = rope(&k.contiguous()?, &cos, &sin)?;
+                cache.layers[l] = Some((k.clone(), v.clone()));
+            }
+            let tk = k.dim(2)?;
             // Grouped-query attention: each key/value head serves nh / nkv query heads.
             let rep = nh / nkv;
             let expand = |x: Tensor| -> candle_core::Result<Tensor> {
@@ -223,23 +410,48 @@ impl Llama {
                     return Ok(x);
                 }
                 x.unsqueeze(2)?
-                    .expand((b, nkv, rep, t, hd))?
-                    .reshape((b, nh, t, hd))
+                    .expand((b, nkv, rep, tk, hd))?
+                    .reshape((b, nh, tk, hd))
             };
-            let (k, v) = (expand(k)?, expand(v.contiguous()?)?);
-            let att = (q.matmul(&k.t()?)? / (hd as f64).sqrt())?.broadcast_add(&mask)?;
-            // candle_nn::ops::softmax keeps the graph; softmax_last_dim would not.
-            let att = candle_nn::ops::softmax(&att, D::Minus1)?;
+            let (k, v) = (expand(k)?, expand(v)?);
+            let att = q.matmul(&k.t()?)?;
+            let att = ops::causal_softmax(&att, 1.0 / (hd as f64).sqrt(), segments)?;
             let y = att.matmul(&v)?.transpose(1, 2)?.reshape((b, t, nh * hd))?;
             x = (x + blk.o.forward(&y)?)?;
-            let hn = rms_norm(&x, &blk.post_norm, c.rms_norm_eps)?;
-            let mlp = blk
-                .down
-                .forward(&(blk.gate.forward(&hn)?.silu()? * blk.up.forward(&hn)?)?)?;
+            let hn = ops::rms_norm(&x, &blk.post_norm, c.rms_norm_eps)?;
+            let mlp = blk.down.forward(&ops::silu_mul(
+                &blk.gate.forward(&hn)?,
+                &blk.up.forward(&hn)?,
+            )?)?;
             x = (x + mlp)?;
         }
-        let x = rms_norm(&x, &self.norm, c.rms_norm_eps)?;
-        let head = self.lm_head.as_ref().unwrap_or(&self.embed);
-        x.broadcast_matmul(&head.t()?)
+        ops::rms_norm(&x, &self.norm, c.rms_norm_eps)
     }
+}
+
+/// Mean next-token cross-entropy of a batch [B, T+1] of windows: inputs are the first T
+/// tokens, targets the last T. `weights` [B*T] (e.g. an SFT loss mask) weights each target.
+pub fn lm_loss(model: &Llama, window: &Tensor, weights: Option<&Tensor>) -> Result<Tensor> {
+    let inner = || -> candle_core::Result<Tensor> {
+        let (b, t1) = window.dims2()?;
+        let inputs = window.narrow(1, 0, t1 - 1)?;
+        let targets = window.narrow(1, 1, t1 - 1)?.flatten_all()?;
+        let h = model.hidden_inner(&inputs, None, None)?;
+        let head = model.lm_head.as_ref().unwrap_or(&model.embed);
+        let logits = h.reshape((b * (t1 - 1), ()))?.matmul(&head.t()?)?;
+        ops::cross_entropy(&logits, &targets, weights)
+    };
+    inner().map_err(ce)
+}
+
+pub(crate) fn save_safetensors(tensors: &HashMap<String, Tensor>, path: &Path) -> Result<()> {
+    let tmp = path.with_extension("safetensors.tmp");
+    candle_core::safetensors::save(tensors, &tmp)
+        .map_err(|e| Error::msg(format!("{}: cannot write: {e}", tmp.display())))?;
+    std::fs::rename(&tmp, path).map_err(|e| Error::io(path.display(), e))
+}
+
+/// Log-probabilities over the vocabulary [.., vocab], without a gradient.
+pub fn log_softmax(logits: &Tensor) -> Result<Tensor> {
+    candle_nn::ops::log_softmax(logits, D::Minus1).map_err(ce)
 }

@@ -1,0 +1,63 @@
+//! The JSONL metrics log: one object per line, flushed as it is written so that `tail -f`,
+//! `plot --follow` or a crash all see every finished step.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+use wick_io::{Error, Result};
+
+pub struct MetricsLog {
+    file: File,
+    path: PathBuf,
+}
+
+impl MetricsLog {
+    /// Starts a fresh log (an existing one is replaced).
+    pub fn create(path: &Path) -> Result<MetricsLog> {
+        let file = File::create(path).map_err(|e| Error::io(path.display(), e))?;
+        Ok(MetricsLog {
+            file,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Continues a log after resuming at `step`: lines of later steps (written after that
+    /// checkpoint by the run that stopped) and a torn last line are dropped, so the log
+    /// reads as if the run had never stopped.
+    pub fn resume(path: &Path, step: u64) -> Result<MetricsLog> {
+        let old = std::fs::read_to_string(path).unwrap_or_default();
+        let mut kept = String::new();
+        for line in old.lines() {
+            let Ok(v) = serde_json::from_str::<Value>(line) else {
+                continue;
+            };
+            if v.get("step")
+                .and_then(Value::as_u64)
+                .is_some_and(|s| s > step)
+            {
+                continue;
+            }
+            kept.push_str(line);
+            kept.push('\n');
+        }
+        wick_io::write_atomic(path, kept.as_bytes())?;
+        let file = OpenOptions::new()
+            .append(true)
+            .open(path)
+            .map_err(|e| Error::io(path.display(), e))?;
+        Ok(MetricsLog {
+            file,
+            path: path.to_path_buf(),
+        })
+    }
+
+    pub fn log(&mut self, record: &Value) -> Result<()> {
+        let mut line = serde_json::to_string(record).expect("a JSON value serialises");
+        line.push('\n');
+        self.file
+            .write_all(line.as_bytes())
+            .map_err(|e| Error::io(self.path.display(), e))
+    }
+}
