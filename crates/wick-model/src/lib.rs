@@ -8,10 +8,15 @@
 //! fused replacements that carry their own backward.
 
 mod config;
+mod folder;
+pub mod generation;
 mod init;
 mod model;
 pub mod ops;
+mod score;
 pub mod slow;
 
 pub use config::Config;
-pub use model::{lm_loss, log_softmax, KvCache, Llama};
+pub use folder::Folder;
+pub use model::{lm_loss, log_softmax, save_safetensors, KvCache, Llama};
+pub use score::sequence_logprobs;

@@ -51,3 +51,35 @@ pub fn run(bin: &str, args: &[&str], stdin: &[u8]) -> Out {
         stderr: String::from_utf8(out.stderr).expect("UTF-8 stderr"),
     }
 }
+
+/// Packs testdata/english.jsonl (Shakespeare) with the 512-token tokenizer in
+/// testdata/tokenizers/shakespeare-512 into a shard directory `out` (10% val), the way
+/// `tokenize | pack` would, for the model tools' tests.
+pub fn shakespeare_shards(out: &std::path::Path) -> PathBuf {
+    let tok_dir = testdata("tokenizers/shakespeare-512");
+    let tok = wick_text::Tok::load(&tok_dir).expect("test tokenizer");
+    let eos = tok.require_eos().expect("eos");
+    let opts = wick_shard::PackOptions {
+        shard_tokens: 100_000_000,
+        dtype: wick_shard::Dtype::Uint16,
+        val_fraction: 0.1,
+        split_key: "id".into(),
+        shuffle_seed: Some(1337),
+        vocab_size: tok.vocab_size(),
+        eos_id: eos,
+    };
+    let mut packer =
+        wick_shard::Packer::create(out, opts, &tok.path, &tok.hash).expect("start a pack");
+    let text = std::fs::read_to_string(testdata("english.jsonl")).expect("english.jsonl");
+    for (i, line) in text.lines().enumerate() {
+        let rec: serde_json::Value = serde_json::from_str(line).expect("JSONL");
+        let ids = tok
+            .encode(rec["text"].as_str().expect("text"))
+            .expect("encode");
+        packer
+            .add(format!("doc-{i}").as_bytes(), &ids, None)
+            .expect("add");
+    }
+    packer.finish().expect("finish the pack");
+    out.to_path_buf()
+}

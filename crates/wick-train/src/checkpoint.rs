@@ -113,9 +113,7 @@ impl Checkpoint {
         let tmp = fresh_tmp(out, DIR)?;
         model.save(&tmp)?;
         let moments = opt.state_tensors()?;
-        let file = tmp.join("optimizer.safetensors");
-        candle_core::safetensors::save(&moments, &file)
-            .map_err(|e| Error::msg(format!("{}: cannot write: {e}", file.display())))?;
+        wick_model::save_safetensors(&moments, &tmp.join("optimizer.safetensors"))?;
         let json = serde_json::to_string_pretty(state).expect("state serialises") + "\n";
         wick_io::write_atomic(tmp.join("state.json"), json.as_bytes())?;
         let dir = out.join(DIR);

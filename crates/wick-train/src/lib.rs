@@ -9,7 +9,7 @@ mod metrics;
 mod schedule;
 
 pub use adamw::{AdamW, AdamWConfig, Grads};
-pub use checkpoint::{Checkpoint, TrainState};
+pub use checkpoint::{copy_tokenizer_files, Checkpoint, TrainState};
 pub use interrupt::{install_ctrl_c, interrupted};
 pub use metrics::MetricsLog;
 pub use schedule::{Schedule, ScheduleKind};

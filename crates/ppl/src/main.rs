@@ -1,0 +1,222 @@
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use clap::{Parser, ValueEnum};
+use ppl::{summary, Scorer};
+use wick_io::{inputs_or_stdin, parse_object, Error, LineReader, Output, Progress, Result};
+use wick_model::Folder;
+use wick_shard::{ShardSet, Split};
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+#[derive(Clone, Copy, ValueEnum)]
+enum SplitArg {
+    Val,
+    Train,
+}
+
+/// Perplexity of a model: mean negative log-likelihood per token (nats), perplexity =
+/// exp(NLL), bits per token, and bits per byte of text (comparable across tokenizers).
+///
+/// Scores a shard directory's val split (--data) or JSONL documents (FILES or stdin; text
+/// under --field). Each document is scored after the model's BOS token, or EOS when it has
+/// none (what a document follows in wick's packed shards). Documents longer than --seq-len
+/// are scored in windows; --stride below --seq-len slides them so that later tokens keep
+/// context. Prints one JSON object on stdout; with --per-doc, one line per document
+/// (the input record plus "tokens", "nll", "ppl", "bits_per_byte") and the total on stderr.
+///
+/// Examples:
+///   ppl --model runs/base --data shards/
+///   ppl --model runs/base --per-doc docs.jsonl > per-doc.jsonl
+#[derive(Parser)]
+#[command(version)]
+struct Cli {
+    /// Hugging Face model folder (config.json, model.safetensors, tokenizer.json).
+    #[arg(long)]
+    model: PathBuf,
+    /// Shard directory made by `pack` (scores its --split).
+    #[arg(long, conflicts_with = "files")]
+    data: Option<PathBuf>,
+    /// Which split of --data.
+    #[arg(long, value_enum, default_value = "val")]
+    split: SplitArg,
+    /// JSONL documents ('-' or none: stdin).
+    files: Vec<String>,
+    /// Field holding each document's text.
+    #[arg(long, default_value = "text")]
+    field: String,
+    /// Targets per window [default: the model's context, at most 1024].
+    #[arg(long)]
+    seq_len: Option<usize>,
+    /// Window start every N tokens [default: --seq-len, no overlap].
+    #[arg(long)]
+    stride: Option<usize>,
+    /// Windows per forward pass.
+    #[arg(long, default_value_t = 8)]
+    batch_size: usize,
+    /// Score at most this many tokens of --data.
+    #[arg(long)]
+    max_tokens: Option<usize>,
+    /// One output line per document.
+    #[arg(long)]
+    per_doc: bool,
+    /// Worker threads [default: all cores].
+    #[arg(long)]
+    threads: Option<usize>,
+    #[arg(short, long)]
+    quiet: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    wick_io::run_main("ppl", || body(cli))
+}
+
+fn body(cli: Cli) -> Result<()> {
+    if let Some(n) = cli.threads {
+        std::env::set_var("RAYON_NUM_THREADS", n.to_string());
+    }
+    let folder = Folder::open(&cli.model)?;
+    let seq_len = cli
+        .seq_len
+        .unwrap_or(folder.model.config.max_position_embeddings.min(1024));
+    if seq_len > folder.model.config.max_position_embeddings {
+        return Err(Error::msg(format!(
+            "--seq-len {seq_len} is longer than the model's context ({})",
+            folder.model.config.max_position_embeddings
+        )));
+    }
+    let stride = cli.stride.unwrap_or(seq_len);
+    if stride == 0 || stride > seq_len {
+        return Err(Error::msg("--stride must be between 1 and --seq-len"));
+    }
+    let scorer = Scorer::new(&folder.model, seq_len, stride, cli.batch_size);
+    let mut progress = Progress::new("ppl", cli.quiet);
+    let started = Instant::now();
+    let mut done = 0u64;
+    let mut tick = |n: u64| {
+        done += n;
+        let d = done;
+        progress.tick(|s| format!("{d} tokens, {:.0} tokens/s", d as f64 / s));
+    };
+
+    // (ids, bytes, record) per document.
+    let mut docs: Vec<Vec<u32>> = Vec::new();
+    let mut bytes: Vec<u64> = Vec::new();
+    let mut records = Vec::new();
+    let source;
+    if let Some(dir) = &cli.data {
+        let set = ShardSet::open(dir)?;
+        if let Some(m) = &set.manifest {
+            if m.tokenizer.xxh3_128 != folder.tok.hash {
+                return Err(Error::msg(format!(
+                    "{}: the shards were made with another tokenizer than {}'s",
+                    dir.display(),
+                    cli.model.display()
+                )));
+            }
+        }
+        let split = match cli.split {
+            SplitArg::Val => Split::Val,
+            SplitArg::Train => Split::Train,
+        };
+        let mut budget = cli.max_tokens.map_or(usize::MAX, |n| n + 1);
+        for shard in set.split(split) {
+            let t = shard.tokens();
+            let n = t.len().min(budget);
+            if n < 2 {
+                continue;
+            }
+            budget -= n;
+            let mut ids = Vec::with_capacity(n);
+            t.extend_into(0, n, &mut ids);
+            let text = folder.tok.decode(&ids[1..], true).map_err(Error::msg)?;
+            bytes.push(text.len() as u64);
+            docs.push(ids);
+        }
+        if docs.is_empty() {
+            return Err(Error::msg(format!(
+                "{}: the {} split holds no tokens to score",
+                dir.display(),
+                split.name()
+            )));
+        }
+        source = serde_json::json!({"data": dir, "split": split.name()});
+    } else {
+        let prefix = folder.doc_prefix();
+        for path in inputs_or_stdin(&cli.files) {
+            let mut reader = LineReader::open(&path)?;
+            let mut buf = Vec::new();
+            while let Some(line) = reader.read_line(&mut buf)? {
+                if buf.iter().all(u8::is_ascii_whitespace) {
+                    continue;
+                }
+                let rec = parse_object(reader.name(), line, &buf)?;
+                let text = rec
+                    .get(&cli.field)
+                    .and_then(|v| v.as_str())
+                    .ok_or_else(|| {
+                        Error::record(
+                            reader.name(),
+                            line,
+                            format!("no string field {:?}", cli.field),
+                        )
+                    })?;
+                let mut ids = prefix.clone();
+                ids.extend(
+                    folder
+                        .tok
+                        .encode(text)
+                        .map_err(|e| Error::record(reader.name(), line, e))?,
+                );
+                bytes.push(text.len() as u64);
+                docs.push(ids);
+                if cli.per_doc {
+                    records.push(rec);
+                }
+            }
+        }
+        source = serde_json::json!({"files": inputs_or_stdin(&cli.files)});
+    }
+
+    let nll = scorer.score(&docs, &mut tick)?;
+    let secs = started.elapsed().as_secs_f64();
+    let (sum, tokens): (f64, u64) = nll
+        .iter()
+        .fold((0.0, 0), |a, n| (a.0 + n.sum, a.1 + n.tokens));
+    let mut total = summary(sum, tokens, bytes.iter().sum());
+    total["documents"] = docs.len().into();
+    total["model"] = serde_json::json!(cli.model);
+    total["source"] = source;
+    total["seq_len"] = seq_len.into();
+    total["stride"] = stride.into();
+    total["seconds"] = secs.into();
+    total["tokens_per_s"] = (tokens as f64 / secs).into();
+    progress.finish(|_| {
+        format!(
+            "{tokens} tokens: nll {:.4}, ppl {:.3}, {:.0} tokens/s",
+            total["nll"].as_f64().unwrap_or(f64::NAN),
+            total["ppl"].as_f64().unwrap_or(f64::NAN),
+            tokens as f64 / secs
+        )
+    });
+    let mut out = Output::create(None)?;
+    if cli.per_doc {
+        for ((mut rec, n), b) in records.into_iter().zip(&nll).zip(&bytes) {
+            let s = summary(n.sum, n.tokens, *b);
+            for k in ["tokens", "nll", "ppl", "bits_per_byte"] {
+                rec.insert(k.into(), s[k].clone());
+            }
+            out.put(serde_json::to_string(&rec).expect("serialises").as_bytes())?;
+            out.put(b"\n")?;
+        }
+        if !cli.quiet {
+            eprintln!("{total}");
+        }
+    } else {
+        out.put(format!("{total}\n").as_bytes())?;
+    }
+    out.finish()
+}

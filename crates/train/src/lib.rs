@@ -1,0 +1,477 @@
+//! `train --task pretrain`: next-token prediction on random windows of a shard directory,
+//! with AdamW, warmup + cosine decay, gradient accumulation and clipping, periodic
+//! validation, checkpoints, and an exact resume.
+
+pub mod presets;
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use candle_core::{Device, Tensor};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use wick_io::{Error, Progress, Result};
+use wick_model::{lm_loss, Config, Llama};
+use wick_shard::{Batch, Sampler, Sequential, ShardSet, Split};
+use wick_train::{
+    install_ctrl_c, interrupted, AdamW, AdamWConfig, Checkpoint, MetricsLog, Schedule,
+    ScheduleKind, TrainState,
+};
+
+/// Everything that decides what a run computes. Saved in the checkpoint so that `--resume`
+/// continues with exactly the same settings.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Settings {
+    pub task: String,
+    pub batch_size: usize,
+    pub seq_len: usize,
+    pub grad_accum: usize,
+    pub max_steps: u64,
+    pub lr: f64,
+    pub min_lr: f64,
+    pub warmup: u64,
+    pub schedule: String,
+    pub decay_steps: u64,
+    pub weight_decay: f64,
+    pub decay_all: bool,
+    pub beta1: f64,
+    pub beta2: f64,
+    pub eps: f64,
+    pub grad_clip: f64,
+    pub eval_interval: u64,
+    pub eval_batches: usize,
+    pub checkpoint_interval: u64,
+    pub seed: u64,
+}
+
+/// Where the starting weights come from.
+pub enum Start {
+    /// A config file or preset name, freshly initialised with the seed.
+    Config(String),
+    /// A Hugging Face folder to continue training.
+    Init(PathBuf),
+    /// The checkpoint in the output directory.
+    Resume,
+}
+
+pub struct Run {
+    pub settings: Settings,
+    pub start: Start,
+    pub data: PathBuf,
+    pub out: PathBuf,
+    /// Stop (with a checkpoint) after this step even if max_steps is further.
+    pub stop_at: Option<u64>,
+    /// On resume: a new last step (the schedule is kept; past its end the rate stays at
+    /// min_lr).
+    pub max_steps: Option<u64>,
+    pub quiet: bool,
+}
+
+fn ce(e: candle_core::Error) -> Error {
+    Error::msg(format!("tensor op failed: {e}"))
+}
+
+fn window_tensor(b: &Batch) -> Result<Tensor> {
+    Tensor::from_slice(&b.tokens, (b.b, b.t + 1), &Device::Cpu).map_err(ce)
+}
+
+/// Mean next-token loss over the first `batches` sequential windows of the val split (the
+/// same windows every time, so that evaluations are comparable); None without a val split.
+pub fn val_loss(
+    model: &Llama,
+    set: &ShardSet,
+    b: usize,
+    t: usize,
+    batches: usize,
+) -> Result<Option<f64>> {
+    let Ok(seq) = Sequential::new(set, Split::Val, b, t) else {
+        return Ok(None);
+    };
+    let (mut sum, mut n) = (0f64, 0usize);
+    for batch in seq.take(batches) {
+        let loss: f32 = lm_loss(model, &window_tensor(&batch)?, None)?
+            .to_scalar()
+            .map_err(ce)?;
+        sum += loss as f64 * (batch.b * batch.t) as f64;
+        n += batch.b * batch.t;
+    }
+    Ok((n > 0).then(|| sum / n as f64))
+}
+
+/// Loads a config given as a preset name or a config.json path.
+pub fn config_from(spec: &str, vocab: usize) -> Result<Config> {
+    if let Some(text) = presets::config_json(spec, vocab) {
+        return Config::from_json(&text).map_err(Error::msg);
+    }
+    let path = Path::new(spec);
+    if !path.exists() {
+        return Err(Error::msg(format!(
+            "--config {spec}: neither a file nor a preset ({})",
+            presets::NAMES.join(", ")
+        )));
+    }
+    Config::load(path)
+}
+
+/// The checks that must pass before any training starts.
+fn check_compatible(
+    model: &Config,
+    set: &ShardSet,
+    settings: &Settings,
+    init: Option<&Path>,
+) -> Result<()> {
+    let data = set.dir.display();
+    if let Some(m) = &set.manifest {
+        if m.vocab_size > model.vocab_size {
+            return Err(Error::msg(format!(
+                "{data}: the shards' tokenizer has {} tokens but the model's vocabulary is {}",
+                m.vocab_size, model.vocab_size
+            )));
+        }
+        if let Some(dir) = init {
+            let tok = dir.join("tokenizer.json");
+            if let Ok(bytes) = std::fs::read(&tok) {
+                let hash = format!("{:032x}", xxh3_128(&bytes));
+                if hash != m.tokenizer.xxh3_128 {
+                    return Err(Error::msg(format!(
+                        "{}: not the tokenizer the shards in {data} were made with (hash {hash}, manifest {})",
+                        tok.display(),
+                        m.tokenizer.xxh3_128
+                    )));
+                }
+            }
+        }
+    } else {
+        // llm.c shards carry no vocabulary: look at the ids themselves.
+        for s in &set.shards {
+            if let Some(max) = s.tokens().max() {
+                if max as usize >= model.vocab_size {
+                    return Err(Error::msg(format!(
+                        "{}: token id {max} is outside the model's vocabulary of {}",
+                        s.path.display(),
+                        model.vocab_size
+                    )));
+                }
+            }
+        }
+    }
+    if settings.seq_len > model.max_position_embeddings {
+        return Err(Error::msg(format!(
+            "--seq-len {} is longer than the model's context (max_position_embeddings {})",
+            settings.seq_len, model.max_position_embeddings
+        )));
+    }
+    Ok(())
+}
+
+use xxhash_rust::xxh3::xxh3_128;
+
+/// Makes sure the output directory can be written before minutes of training are spent.
+fn prepare_out(out: &Path) -> Result<()> {
+    wick_io::create_dir_all(out)?;
+    let probe = out.join(".write-test");
+    std::fs::write(&probe, b"").map_err(|e| {
+        Error::msg(format!(
+            "{}: cannot write to the output folder: {e}",
+            out.display()
+        ))
+    })?;
+    let _ = std::fs::remove_file(probe);
+    Ok(())
+}
+
+fn schedule(s: &Settings) -> Result<Schedule> {
+    let kind = match s.schedule.as_str() {
+        "cosine" => ScheduleKind::Cosine,
+        "linear" => ScheduleKind::Linear,
+        "constant" => ScheduleKind::Constant,
+        other => {
+            return Err(Error::msg(format!(
+                "unknown schedule {other:?} (cosine, linear, constant)"
+            )))
+        }
+    };
+    Ok(Schedule {
+        kind,
+        lr: s.lr,
+        min_lr: s.min_lr,
+        warmup: s.warmup,
+        decay_steps: s.decay_steps,
+    })
+}
+
+/// The outcome of a run, for the summary line and the tests.
+#[derive(Debug)]
+pub struct Summary {
+    pub step: u64,
+    pub val_loss: Option<f64>,
+    pub first_val_loss: Option<f64>,
+    pub interrupted: bool,
+}
+
+pub fn run(r: Run) -> Result<Summary> {
+    let out = &r.out;
+    let set = ShardSet::open(&r.data)?;
+    let vocab = set.manifest.as_ref().map(|m| m.vocab_size).unwrap_or(0);
+    let (mut model, mut state, moments, s) = match &r.start {
+        Start::Resume => {
+            let (weights, moments, state) = Checkpoint::read(out)?;
+            let settings: Settings =
+                serde_json::from_value(state.settings.clone()).map_err(|e| {
+                    Error::msg(format!(
+                        "{}: checkpoint settings: {e}",
+                        Checkpoint::dir(out).display()
+                    ))
+                })?;
+            let mut model = Llama::load(&Checkpoint::dir(out))?;
+            model.set_tensors(&weights)?;
+            (model, state, Some(moments), settings)
+        }
+        Start::Init(dir) => {
+            if Checkpoint::exists(out) {
+                return Err(Error::msg(format!(
+                    "{}: holds a checkpoint; use --resume to continue it or choose another -o",
+                    out.display()
+                )));
+            }
+            (
+                Llama::load(dir)?,
+                TrainState::default_for(&r.settings),
+                None,
+                r.settings.clone(),
+            )
+        }
+        Start::Config(spec) => {
+            if Checkpoint::exists(out) {
+                return Err(Error::msg(format!(
+                    "{}: holds a checkpoint; use --resume to continue it or choose another -o",
+                    out.display()
+                )));
+            }
+            let mut config = config_from(spec, vocab)?;
+            if let Some(m) = &set.manifest {
+                if config.eos_token_ids.is_empty() {
+                    config.eos_token_ids = vec![m.eos_id];
+                }
+            }
+            (
+                Llama::init(config, r.settings.seed)?,
+                TrainState::default_for(&r.settings),
+                None,
+                r.settings.clone(),
+            )
+        }
+    };
+    let s = Settings {
+        max_steps: r.max_steps.unwrap_or(s.max_steps),
+        ..s
+    };
+    let init_dir = match &r.start {
+        Start::Init(d) => Some(d.as_path()),
+        _ => None,
+    };
+    check_compatible(&model.config, &set, &s, init_dir)?;
+    prepare_out(out)?;
+    if !matches!(r.start, Start::Resume) {
+        // The shards' tokenizer (or the initial model's) goes with the weights.
+        wick_train::copy_tokenizer_files(&set.dir, out)?;
+        if let Some(d) = init_dir {
+            wick_train::copy_tokenizer_files(d, out)?;
+        }
+    }
+
+    let vars = model.make_trainable()?;
+    let mut opt = AdamW::new(
+        vars,
+        AdamWConfig {
+            beta1: s.beta1,
+            beta2: s.beta2,
+            eps: s.eps,
+            weight_decay: s.weight_decay,
+            decay_all: s.decay_all,
+        },
+    )?;
+    if let Some(m) = &moments {
+        opt.load_state(m, state.step)?;
+    }
+    let sched = schedule(&s)?;
+    let mut sampler = Sampler::new(&set, Split::Train, s.batch_size, s.seq_len, s.seed)?;
+    if matches!(r.start, Start::Resume) {
+        sampler.rng.state = state.rng;
+    }
+    let metrics_path = out.join("metrics.jsonl");
+    let mut log = if matches!(r.start, Start::Resume) {
+        MetricsLog::resume(&metrics_path, state.step)?
+    } else {
+        MetricsLog::create(&metrics_path)?
+    };
+    install_ctrl_c();
+    let (params, _) = model.config.param_counts();
+    if !r.quiet {
+        eprintln!(
+            "train: {} parameters ({} in matrix products), {} train tokens, batch {}x{}x{} from step {} to {}",
+            opt.len(),
+            params,
+            set.tokens(Split::Train),
+            s.batch_size,
+            s.seq_len,
+            s.grad_accum,
+            state.step,
+            s.max_steps
+        );
+    }
+    let eval = |model: &Llama| val_loss(model, &set, s.batch_size, s.seq_len, s.eval_batches);
+    let mut first_val = None;
+    let mut last_val = None;
+    if state.step == 0 && s.eval_interval > 0 {
+        last_val = eval(&model)?;
+        first_val = last_val;
+        if let Some(v) = last_val {
+            log.log(&json!({"step": 0, "val_loss": v, "elapsed_s": 0.0}))?;
+        }
+    }
+    let stop_at = r.stop_at.unwrap_or(s.max_steps).min(s.max_steps);
+    let mut progress = Progress::new("train", r.quiet);
+    let run_start = Instant::now();
+    let elapsed_before = state.elapsed_s;
+    let tokens_per_step = (s.batch_size * s.seq_len * s.grad_accum) as u64;
+    let mut was_interrupted = false;
+    while state.step < stop_at {
+        let t0 = Instant::now();
+        let mut grads = None;
+        let mut loss_sum = 0f64;
+        for _ in 0..s.grad_accum {
+            let batch = sampler.next_batch();
+            let loss = lm_loss(&model, &window_tensor(&batch)?, None)?;
+            loss_sum += loss.to_scalar::<f32>().map_err(ce)? as f64;
+            let loss = if s.grad_accum > 1 {
+                (loss / s.grad_accum as f64).map_err(ce)?
+            } else {
+                loss
+            };
+            let g = opt.grads(&loss.backward().map_err(ce)?);
+            match grads.as_mut() {
+                None => grads = Some(g),
+                Some(acc) => AdamW::accumulate(acc, g)?,
+            }
+        }
+        let grads = grads.expect("grad_accum >= 1");
+        let loss = loss_sum / s.grad_accum as f64;
+        if !loss.is_finite() {
+            return Err(Error::msg(format!(
+                "step {}: the loss is {loss}; stopping. The last good checkpoint (step {}) is in {}",
+                state.step + 1,
+                if Checkpoint::exists(out) { Checkpoint::read(out).map(|c| c.2.step).unwrap_or(0) } else { 0 },
+                Checkpoint::dir(out).display()
+            )));
+        }
+        let norm = AdamW::global_norm(&grads)?;
+        let scale = if s.grad_clip > 0.0 {
+            (s.grad_clip / (norm + 1e-6)).min(1.0)
+        } else {
+            1.0
+        };
+        let lr = sched.lr(state.step);
+        opt.update(&grads, lr, scale)?;
+        state.step += 1;
+        state.tokens += tokens_per_step;
+        let step_s = t0.elapsed().as_secs_f64();
+        state.elapsed_s = elapsed_before + run_start.elapsed().as_secs_f64();
+        let mut rec = json!({
+            "step": state.step,
+            "loss": loss,
+            "lr": lr,
+            "grad_norm": norm,
+            "tokens": state.tokens,
+            "tokens_per_s": tokens_per_step as f64 / step_s,
+            "step_ms": step_s * 1e3,
+            "elapsed_s": state.elapsed_s,
+        });
+        let last = state.step == stop_at;
+        was_interrupted = interrupted();
+        if s.eval_interval > 0 && (state.step % s.eval_interval == 0 || state.step == s.max_steps) {
+            last_val = eval(&model)?;
+            if let Some(v) = last_val {
+                rec["val_loss"] = json!(v);
+                if state.best_val_loss.is_none_or(|b| v < b) {
+                    state.best_val_loss = Some(v);
+                    Checkpoint::write_model(out, "best", &model)?;
+                }
+            }
+        }
+        log.log(&rec)?;
+        let ckpt = s.checkpoint_interval > 0 && state.step % s.checkpoint_interval == 0;
+        if ckpt || last || was_interrupted {
+            state.rng = sampler.rng.state;
+            Checkpoint::write(out, &model, &opt, &state)?;
+        }
+        let (step, total) = (state.step, s.max_steps);
+        progress.tick(|_| {
+            let left = (stop_at - step) as f64 * step_s;
+            format!(
+                "step {step}/{total}  loss {loss:.4}  lr {lr:.2e}  {:.0} tok/s  ETA {}",
+                tokens_per_step as f64 / step_s,
+                eta(left)
+            )
+        });
+        if was_interrupted {
+            break;
+        }
+    }
+    let summary = Summary {
+        step: state.step,
+        val_loss: last_val,
+        first_val_loss: first_val,
+        interrupted: was_interrupted,
+    };
+    progress.finish(|secs| {
+        format!(
+            "{} at step {} in {secs:.1}s{}; weights in {}",
+            if was_interrupted {
+                "stopped (Ctrl-C)"
+            } else {
+                "done"
+            },
+            state.step,
+            last_val
+                .map(|v| format!(", val loss {v:.4}"))
+                .unwrap_or_default(),
+            out.display()
+        )
+    });
+    if was_interrupted {
+        return Err(Error::msg(format!(
+            "interrupted at step {}; checkpoint written; continue with: train --resume {} --data {}",
+            state.step,
+            out.display(),
+            r.data.display()
+        )));
+    }
+    Ok(summary)
+}
+
+fn eta(secs: f64) -> String {
+    let s = secs.max(0.0) as u64;
+    if s >= 3600 {
+        format!("{}h{:02}m", s / 3600, s % 3600 / 60)
+    } else {
+        format!("{}m{:02}s", s / 60, s % 60)
+    }
+}
+
+trait DefaultFor {
+    fn default_for(s: &Settings) -> Self;
+}
+
+impl DefaultFor for TrainState {
+    fn default_for(s: &Settings) -> TrainState {
+        TrainState {
+            step: 0,
+            tokens: 0,
+            rng: 0,
+            best_val_loss: None,
+            elapsed_s: 0.0,
+            settings: serde_json::to_value(s).expect("settings serialise"),
+        }
+    }
+}

@@ -1,0 +1,204 @@
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, ValueEnum};
+use train::{run, Run, Settings, Start};
+use wick_io::{Error, Result};
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Task {
+    /// Next-token prediction on every token of the shards.
+    Pretrain,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Sched {
+    Cosine,
+    Linear,
+    Constant,
+}
+
+/// Train a Llama-family model on token shards made by `pack`.
+///
+/// Starts from a config (a config.json or a preset: nano = nanoGPT's CPU size, 4 layers x 128
+/// wide, context 64; small = 6 layers x 384, context 256; tiny = for tests), from a Hugging Face
+/// folder (--init), or from the checkpoint of an earlier run (--resume, exactly where it
+/// stopped: same losses, bit for bit). Writes a Hugging Face folder (config.json,
+/// model.safetensors, tokenizer files) to -o, plus checkpoint/ (optimiser state), best/ (lowest
+/// val loss) and metrics.jsonl (one line per step: loss, lr, grad_norm, tokens_per_s, step_ms,
+/// elapsed_s, val_loss at evaluations). Ctrl-C writes a checkpoint and stops.
+///
+/// Defaults follow nanoGPT: AdamW betas (0.9, 0.95), weight decay 0.1 on matrices only,
+/// gradient clipping at 1.0, linear warmup then cosine decay to --min-lr.
+///
+/// Examples:
+///   train --data shards/ --config nano -o runs/base
+///   train --data shards/ --resume runs/base
+///   train --data shards/ --init runs/base --lr 3e-4 -o runs/more
+#[derive(Parser)]
+#[command(version)]
+struct Cli {
+    /// What to train for.
+    #[arg(long, value_enum, default_value = "pretrain")]
+    task: Task,
+    /// Shard directory made by `pack` (or a directory of llm.c shards).
+    #[arg(long)]
+    data: PathBuf,
+    /// Start from scratch with this config.json or preset (nano, small, tiny).
+    #[arg(long, conflicts_with_all = ["init", "resume"])]
+    config: Option<String>,
+    /// Start from the weights of this Hugging Face folder.
+    #[arg(long, conflicts_with = "resume")]
+    init: Option<PathBuf>,
+    /// Continue the run in this directory from its last checkpoint (its settings are reused).
+    #[arg(long, value_name = "DIR")]
+    resume: Option<PathBuf>,
+    /// Output directory (a Hugging Face folder plus checkpoint/, best/, metrics.jsonl).
+    #[arg(short, long, required_unless_present = "resume")]
+    out: Option<PathBuf>,
+    /// Sequences per micro-batch.
+    #[arg(long, default_value_t = 12)]
+    batch_size: usize,
+    /// Tokens per sequence [default: the model's context, at most 1024].
+    #[arg(long)]
+    seq_len: Option<usize>,
+    /// Micro-batches per optimiser step.
+    #[arg(long, default_value_t = 1)]
+    grad_accum: usize,
+    /// Optimiser steps in all (on --resume: a new end; the LR schedule is kept).
+    #[arg(long)]
+    max_steps: Option<u64>,
+    /// Peak learning rate.
+    #[arg(long, default_value_t = 1e-3)]
+    lr: f64,
+    /// Final learning rate of the decay [default: lr / 10].
+    #[arg(long)]
+    min_lr: Option<f64>,
+    /// Linear warmup steps.
+    #[arg(long, default_value_t = 100)]
+    warmup: u64,
+    /// Decay after warmup.
+    #[arg(long, value_enum, default_value = "cosine")]
+    schedule: Sched,
+    /// Step at which the decay reaches --min-lr [default: --max-steps].
+    #[arg(long)]
+    decay_steps: Option<u64>,
+    /// Decoupled weight decay (AdamW).
+    #[arg(long, default_value_t = 0.1)]
+    weight_decay: f64,
+    /// Decay 1-D parameters (norm weights, biases) too.
+    #[arg(long)]
+    decay_all: bool,
+    #[arg(long, default_value_t = 0.9)]
+    beta1: f64,
+    #[arg(long, default_value_t = 0.95)]
+    beta2: f64,
+    #[arg(long, default_value_t = 1e-8)]
+    eps: f64,
+    /// Clip the global gradient norm to this (0: no clipping).
+    #[arg(long, default_value_t = 1.0)]
+    grad_clip: f64,
+    /// Evaluate on the val split every N steps and at the end (0: never).
+    #[arg(long, default_value_t = 250)]
+    eval_interval: u64,
+    /// Val batches per evaluation (the same windows each time).
+    #[arg(long, default_value_t = 20)]
+    eval_batches: usize,
+    /// Write a checkpoint every N steps (0: only at the end) [default: --eval-interval].
+    #[arg(long)]
+    checkpoint_interval: Option<u64>,
+    /// Seed of the initial weights and of the batch order.
+    #[arg(long, default_value_t = 1337)]
+    seed: u64,
+    /// Stop (with a checkpoint) once this step is done, as if interrupted.
+    #[arg(long)]
+    stop_at: Option<u64>,
+    /// Worker threads [default: all cores].
+    #[arg(long)]
+    threads: Option<usize>,
+    /// No progress or summary on stderr.
+    #[arg(short, long)]
+    quiet: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    wick_io::run_main("train", || body(cli))
+}
+
+fn body(cli: Cli) -> Result<()> {
+    if let Some(n) = cli.threads {
+        // Before the first tensor op: candle sizes its thread pools from this.
+        std::env::set_var("RAYON_NUM_THREADS", n.to_string());
+    }
+    let (start, out) = match (&cli.resume, &cli.init, &cli.config) {
+        (Some(dir), _, _) => {
+            if cli.out.as_ref().is_some_and(|o| o != dir) {
+                return Err(Error::msg(
+                    "--resume continues in its own directory; leave out -o",
+                ));
+            }
+            (Start::Resume, dir.clone())
+        }
+        (None, Some(dir), _) => (Start::Init(dir.clone()), cli.out.clone().unwrap()),
+        (None, None, Some(c)) => (Start::Config(c.clone()), cli.out.clone().unwrap()),
+        (None, None, None) => {
+            return Err(Error::msg(
+                "say where to start: --config FILE|PRESET, --init DIR or --resume DIR",
+            ))
+        }
+    };
+    let max_steps = cli.max_steps.unwrap_or(2000);
+    let context = match &start {
+        Start::Config(spec) => train::config_from(spec, 1)?.max_position_embeddings,
+        Start::Init(dir) => {
+            wick_model::Config::load(&dir.join("config.json"))?.max_position_embeddings
+        }
+        Start::Resume => 0,
+    };
+    let settings = Settings {
+        task: "pretrain".into(),
+        batch_size: cli.batch_size,
+        seq_len: cli.seq_len.unwrap_or(context.min(1024)),
+        grad_accum: cli.grad_accum.max(1),
+        max_steps,
+        lr: cli.lr,
+        min_lr: cli.min_lr.unwrap_or(cli.lr / 10.0),
+        warmup: cli.warmup,
+        schedule: match cli.schedule {
+            Sched::Cosine => "cosine",
+            Sched::Linear => "linear",
+            Sched::Constant => "constant",
+        }
+        .into(),
+        decay_steps: cli.decay_steps.unwrap_or(max_steps),
+        weight_decay: cli.weight_decay,
+        decay_all: cli.decay_all,
+        beta1: cli.beta1,
+        beta2: cli.beta2,
+        eps: cli.eps,
+        grad_clip: cli.grad_clip,
+        eval_interval: cli.eval_interval,
+        eval_batches: cli.eval_batches,
+        checkpoint_interval: cli.checkpoint_interval.unwrap_or(cli.eval_interval),
+        seed: cli.seed,
+    };
+    let _ = cli.task;
+    run(Run {
+        settings,
+        start,
+        data: cli.data,
+        out,
+        stop_at: cli.stop_at,
+        max_steps: if cli.resume.is_some() {
+            cli.max_steps
+        } else {
+            None
+        },
+        quiet: cli.quiet,
+    })?;
+    Ok(())
+}

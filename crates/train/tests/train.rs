@@ -1,0 +1,328 @@
+//! `train` end to end on a real corpus (Shakespeare, 512-token BPE) with the tiny preset:
+//! the val loss falls, a stopped and resumed run reproduces the uninterrupted one bit for
+//! bit, the output folder loads as a model, and bad input is refused before training.
+
+use std::path::Path;
+
+use serde_json::Value;
+use wick_testkit::{run, shakespeare_shards};
+
+const TRAIN: &str = env!("CARGO_BIN_EXE_train");
+
+fn metrics(dir: &Path) -> Vec<Value> {
+    std::fs::read_to_string(dir.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn losses(m: &[Value]) -> Vec<(u64, f64)> {
+    m.iter()
+        .filter_map(|v| Some((v["step"].as_u64()?, v.get("loss")?.as_f64()?)))
+        .collect()
+}
+
+fn base_args<'a>(data: &'a str, out: &'a str) -> Vec<&'a str> {
+    vec![
+        "--data",
+        data,
+        "--config",
+        "tiny",
+        "-o",
+        out,
+        "--batch-size",
+        "8",
+        "--seq-len",
+        "32",
+        "--lr",
+        "3e-3",
+        "--warmup",
+        "10",
+        "--threads",
+        "1",
+        "--quiet",
+    ]
+}
+
+#[test]
+fn pretraining_lowers_val_loss_and_writes_a_model_folder() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = shakespeare_shards(&tmp.path().join("shards"));
+    let out = tmp.path().join("run");
+    let (d, o) = (data.to_str().unwrap(), out.to_str().unwrap());
+    // A little wider than the tiny preset, so that it can learn more than token frequencies.
+    let cfg = tmp.path().join("config.json");
+    std::fs::write(&cfg, r#"{"vocab_size": 512, "hidden_size": 48, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 64}"#).unwrap();
+    let mut args = base_args(d, o);
+    args[3] = cfg.to_str().unwrap();
+    args.extend([
+        "--max-steps",
+        "300",
+        "--eval-interval",
+        "100",
+        "--eval-batches",
+        "8",
+    ]);
+    let r = run(TRAIN, &args, b"");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let m = metrics(&out);
+    let vals: Vec<f64> = m
+        .iter()
+        .filter_map(|v| v.get("val_loss")?.as_f64())
+        .collect();
+    assert_eq!(vals.len(), 4, "at steps 0, 100, 200, 300");
+    // ln(512) = 6.24 at the start; a model that learned the corpus' frequent pieces is far below.
+    assert!(vals[0] > 6.0, "{vals:?}");
+    assert!(
+        vals[3] < vals[0] - 1.5,
+        "val loss did not fall enough: {vals:?}"
+    );
+    assert!(vals[1] > vals[2] && vals[2] > vals[3], "{vals:?}");
+    for f in [
+        "config.json",
+        "model.safetensors",
+        "tokenizer.json",
+        "best/model.safetensors",
+        "checkpoint/optimizer.safetensors",
+    ] {
+        assert!(out.join(f).is_file(), "{f} missing");
+    }
+    let model = wick_model::Llama::load(&out).unwrap();
+    assert_eq!(model.config.vocab_size, 512);
+    let line = &m[10];
+    for k in [
+        "step",
+        "loss",
+        "lr",
+        "grad_norm",
+        "tokens_per_s",
+        "step_ms",
+        "elapsed_s",
+        "tokens",
+    ] {
+        assert!(line.get(k).is_some(), "metrics line lacks {k}: {line}");
+    }
+}
+
+#[test]
+fn a_stopped_and_resumed_run_matches_an_uninterrupted_one_bit_for_bit() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = shakespeare_shards(&tmp.path().join("shards"));
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    let d = data.to_str().unwrap();
+    let extra = [
+        "--max-steps",
+        "24",
+        "--eval-interval",
+        "8",
+        "--eval-batches",
+        "2",
+        "--grad-accum",
+        "2",
+    ];
+    let mut args = base_args(d, a.to_str().unwrap());
+    args.extend(extra);
+    assert_eq!(run(TRAIN, &args, b"").code, 0);
+    let mut args = base_args(d, b.to_str().unwrap());
+    args.extend(extra);
+    args.extend(["--stop-at", "13"]);
+    assert_eq!(run(TRAIN, &args, b"").code, 0);
+    // The checkpoint is taken at the stop, not at the last interval.
+    let state: Value =
+        serde_json::from_str(&std::fs::read_to_string(b.join("checkpoint/state.json")).unwrap())
+            .unwrap();
+    assert_eq!(state["step"], 13);
+    let r = run(
+        TRAIN,
+        &[
+            "--data",
+            d,
+            "--resume",
+            b.to_str().unwrap(),
+            "--threads",
+            "1",
+            "--quiet",
+        ],
+        b"",
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let (ma, mb) = (metrics(&a), metrics(&b));
+    assert_eq!(losses(&ma), losses(&mb), "same losses, bit for bit");
+    assert_eq!(losses(&ma).len(), 24);
+    let vals = |m: &[Value]| {
+        m.iter()
+            .filter_map(|v| v.get("val_loss")?.as_f64())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(vals(&ma), vals(&mb));
+    let wa = std::fs::read(a.join("model.safetensors")).unwrap();
+    let wb = std::fs::read(b.join("model.safetensors")).unwrap();
+    assert!(wa == wb, "final weights differ");
+}
+
+#[test]
+fn bad_input_is_refused_before_training() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = shakespeare_shards(&tmp.path().join("shards"));
+    let d = data.to_str().unwrap();
+    let out = tmp.path().join("o");
+    let o = out.to_str().unwrap();
+
+    // A model whose vocabulary is smaller than the shards' tokenizer.
+    let cfg = tmp.path().join("small-vocab.json");
+    std::fs::write(&cfg, r#"{"vocab_size": 100, "hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2, "max_position_embeddings": 32}"#).unwrap();
+    let r = run(
+        TRAIN,
+        &[
+            "--data",
+            d,
+            "--config",
+            cfg.to_str().unwrap(),
+            "-o",
+            o,
+            "--quiet",
+        ],
+        b"",
+    );
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stderr
+            .contains("512 tokens but the model's vocabulary is 100"),
+        "{}",
+        r.stderr
+    );
+    assert!(!out.join("metrics.jsonl").exists(), "nothing written");
+
+    // Longer sequences than the model's context.
+    let r = run(
+        TRAIN,
+        &[
+            "--data",
+            d,
+            "--config",
+            "tiny",
+            "--seq-len",
+            "64",
+            "-o",
+            o,
+            "--quiet",
+        ],
+        b"",
+    );
+    assert!(
+        r.stderr.contains("longer than the model's context"),
+        "{}",
+        r.stderr
+    );
+
+    // A malformed config and an unknown preset.
+    std::fs::write(&cfg, "{\"vocab_size\": 512,").unwrap();
+    let r = run(
+        TRAIN,
+        &[
+            "--data",
+            d,
+            "--config",
+            cfg.to_str().unwrap(),
+            "-o",
+            o,
+            "--quiet",
+        ],
+        b"",
+    );
+    assert!(
+        r.stderr.contains("not a usable config.json"),
+        "{}",
+        r.stderr
+    );
+    let r = run(
+        TRAIN,
+        &["--data", d, "--config", "huge", "-o", o, "--quiet"],
+        b"",
+    );
+    assert!(
+        r.stderr.contains("neither a file nor a preset"),
+        "{}",
+        r.stderr
+    );
+
+    // An output path that cannot be a directory.
+    let file = tmp.path().join("a-file");
+    std::fs::write(&file, "x").unwrap();
+    let r = run(
+        TRAIN,
+        &[
+            "--data",
+            d,
+            "--config",
+            "tiny",
+            "-o",
+            file.join("run").to_str().unwrap(),
+            "--quiet",
+        ],
+        b"",
+    );
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("a-file"), "{}", r.stderr);
+
+    // Continuing from a model made with another tokenizer.
+    let init = tmp.path().join("init");
+    let mut c =
+        wick_model::Config::from_json(&train::presets::config_json("tiny", 600).unwrap()).unwrap();
+    c.eos_token_ids = vec![0];
+    wick_model::Llama::init(c, 1).unwrap().save(&init).unwrap();
+    std::fs::copy(
+        wick_testkit::testdata("tokenizers/gpt2/tokenizer.json"),
+        init.join("tokenizer.json"),
+    )
+    .unwrap();
+    let r = run(
+        TRAIN,
+        &[
+            "--data",
+            d,
+            "--init",
+            init.to_str().unwrap(),
+            "-o",
+            o,
+            "--quiet",
+        ],
+        b"",
+    );
+    assert!(
+        r.stderr.contains("not the tokenizer the shards"),
+        "{}",
+        r.stderr
+    );
+
+    // Weights that give a NaN loss stop the run with a clear message.
+    std::fs::remove_file(init.join("tokenizer.json")).unwrap();
+    let mut map =
+        candle_core::safetensors::load(init.join("model.safetensors"), &candle_core::Device::Cpu)
+            .unwrap();
+    let nan = candle_core::Tensor::full(f32::NAN, (600, 16), &candle_core::Device::Cpu).unwrap();
+    map.insert("lm_head.weight".into(), nan);
+    candle_core::safetensors::save(&map, init.join("model.safetensors")).unwrap();
+    let r = run(
+        TRAIN,
+        &[
+            "--data",
+            d,
+            "--init",
+            init.to_str().unwrap(),
+            "-o",
+            o,
+            "--eval-interval",
+            "0",
+            "--quiet",
+        ],
+        b"",
+    );
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("step 1: the loss is NaN"), "{}", r.stderr);
+    assert!(
+        !out.join("model.safetensors").exists(),
+        "no weights from a NaN step"
+    );
+}

@@ -1,0 +1,61 @@
+//! A model folder as the evaluation tools open it: weights plus the tokenizer beside them,
+//! checked against each other.
+
+use std::path::Path;
+
+use wick_io::{Error, Result};
+use wick_text::Tok;
+
+use crate::Llama;
+
+pub struct Folder {
+    pub model: Llama,
+    pub tok: Tok,
+}
+
+impl Folder {
+    /// Loads config.json, model.safetensors and tokenizer.json from a Hugging Face folder.
+    pub fn open(dir: &Path) -> Result<Folder> {
+        let model = Llama::load(dir)?;
+        if !dir.join("tokenizer.json").is_file() {
+            return Err(Error::msg(format!(
+                "{}: no tokenizer.json beside the model",
+                dir.display()
+            )));
+        }
+        let tok = Tok::load(dir)?;
+        if tok.vocab_size() > model.config.vocab_size {
+            return Err(Error::msg(format!(
+                "{}: the tokenizer has {} tokens but the model's vocabulary is {}: they do not belong together",
+                dir.display(),
+                tok.vocab_size(),
+                model.config.vocab_size
+            )));
+        }
+        Ok(Folder { model, tok })
+    }
+
+    /// The token a document starts after: the model's BOS when it has one, else EOS — wick's
+    /// packed shards put EOS between documents, so that is what a document follows in training.
+    pub fn doc_prefix(&self) -> Vec<u32> {
+        let bos = self.model.config.bos_token_id.or_else(|| {
+            self.tok
+                .bos_token
+                .as_deref()
+                .and_then(|t| self.tok.inner.token_to_id(t))
+        });
+        bos.or(self.tok.eos_id)
+            .or(self.model.config.eos_token_ids.first().copied())
+            .into_iter()
+            .collect()
+    }
+
+    /// Ids that end generation: the config's EOS ids and the tokenizer's.
+    pub fn stop_ids(&self) -> Vec<u32> {
+        let mut ids = self.model.config.eos_token_ids.clone();
+        ids.extend(self.tok.eos_id);
+        ids.sort_unstable();
+        ids.dedup();
+        ids
+    }
+}
