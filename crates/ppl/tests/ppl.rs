@@ -1,0 +1,226 @@
+//! `ppl` against transformers' log-probs (tiny fixture model) and end to end on shards and
+//! JSONL documents.
+
+use std::path::Path;
+
+use candle_core::Device;
+use ppl::{plan, Scorer};
+use serde_json::Value;
+use wick_model::{Config, Llama};
+use wick_testkit::{run, shakespeare_shards, testdata};
+
+const PPL: &str = env!("CARGO_BIN_EXE_ppl");
+
+#[test]
+fn scores_equal_transformers_log_probs() {
+    let dir = testdata("models/llama-gqa");
+    let model = Llama::load(&dir).unwrap();
+    let r: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("reference.json")).unwrap())
+            .unwrap();
+    let docs: Vec<Vec<u32>> = r["input_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| {
+            row.as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_u64().unwrap() as u32)
+                .collect()
+        })
+        .collect();
+    let want: Vec<f64> = r["logprobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| {
+            -row.as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_f64().unwrap())
+                .sum::<f64>()
+        })
+        .collect();
+    // One window per document, batched together.
+    let got = Scorer::new(&model, 64, 64, 8).score(&docs, |_| {}).unwrap();
+    for (g, w) in got.iter().zip(&want) {
+        assert_eq!(g.tokens, 11);
+        assert!(
+            (g.sum - w).abs() < 1e-3,
+            "nll sum {} vs transformers {w}",
+            g.sum
+        );
+    }
+    // Short windows lose context, so the NLL changes, but every token is still counted once.
+    let windows = Scorer::new(&model, 4, 4, 3).score(&docs, |_| {}).unwrap();
+    assert_eq!(windows[0].tokens, 11);
+    assert!((windows[0].sum - want[0]).abs() > 1e-4);
+    // A sliding window whose context covers the whole document is the same as one window.
+    let slide = Scorer::new(&model, 11, 1, 2).score(&docs, |_| {}).unwrap();
+    assert!((slide[0].sum - got[0].sum).abs() < 1e-3);
+    assert_eq!(plan(12, 11, 1).len(), 1);
+}
+
+fn tiny_model(dir: &Path) {
+    let json = r#"{"vocab_size": 512, "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 48, "eos_token_id": 0}"#;
+    Llama::init(Config::from_json(json).unwrap(), 3)
+        .unwrap()
+        .save(dir)
+        .unwrap();
+    let tok = testdata("tokenizers/shakespeare-512");
+    for f in ["tokenizer.json", "tokenizer_config.json"] {
+        std::fs::copy(tok.join(f), dir.join(f)).unwrap();
+    }
+}
+
+#[test]
+fn shards_and_documents_end_to_end() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = shakespeare_shards(&tmp.path().join("shards"));
+    let model = tmp.path().join("model");
+    tiny_model(&model);
+    let m = model.to_str().unwrap();
+    let r = run(
+        PPL,
+        &[
+            "--model",
+            m,
+            "--data",
+            data.to_str().unwrap(),
+            "--threads",
+            "1",
+            "--quiet",
+        ],
+        b"",
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let v: Value = serde_json::from_str(&r.stdout).unwrap();
+    let set = wick_shard::ShardSet::open(&data).unwrap();
+    let val = set.tokens(wick_shard::Split::Val);
+    assert_eq!(
+        v["tokens"].as_u64().unwrap(),
+        val - set.split(wick_shard::Split::Val).len() as u64
+    );
+    let nll = v["nll"].as_f64().unwrap();
+    // A random model is close to uniform over 512 tokens.
+    assert!((nll - 512f64.ln()).abs() < 0.2, "{nll}");
+    assert!((v["ppl"].as_f64().unwrap() - nll.exp()).abs() < 1e-6);
+    assert!((v["bits_per_token"].as_f64().unwrap() - nll / std::f64::consts::LN_2).abs() < 1e-9);
+    let bpb = v["bits_per_byte"].as_f64().unwrap();
+    assert!(
+        bpb > 0.5 && bpb < v["bits_per_token"].as_f64().unwrap(),
+        "{bpb}"
+    );
+
+    // Documents: per-document lines keep the record and add the scores; the total on stderr
+    // is the token-weighted mean of the documents'.
+    let docs = "{\"id\": 1, \"text\": \"To be, or not to be, that is the question.\"}\n{\"id\": 2, \"text\": \"Now is the winter of our discontent made glorious summer by this sun of York; and all the clouds that lour'd upon our house in the deep bosom of the ocean buried.\"}\n";
+    let r = run(
+        PPL,
+        &[
+            "--model",
+            m,
+            "--per-doc",
+            "--seq-len",
+            "16",
+            "--stride",
+            "8",
+            "--threads",
+            "1",
+        ],
+        docs.as_bytes(),
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let lines: Vec<Value> = r
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[1]["id"], 2);
+    let total: Value =
+        serde_json::from_str(r.stderr.lines().find(|l| l.starts_with('{')).unwrap()).unwrap();
+    let (mut sum, mut n) = (0.0, 0);
+    for l in &lines {
+        let t = l["tokens"].as_u64().unwrap();
+        sum += l["nll"].as_f64().unwrap() * t as f64;
+        n += t;
+        assert!(l["text"].is_string() && l["bits_per_byte"].is_number());
+    }
+    assert_eq!(total["tokens"].as_u64().unwrap(), n);
+    assert!((total["nll"].as_f64().unwrap() - sum / n as f64).abs() < 1e-9);
+    // Every text token is a target: the document is scored after the BOS/EOS prefix.
+    let tok = wick_text::Tok::load(&model).unwrap();
+    let want = tok
+        .encode("To be, or not to be, that is the question.")
+        .unwrap()
+        .len() as u64;
+    assert_eq!(lines[0]["tokens"].as_u64().unwrap(), want);
+}
+
+#[test]
+fn bad_input_is_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("model");
+    tiny_model(&model);
+    let m = model.to_str().unwrap();
+    let r = run(
+        PPL,
+        &["--model", m, "--quiet"],
+        b"{\"text\": \"fine\"}\n{\"txt\": \"no text\"}\n",
+    );
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stderr.contains("<stdin>:2") && r.stderr.contains("no string field \"text\""),
+        "{}",
+        r.stderr
+    );
+    let r = run(PPL, &["--model", m, "--quiet"], b"not json\n");
+    assert!(r.stderr.contains("<stdin>:1"), "{}", r.stderr);
+    let r = run(PPL, &["--model", m, "--seq-len", "100"], b"");
+    assert!(
+        r.stderr.contains("longer than the model's context"),
+        "{}",
+        r.stderr
+    );
+
+    // Shards made with another tokenizer than the model's.
+    let data = shakespeare_shards(&tmp.path().join("shards"));
+    let other = tmp.path().join("other");
+    tiny_model(&other);
+    let mut t = std::fs::read_to_string(other.join("tokenizer.json")).unwrap();
+    t.push('\n');
+    std::fs::write(other.join("tokenizer.json"), t).unwrap();
+    let r = run(
+        PPL,
+        &[
+            "--model",
+            other.to_str().unwrap(),
+            "--data",
+            data.to_str().unwrap(),
+        ],
+        b"",
+    );
+    assert!(r.stderr.contains("another tokenizer"), "{}", r.stderr);
+
+    // A tokenizer with more tokens than the model has embeddings.
+    std::fs::copy(
+        testdata("tokenizers/gpt2/tokenizer.json"),
+        other.join("tokenizer.json"),
+    )
+    .unwrap();
+    let r = run(PPL, &["--model", other.to_str().unwrap()], b"");
+    assert!(
+        r.stderr
+            .contains("50257 tokens but the model's vocabulary is 512"),
+        "{}",
+        r.stderr
+    );
+
+    // A folder without weights.
+    std::fs::remove_file(other.join("model.safetensors")).unwrap();
+    let r = run(PPL, &["--model", other.to_str().unwrap()], b"");
+    assert!(r.stderr.contains("no model.safetensors"), "{}", r.stderr);
+    let _ = Device::Cpu;
+}
