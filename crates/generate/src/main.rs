@@ -59,6 +59,10 @@ struct Cli {
     /// Recompute the whole sequence at every step instead of using the KV cache.
     #[arg(long)]
     no_cache: bool,
+    /// Write prompt and response as plain text, one blank line between records, instead of
+    /// JSONL (for reading).
+    #[arg(long)]
+    text: bool,
     /// Output file [default: stdout].
     #[arg(short, long)]
     output: Option<String>,
@@ -153,13 +157,18 @@ fn body(cli: Cli) -> Result<()> {
                 _ => &g.ids[..],
             };
             let text = folder.tok.decode(visible, false).map_err(Error::msg)?;
+            if cli.text {
+                out.put(format!("{prompt}{text}\n\n").as_bytes())?;
+            }
             rec.insert("response".into(), json!(text));
             rec.insert("prompt_ids".into(), json!(ids));
             rec.insert("response_ids".into(), json!(g.ids));
             rec.insert("logprobs".into(), json!(g.logprobs));
             rec.insert("finish_reason".into(), json!(g.finish.name()));
-            out.put(serde_json::to_string(&rec).expect("serialises").as_bytes())?;
-            out.put(b"\n")?;
+            if !cli.text {
+                out.put(serde_json::to_string(&rec).expect("serialises").as_bytes())?;
+                out.put(b"\n")?;
+            }
             prompts += 1;
             new_tokens += g.ids.len() as u64;
             let (p, n) = (prompts, new_tokens);
