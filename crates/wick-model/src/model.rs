@@ -7,7 +7,7 @@ use std::path::Path;
 use candle_core::{DType, Device, Tensor, Var, D};
 use wick_io::{Error, Result};
 
-use crate::{slow as ops, Config};
+use crate::{ops, Config};
 
 pub(crate) fn ce(e: candle_core::Error) -> Error {
     Error::msg(format!("tensor op failed: {e}"))

@@ -2,7 +2,7 @@
 //! sequences of different lengths go through the model together, right-padded (a causal
 //! model never looks right, so padding changes nothing before it).
 
-use candle_core::{Device, Tensor, D};
+use candle_core::{Device, Tensor};
 use wick_io::Result;
 
 use crate::model::ce;
@@ -33,10 +33,7 @@ pub fn sequence_logprobs(model: &Llama, seqs: &[&[u32]]) -> Result<Vec<Vec<f32>>
             .logits(&h.reshape((b * (t - 1), ()))?)
             .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
         let tg = Tensor::from_vec(targets, b * (t - 1), &Device::Cpu)?;
-        let lp = candle_nn::ops::log_softmax(&logits, D::Minus1)?;
-        lp.gather(&tg.unsqueeze(1)?, 1)?
-            .squeeze(1)?
-            .to_vec1::<f32>()
+        crate::ops::token_logprobs(&logits, &tg)?.to_vec1::<f32>()
     };
     let flat = inner().map_err(ce)?;
     Ok(seqs

@@ -1,0 +1,648 @@
+//! The fused ops of wick_model::ops against the slow compositions of basic candle ops they
+//! replace: forward values and gradients (of a random weighted sum of the output), on odd shapes,
+//! shapes big enough to run in parallel, strided inputs, KV-cache and packed-sequence masks.
+
+use candle_core::{DType, Device, Tensor, Var, D};
+use wick_model::ops;
+
+// ------------------------------------------------------------------------------ helpers
+
+/// A deterministic generator (SplitMix64) so failures reproduce.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in [-1, 1).
+    fn unit(&mut self) -> f32 {
+        (self.next() >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+    }
+
+    fn tensor(&mut self, shape: &[usize], amp: f32) -> Tensor {
+        let n = shape.iter().product();
+        let v: Vec<f32> = (0..n).map(|_| amp * self.unit()).collect();
+        Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
+    }
+
+    fn below(&mut self, n: u32) -> u32 {
+        (self.next() % n as u64) as u32
+    }
+}
+
+fn var(t: &Tensor) -> Var {
+    Var::from_tensor(t).unwrap()
+}
+
+fn flat(t: &Tensor) -> Vec<f32> {
+    t.flatten_all().unwrap().to_vec1::<f32>().unwrap()
+}
+
+/// max |a - b| <= tol * max(1, max |b|): relative to the tensor's scale, absolute near 0.
+fn assert_close(what: &str, a: &Tensor, b: &Tensor, tol: f32) {
+    assert_eq!(a.dims(), b.dims(), "{what}: shapes differ");
+    let (a, b) = (flat(a), flat(b));
+    let scale = b.iter().fold(1f32, |m, v| m.max(v.abs()));
+    let (mut worst, mut at) = (0f32, 0);
+    for (i, (x, y)) in a.iter().zip(&b).enumerate() {
+        let d = (x - y).abs();
+        assert!(!d.is_nan(), "{what}: NaN at {i} ({x} vs {y})");
+        if d > worst {
+            (worst, at) = (d, i);
+        }
+    }
+    assert!(
+        worst <= tol * scale,
+        "{what}: max diff {worst} at {at} ({} vs {}), scale {scale}",
+        a[at],
+        b[at]
+    );
+}
+
+fn assert_nonzero(what: &str, t: &Tensor) {
+    let v = flat(t);
+    let nz = v.iter().filter(|x| **x != 0.0).count();
+    assert!(
+        nz * 10 >= v.len() * 9,
+        "{what}: only {nz} of {} gradient entries are non-zero",
+        v.len()
+    );
+}
+
+const TOL: f32 = 1e-5;
+
+// ------------------------------------------------------------------------------ references
+
+fn rms_norm_ref(x: &Tensor, w: &Tensor, eps: f64) -> Tensor {
+    let ms = x.sqr().unwrap().mean_keepdim(D::Minus1).unwrap();
+    x.broadcast_div(&(ms + eps).unwrap().sqrt().unwrap())
+        .unwrap()
+        .broadcast_mul(w)
+        .unwrap()
+}
+
+fn rope_ref(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Tensor {
+    let d = x.dim(D::Minus1).unwrap();
+    let x1 = x.narrow(D::Minus1, 0, d / 2).unwrap();
+    let x2 = x.narrow(D::Minus1, d / 2, d / 2).unwrap();
+    let rotated = Tensor::cat(&[&x2.neg().unwrap(), &x1], D::Minus1).unwrap();
+    (x.broadcast_mul(cos).unwrap() + rotated.broadcast_mul(sin).unwrap()).unwrap()
+}
+
+/// The additive mask [B, 1, Tq, Tk]: 0 where visible, -inf elsewhere.
+fn mask_ref(b: usize, tq: usize, tk: usize, seg: Option<&[Vec<u32>]>) -> Tensor {
+    let mut m = vec![0f32; b * tq * tk];
+    for bi in 0..b {
+        for i in 0..tq {
+            let p = tk - tq + i;
+            for j in 0..tk {
+                let same = seg.is_none_or(|s| s[bi][j] == s[bi][p]);
+                if j > p || !same {
+                    m[(bi * tq + i) * tk + j] = f32::NEG_INFINITY;
+                }
+            }
+        }
+    }
+    Tensor::from_vec(m, (b, 1, tq, tk), &Device::Cpu).unwrap()
+}
+
+fn causal_softmax_ref(att: &Tensor, scale: f64, seg: Option<&[Vec<u32>]>) -> Tensor {
+    let (b, _, tq, tk) = att.dims4().unwrap();
+    let x = (att * scale)
+        .unwrap()
+        .broadcast_add(&mask_ref(b, tq, tk, seg))
+        .unwrap();
+    candle_nn::ops::softmax(&x, D::Minus1).unwrap()
+}
+
+fn nll_ref(logits: &Tensor, targets: &Tensor) -> Tensor {
+    candle_nn::ops::log_softmax(logits, D::Minus1)
+        .unwrap()
+        .gather(&targets.unsqueeze(1).unwrap(), 1)
+        .unwrap()
+        .squeeze(1)
+        .unwrap()
+        .neg()
+        .unwrap()
+}
+
+fn cross_entropy_ref(logits: &Tensor, targets: &Tensor, w: Option<&Tensor>) -> Tensor {
+    let nll = nll_ref(logits, targets);
+    match w {
+        None => nll.mean_all().unwrap(),
+        Some(w) => {
+            let s = w.sum_all().unwrap().to_scalar::<f32>().unwrap();
+            let total = (nll * w).unwrap().sum_all().unwrap();
+            if s == 0.0 {
+                (total * 0.0).unwrap()
+            } else {
+                (total / s as f64).unwrap()
+            }
+        }
+    }
+}
+
+/// Hugging Face's cos/sin tables [T, D] for positions 0..t.
+fn rope_tables(t: usize, d: usize) -> (Tensor, Tensor) {
+    let mut cos = Vec::new();
+    let mut sin = Vec::new();
+    for p in 0..t {
+        for j in 0..d {
+            let f = p as f32 * 10000f32.powf(-((2 * (j % (d / 2))) as f32) / d as f32);
+            cos.push(f.cos());
+            sin.push(f.sin());
+        }
+    }
+    let dev = &Device::Cpu;
+    (
+        Tensor::from_vec(cos, (t, d), dev).unwrap(),
+        Tensor::from_vec(sin, (t, d), dev).unwrap(),
+    )
+}
+
+// ------------------------------------------------------------------------------ rms_norm
+
+#[test]
+fn rms_norm_matches_composition() {
+    let mut rng = Rng(1);
+    for shape in [
+        vec![3, 5, 7],
+        vec![2, 33],
+        vec![768, 128],
+        vec![1, 1],
+        vec![4, 3, 64],
+    ] {
+        let d = *shape.last().unwrap();
+        let x0 = rng.tensor(&shape, 2.0);
+        let w0 = (rng.tensor(&[d], 0.5) + 1.0).unwrap();
+        let r = rng.tensor(&shape, 1.0);
+        let (x, w) = (var(&x0), var(&w0));
+        let y = ops::rms_norm(&x, &w, 1e-5).unwrap();
+        let g = (&y * &r).unwrap().sum_all().unwrap().backward().unwrap();
+        let (xr, wr) = (var(&x0), var(&w0));
+        let yr = rms_norm_ref(&xr, &wr, 1e-5);
+        let gr = (&yr * &r).unwrap().sum_all().unwrap().backward().unwrap();
+        let what = format!("rms_norm {shape:?}");
+        assert_close(&format!("{what} y"), &y, &yr, TOL);
+        let (dx, dw) = (g.get(&x).unwrap(), g.get(&w).unwrap());
+        assert_close(&format!("{what} dx"), dx, gr.get(&xr).unwrap(), TOL);
+        assert_close(&format!("{what} dw"), dw, gr.get(&wr).unwrap(), TOL);
+        if d > 1 {
+            // With D = 1, y = sign(x) * w and dx is 0 (up to eps).
+            assert_nonzero(&format!("{what} dx"), dx);
+        }
+        assert_nonzero(&format!("{what} dw"), dw);
+    }
+}
+
+#[test]
+fn rms_norm_frozen_weight_and_strided_input() {
+    let mut rng = Rng(2);
+    let x0 = rng.tensor(&[6, 4, 10], 1.0);
+    let w = (rng.tensor(&[6], 0.5) + 1.0).unwrap(); // a constant: no gradient asked for
+    let r = rng.tensor(&[4, 10, 6], 1.0);
+    let x = var(&x0);
+    // A permuted (non-contiguous) input.
+    let xt = x.permute((1, 2, 0)).unwrap();
+    let y = ops::rms_norm(&xt, &w, 1e-6).unwrap();
+    let g = (&y * &r).unwrap().sum_all().unwrap().backward().unwrap();
+    let xr = var(&x0);
+    let yr = rms_norm_ref(&xr.permute((1, 2, 0)).unwrap(), &w, 1e-6);
+    let gr = (&yr * &r).unwrap().sum_all().unwrap().backward().unwrap();
+    assert_close("y", &y, &yr, TOL);
+    assert_close("dx", g.get(&x).unwrap(), gr.get(&xr).unwrap(), TOL);
+    assert!(g.get(&w).is_none());
+}
+
+// ------------------------------------------------------------------------------ rope
+
+#[test]
+fn rope_matches_composition() {
+    let mut rng = Rng(3);
+    for (b, h, t, d, hf_tables) in [
+        (2, 3, 5, 8, true),
+        (1, 2, 7, 6, true),
+        (12, 4, 64, 32, true),
+        (2, 2, 3, 10, false), // random tables: halves of cos/sin differ
+        (1, 1, 1, 2, false),
+    ] {
+        let (cos, sin) = if hf_tables {
+            rope_tables(t, d)
+        } else {
+            (rng.tensor(&[t, d], 1.0), rng.tensor(&[t, d], 1.0))
+        };
+        let x0 = rng.tensor(&[b, h, t, d], 1.0);
+        let r = rng.tensor(&[b, h, t, d], 1.0);
+        let x = var(&x0);
+        let y = ops::rope(&x, &cos, &sin).unwrap();
+        let g = (&y * &r).unwrap().sum_all().unwrap().backward().unwrap();
+        let xr = var(&x0);
+        let yr = rope_ref(&xr, &cos, &sin);
+        let gr = (&yr * &r).unwrap().sum_all().unwrap().backward().unwrap();
+        let what = format!("rope {:?}", [b, h, t, d]);
+        assert_close(&format!("{what} y"), &y, &yr, TOL);
+        let dx = g.get(&x).unwrap();
+        assert_close(&format!("{what} dx"), dx, gr.get(&xr).unwrap(), TOL);
+        assert_nonzero(&format!("{what} dx"), dx);
+    }
+}
+
+#[test]
+fn rope_reads_transposed_views() {
+    // As in attention: q = linear(x).reshape(B, T, H, D).transpose(1, 2), not made contiguous.
+    let mut rng = Rng(4);
+    let (b, t, h, d) = (3, 9, 4, 16);
+    let (cos, sin) = rope_tables(t, d);
+    let x0 = rng.tensor(&[b, t, h, d], 1.0);
+    let r = rng.tensor(&[b, h, t, d], 1.0);
+    let x = var(&x0);
+    let xt = x.transpose(1, 2).unwrap();
+    assert!(!xt.is_contiguous());
+    let y = ops::rope(&xt, &cos, &sin).unwrap();
+    assert!(y.is_contiguous());
+    let g = (&y * &r).unwrap().sum_all().unwrap().backward().unwrap();
+    let xr = var(&x0);
+    let yr = rope_ref(
+        &xr.transpose(1, 2).unwrap().contiguous().unwrap(),
+        &cos,
+        &sin,
+    );
+    let gr = (&yr * &r).unwrap().sum_all().unwrap().backward().unwrap();
+    assert_close("y", &y, &yr, TOL);
+    assert_close("dx", g.get(&x).unwrap(), gr.get(&xr).unwrap(), TOL);
+    // A view whose last dim is strided is copied first, and still right.
+    let xs = x0
+        .transpose(2, 3)
+        .unwrap()
+        .contiguous()
+        .unwrap()
+        .transpose(2, 3)
+        .unwrap();
+    assert!(!xs.is_contiguous());
+    let (c2, s2) = rope_tables(h, d);
+    assert_close(
+        "strided last dim",
+        &ops::rope(&xs, &c2, &s2).unwrap(),
+        &rope_ref(&x0, &c2, &s2),
+        TOL,
+    );
+}
+
+// ------------------------------------------------------------------------------ causal softmax
+
+/// Random packed-document ids [B, Tk]: runs of 1..=4 tokens, plus (if `reuse`) ids that
+/// repeat after another document, which the mask must still treat by id.
+fn segments(rng: &mut Rng, b: usize, tk: usize, reuse: bool) -> Vec<Vec<u32>> {
+    (0..b)
+        .map(|_| {
+            let mut row = Vec::new();
+            let mut id = 0;
+            while row.len() < tk {
+                let len = 1 + rng.below(4) as usize;
+                let this = if reuse && id > 1 && rng.below(3) == 0 {
+                    id - 2
+                } else {
+                    id
+                };
+                row.extend(std::iter::repeat_n(this, len.min(tk - row.len())));
+                id += 1;
+            }
+            row
+        })
+        .collect()
+}
+
+#[test]
+fn causal_softmax_matches_composition() {
+    let mut rng = Rng(5);
+    let cases = [
+        (2, 3, 5, 5),
+        (2, 2, 3, 7),   // Tq < Tk: queries at positions 4..7
+        (1, 2, 1, 9),   // one-token decode step
+        (3, 1, 13, 13), // odd sizes
+        (12, 4, 64, 64),
+        (2, 3, 17, 40),
+    ];
+    for (b, h, tq, tk) in cases {
+        for seg_kind in 0..3 {
+            let seg = match seg_kind {
+                0 => None,
+                1 => Some(segments(&mut rng, b, tk, false)),
+                _ => Some(segments(&mut rng, b, tk, true)),
+            };
+            let seg_t = seg
+                .as_ref()
+                .map(|s| Tensor::from_vec(s.concat(), (b, tk), &Device::Cpu).unwrap());
+            let scale = 0.37;
+            let x0 = rng.tensor(&[b, h, tq, tk], 4.0);
+            let r = rng.tensor(&[b, h, tq, tk], 1.0);
+            let x = var(&x0);
+            let y = ops::causal_softmax(&x, scale, seg_t.as_ref()).unwrap();
+            let g = (&y * &r).unwrap().sum_all().unwrap().backward().unwrap();
+            let xr = var(&x0);
+            let yr = causal_softmax_ref(&xr, scale, seg.as_deref());
+            let gr = (&yr * &r).unwrap().sum_all().unwrap().backward().unwrap();
+            let what = format!("causal_softmax {:?} segments {seg_kind}", [b, h, tq, tk]);
+            assert_close(&format!("{what} y"), &y, &yr, TOL);
+            let dx = g.get(&x).unwrap();
+            assert_close(&format!("{what} dx"), dx, gr.get(&xr).unwrap(), TOL);
+            // Exactly zero where masked, for the output and the gradient; non-zero elsewhere
+            // except in rows with a single visible key (y = 1 there, its gradient is 0).
+            let mask = flat(&mask_ref(b, tq, tk, seg.as_deref()));
+            let (yv, dv) = (flat(&y), flat(dx));
+            for (k, (yk, dk)) in yv.iter().zip(&dv).enumerate() {
+                let row = k / tk;
+                let m = mask[((row / (h * tq)) * tq + row % tq) * tk + k % tk];
+                let visible_in_row = (0..tk)
+                    .filter(|j| mask[((row / (h * tq)) * tq + row % tq) * tk + j] == 0.0)
+                    .count();
+                if m != 0.0 {
+                    assert!(*yk == 0.0 && *dk == 0.0, "{what}: masked entry {k} not 0");
+                } else {
+                    assert!(*yk > 0.0, "{what}: visible entry {k} is 0");
+                    if visible_in_row > 1 {
+                        assert!(*dk != 0.0, "{what}: visible entry {k} got no gradient");
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn causal_softmax_rows_sum_to_one() {
+    let mut rng = Rng(6);
+    let x = rng.tensor(&[2, 2, 6, 6], 30.0); // large scores: stability
+    let y = ops::causal_softmax(&x, 1.0, None).unwrap();
+    let s = flat(&y.sum(D::Minus1).unwrap());
+    assert!(s.iter().all(|v| (v - 1.0).abs() < 1e-5), "{s:?}");
+}
+
+// ------------------------------------------------------------------------------ silu_mul
+
+#[test]
+fn silu_mul_matches_composition() {
+    let mut rng = Rng(7);
+    for shape in [vec![3, 7, 11], vec![1000], vec![12, 64, 347], vec![1]] {
+        let g0 = rng.tensor(&shape, 6.0);
+        let u0 = rng.tensor(&shape, 2.0);
+        let r = rng.tensor(&shape, 1.0);
+        let (g, u) = (var(&g0), var(&u0));
+        let y = ops::silu_mul(&g, &u).unwrap();
+        let gs = (&y * &r).unwrap().sum_all().unwrap().backward().unwrap();
+        let (gr, ur) = (var(&g0), var(&u0));
+        let yr = (gr.silu().unwrap() * ur.as_tensor()).unwrap();
+        let grs = (&yr * &r).unwrap().sum_all().unwrap().backward().unwrap();
+        let what = format!("silu_mul {shape:?}");
+        assert_close(&format!("{what} y"), &y, &yr, TOL);
+        let (dg, du) = (gs.get(&g).unwrap(), gs.get(&u).unwrap());
+        assert_close(&format!("{what} dgate"), dg, grs.get(&gr).unwrap(), TOL);
+        assert_close(&format!("{what} dup"), du, grs.get(&ur).unwrap(), TOL);
+        assert_nonzero(&format!("{what} dgate"), dg);
+        assert_nonzero(&format!("{what} dup"), du);
+    }
+}
+
+// ------------------------------------------------------------------------------ cross-entropy
+
+#[test]
+fn cross_entropy_matches_composition() {
+    let mut rng = Rng(8);
+    for (n, v) in [(7, 13), (33, 1000), (768, 4096), (1, 5)] {
+        let targets: Vec<u32> = (0..n).map(|_| rng.below(v as u32)).collect();
+        let t = Tensor::from_vec(targets, n, &Device::Cpu).unwrap();
+        let weight_cases: Vec<Option<Tensor>> = vec![
+            None,
+            // Prompt-masking style weights: zeros and ones, plus fractional ones.
+            Some(
+                Tensor::from_vec(
+                    (0..n)
+                        .map(|i| [0.0, 1.0, 0.5, 2.0][(i * 7 + 1) % 4])
+                        .collect::<Vec<f32>>(),
+                    n,
+                    &Device::Cpu,
+                )
+                .unwrap(),
+            ),
+        ];
+        for w in weight_cases {
+            let x0 = rng.tensor(&[n, v], 8.0);
+            let x = var(&x0);
+            // An upstream factor, as in gradient accumulation.
+            let loss = ops::cross_entropy(&x, &t, w.as_ref()).unwrap();
+            assert_eq!(loss.dims(), &[] as &[usize]);
+            let g = (&loss * 0.7).unwrap().backward().unwrap();
+            let xr = var(&x0);
+            let lr = cross_entropy_ref(&xr, &t, w.as_ref());
+            let gr = (&lr * 0.7).unwrap().backward().unwrap();
+            let what = format!("cross_entropy [{n}, {v}] weights {}", w.is_some());
+            assert_close(&format!("{what} loss"), &loss, &lr, TOL);
+            let dx = g.get(&x).unwrap();
+            assert_close(&format!("{what} dlogits"), dx, gr.get(&xr).unwrap(), TOL);
+            if let Some(w) = &w {
+                // Rows with weight 0 get exactly 0, the others a non-zero gradient.
+                let wv = flat(w);
+                let d = flat(dx);
+                for (i, wi) in wv.iter().enumerate() {
+                    let row = &d[i * v..(i + 1) * v];
+                    if *wi == 0.0 {
+                        assert!(row.iter().all(|e| *e == 0.0), "{what}: row {i} not 0");
+                    } else {
+                        assert!(row.iter().all(|e| *e != 0.0), "{what}: row {i} has a 0");
+                    }
+                }
+            } else {
+                assert_nonzero(&format!("{what} dlogits"), dx);
+                let nn = candle_nn::loss::cross_entropy(&x0, &t).unwrap();
+                assert_close(&format!("{what} vs candle_nn"), &loss, &nn, TOL);
+            }
+        }
+    }
+}
+
+#[test]
+fn cross_entropy_with_all_weights_zero_is_zero() {
+    let mut rng = Rng(9);
+    let x0 = rng.tensor(&[5, 11], 3.0);
+    let x = var(&x0);
+    let t = Tensor::from_vec(vec![0u32, 3, 10, 2, 2], 5, &Device::Cpu).unwrap();
+    let w = Tensor::zeros(5, DType::F32, &Device::Cpu).unwrap();
+    let loss = ops::cross_entropy(&x, &t, Some(&w)).unwrap();
+    assert_eq!(loss.to_scalar::<f32>().unwrap(), 0.0);
+    let g = loss.backward().unwrap();
+    assert!(flat(g.get(&x).unwrap()).iter().all(|v| *v == 0.0));
+}
+
+#[test]
+fn cross_entropy_is_stable_for_huge_logits() {
+    let x = Tensor::new(&[[1000f32, 0.0, -1000.0], [-1e30, 1e30, 0.0]], &Device::Cpu).unwrap();
+    let t = Tensor::new(&[0u32, 1], &Device::Cpu).unwrap();
+    let loss = ops::cross_entropy(&x, &t, None).unwrap();
+    assert!(loss.to_scalar::<f32>().unwrap().abs() < 1e-6);
+    let lp = flat(&ops::token_logprobs(&x, &t).unwrap());
+    assert!(lp.iter().all(|v| v.abs() < 1e-6), "{lp:?}");
+}
+
+#[test]
+fn logprobs_match_log_softmax() {
+    let mut rng = Rng(10);
+    for (n, v) in [(9, 31), (200, 4096)] {
+        let x = rng.tensor(&[n, v], 10.0);
+        let targets: Vec<u32> = (0..n).map(|_| rng.below(v as u32)).collect();
+        let t = Tensor::from_vec(targets, n, &Device::Cpu).unwrap();
+        let lp = ops::token_logprobs(&x, &t).unwrap();
+        assert_close("token_logprobs", &lp, &nll_ref(&x, &t).neg().unwrap(), TOL);
+        let ls = ops::log_softmax_rows(&x).unwrap();
+        let want = candle_nn::ops::log_softmax(&x, D::Minus1).unwrap();
+        assert_close("log_softmax_rows", &ls, &want, TOL);
+    }
+    // Leading dims: [B, T, V] logits with [B, T] targets.
+    let x = rng.tensor(&[2, 3, 17], 5.0);
+    let t = Tensor::new(&[[1u32, 16, 0], [5, 5, 9]], &Device::Cpu).unwrap();
+    let lp = ops::token_logprobs(&x, &t).unwrap();
+    assert_eq!(lp.dims(), &[2, 3]);
+    let want = nll_ref(&x.reshape((6, 17)).unwrap(), &t.flatten_all().unwrap())
+        .neg()
+        .unwrap()
+        .reshape((2, 3))
+        .unwrap();
+    assert_close("token_logprobs [B, T]", &lp, &want, TOL);
+}
+
+// ------------------------------------------------------------------------------ errors
+
+#[test]
+fn bad_inputs_are_errors_not_panics() {
+    let dev = &Device::Cpu;
+    let x64 = Tensor::zeros((2, 4), DType::F64, dev).unwrap();
+    let x = Tensor::zeros((2, 4), DType::F32, dev).unwrap();
+    let w = Tensor::ones(4, DType::F32, dev).unwrap();
+    assert!(ops::rms_norm(&x64, &w, 1e-5).is_err());
+    assert!(ops::rms_norm(&x, &Tensor::ones(3, DType::F32, dev).unwrap(), 1e-5).is_err());
+    let (cos, sin) = rope_tables(3, 4);
+    let q = Tensor::zeros((1, 2, 3, 4), DType::F32, dev).unwrap();
+    assert!(ops::rope(&q, &cos, &sin).is_ok());
+    assert!(ops::rope(&q.to_dtype(DType::F64).unwrap(), &cos, &sin).is_err());
+    assert!(ops::rope(
+        &Tensor::zeros((1, 2, 3, 5), DType::F32, dev).unwrap(),
+        &cos,
+        &sin
+    )
+    .is_err());
+    assert!(ops::rope(
+        &Tensor::zeros((1, 2, 4, 4), DType::F32, dev).unwrap(),
+        &cos,
+        &sin
+    )
+    .is_err());
+    let att = Tensor::zeros((1, 1, 4, 3), DType::F32, dev).unwrap();
+    assert!(ops::causal_softmax(&att, 1.0, None).is_err()); // Tq > Tk
+    let att = Tensor::zeros((2, 1, 3, 3), DType::F32, dev).unwrap();
+    let bad_seg = Tensor::zeros((2, 3), DType::F32, dev).unwrap();
+    assert!(ops::causal_softmax(&att, 1.0, Some(&bad_seg)).is_err());
+    let seg = Tensor::zeros((2, 3), DType::U32, dev).unwrap();
+    assert!(ops::causal_softmax(&att, 1.0, Some(&seg)).is_ok());
+    assert!(ops::silu_mul(&x, &w).is_err());
+    let t = Tensor::new(&[1u32, 4], dev).unwrap(); // 4 is out of range for V = 4
+    assert!(ops::cross_entropy(&x, &t, None).is_err());
+    assert!(ops::token_logprobs(&x, &t).is_err());
+    let t = Tensor::new(&[1u32, 3], dev).unwrap();
+    assert!(ops::cross_entropy(&x, &t.to_dtype(DType::F32).unwrap(), None).is_err());
+    assert!(ops::cross_entropy(&x, &t, Some(&w)).is_err()); // weights must be [N]
+    assert!(ops::cross_entropy(&x, &t, None).is_ok());
+}
+
+// ------------------------------------------------------------------------------ threading
+
+/// Forward values and gradients of every op on inputs big enough to be split over threads
+/// (more than 32K elements of work).
+fn all_ops_with_grads(seed: u64) -> Vec<(String, Tensor)> {
+    let mut rng = Rng(seed);
+    let mut out = Vec::new();
+    let x = var(&rng.tensor(&[600, 96], 2.0));
+    let w = var(&rng.tensor(&[96], 1.0));
+    let q = var(&rng.tensor(&[8, 6, 40, 32], 1.0));
+    let att = var(&rng.tensor(&[8, 6, 40, 80], 3.0));
+    let seg = Tensor::from_vec(
+        segments(&mut rng, 8, 80, true).concat(),
+        (8, 80),
+        &Device::Cpu,
+    )
+    .unwrap();
+    let logits = var(&rng.tensor(&[300, 500], 5.0));
+    let targets: Vec<u32> = (0..300).map(|_| rng.below(500)).collect();
+    let targets = Tensor::from_vec(targets, 300, &Device::Cpu).unwrap();
+    let (cos, sin) = rope_tables(40, 32);
+    let ys = [
+        ops::rms_norm(&x, &w, 1e-5).unwrap(),
+        ops::rope(&q, &cos, &sin).unwrap(),
+        ops::causal_softmax(&att, 0.5, Some(&seg)).unwrap(),
+        ops::silu_mul(&x, &x.sin().unwrap()).unwrap(),
+        ops::log_softmax_rows(&logits).unwrap(),
+    ];
+    let mut loss = ops::cross_entropy(&logits, &targets, None).unwrap();
+    for (k, y) in ys.iter().enumerate() {
+        out.push((format!("y{k}"), y.clone()));
+        let r = rng.tensor(y.dims(), 1.0);
+        loss = (loss + (y * r).unwrap().sum_all().unwrap()).unwrap();
+    }
+    out.push(("loss".into(), loss.clone()));
+    let g = loss.backward().unwrap();
+    for (name, v) in [
+        ("dx", &x),
+        ("dw", &w),
+        ("dq", &q),
+        ("datt", &att),
+        ("dlogits", &logits),
+    ] {
+        out.push((name.into(), g.get(v).unwrap().clone()));
+    }
+    out
+}
+
+#[test]
+fn serial_and_parallel_kernels_agree() {
+    let run = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        pool.install(|| all_ops_with_grads(11))
+    };
+    let (one, many) = (run(1), run(3));
+    for ((name, a), (_, b)) in one.iter().zip(&many) {
+        // Row kernels give identical bits; only cross-row sums (loss, dw) may round differently.
+        assert_close(&format!("{name}: 1 vs 3 threads"), b, a, 1e-6);
+    }
+}
+
+#[test]
+fn only_tracked_inputs_get_gradients() {
+    let mut rng = Rng(12);
+    let (g0, u0) = (rng.tensor(&[5, 9], 3.0), rng.tensor(&[5, 9], 1.0));
+    let g = var(&g0);
+    let y = ops::silu_mul(&g, &u0).unwrap(); // up is a constant
+    let grads = y.sum_all().unwrap().backward().unwrap();
+    let gr = var(&g0);
+    let want = (gr.silu().unwrap() * &u0).unwrap().sum_all().unwrap();
+    let want = want.backward().unwrap();
+    assert_close("dgate", grads.get(&g).unwrap(), want.get(&gr).unwrap(), TOL);
+    assert!(grads.get(&u0).is_none());
+    // A trained norm weight on constant activations.
+    let w = var(&rng.tensor(&[9], 1.0));
+    let y = ops::rms_norm(&u0, &w, 1e-5).unwrap();
+    let grads = (y * &g0).unwrap().sum_all().unwrap().backward().unwrap();
+    let wr = var(w.as_tensor());
+    let want = (rms_norm_ref(&u0, &wr, 1e-5) * &g0)
+        .unwrap()
+        .sum_all()
+        .unwrap();
+    let want = want.backward().unwrap();
+    assert_close("dw", grads.get(&w).unwrap(), want.get(&wr).unwrap(), TOL);
+    assert!(grads.get(&u0).is_none());
+}
