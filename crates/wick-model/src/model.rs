@@ -22,11 +22,17 @@ struct Linear {
 
 impl Linear {
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        let y = x.broadcast_matmul(&self.weight.t()?)?;
-        match &self.bias {
-            Some(b) => y.broadcast_add(b),
-            None => Ok(y),
-        }
+        // One [N, in] x [in, out] product over all leading dimensions: broadcast_matmul
+        // would copy the weight once per batch row, and its gradient would need a sum.
+        let mut dims = x.dims().to_vec();
+        let inp = dims.pop().expect("at least one dimension");
+        let y = x.reshape(((), inp))?.matmul(&self.weight.t()?)?;
+        let y = match &self.bias {
+            Some(b) => y.broadcast_add(b)?,
+            None => y,
+        };
+        dims.push(y.dim(1)?);
+        y.reshape(dims)
     }
 }
 
@@ -369,7 +375,12 @@ impl Llama {
     /// The output head: logits [.., vocab] from hidden states [.., hidden].
     pub fn logits(&self, hidden: &Tensor) -> Result<Tensor> {
         let head = self.lm_head.as_ref().unwrap_or(&self.embed);
-        hidden.broadcast_matmul(&head.t().map_err(ce)?).map_err(ce)
+        Linear {
+            weight: head.clone(),
+            bias: None,
+        }
+        .forward(hidden)
+        .map_err(ce)
     }
 
     fn hidden_inner(
