@@ -87,9 +87,8 @@ impl Uniform for Draw {
 }
 
 fn body(cli: Cli) -> Result<()> {
-    if let Some(n) = cli.threads {
-        std::env::set_var("RAYON_NUM_THREADS", n.to_string());
-    }
+    // Before the first tensor op: candle sizes its thread pools from the environment.
+    wick_model::runtime::setup(cli.threads);
     if cli.temperature < 0.0 || !(0.0..=1.0).contains(&cli.top_p) || cli.top_p == 0.0 {
         return Err(Error::msg(
             "--temperature must be >= 0 and --top-p in (0, 1]",

@@ -75,9 +75,8 @@ fn main() -> ExitCode {
 }
 
 fn body(cli: Cli) -> Result<()> {
-    if let Some(n) = cli.threads {
-        std::env::set_var("RAYON_NUM_THREADS", n.to_string());
-    }
+    // Before the first tensor op: candle sizes its thread pools from the environment.
+    wick_model::runtime::setup(cli.threads);
     let folder = Folder::open(&cli.model)?;
     let seq_len = cli
         .seq_len

@@ -130,10 +130,8 @@ fn main() -> ExitCode {
 }
 
 fn body(cli: Cli) -> Result<()> {
-    if let Some(n) = cli.threads {
-        // Before the first tensor op: candle sizes its thread pools from this.
-        std::env::set_var("RAYON_NUM_THREADS", n.to_string());
-    }
+    // Before the first tensor op: candle sizes its thread pools from the environment.
+    wick_model::runtime::setup(cli.threads);
     let (start, out) = match (&cli.resume, &cli.init, &cli.config) {
         (Some(dir), _, _) => {
             if cli.out.as_ref().is_some_and(|o| o != dir) {

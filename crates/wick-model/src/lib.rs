@@ -12,6 +12,7 @@ mod folder;
 pub mod generation;
 mod init;
 mod model;
+pub mod runtime;
 pub mod ops;
 mod score;
 pub mod slow;
