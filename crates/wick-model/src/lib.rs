@@ -12,8 +12,8 @@ mod folder;
 pub mod generation;
 mod init;
 mod model;
-pub mod runtime;
 pub mod ops;
+pub mod runtime;
 mod score;
 pub mod slow;
 

@@ -39,6 +39,9 @@ pub struct TrainState {
 
 pub struct Checkpoint;
 
+/// Tensors by name.
+pub type Tensors = HashMap<String, Tensor>;
+
 const DIR: &str = "checkpoint";
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
@@ -134,9 +137,7 @@ impl Checkpoint {
     }
 
     /// Reads the checkpoint of `OUT`: weights by name, optimiser moments, state.
-    pub fn read(
-        out: &Path,
-    ) -> Result<(HashMap<String, Tensor>, HashMap<String, Tensor>, TrainState)> {
+    pub fn read(out: &Path) -> Result<(Tensors, Tensors, TrainState)> {
         let mut dir = out.join(DIR);
         if !dir.join("state.json").is_file() {
             // A crash between the two renames of a swap leaves only the old copy.
