@@ -326,3 +326,64 @@ fn bad_input_is_refused_before_training() {
         "no weights from a NaN step"
     );
 }
+
+#[test]
+fn ctrl_c_writes_a_checkpoint_that_resumes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = shakespeare_shards(&tmp.path().join("shards"));
+    let out = tmp.path().join("run");
+    let (d, o) = (data.to_str().unwrap(), out.to_str().unwrap());
+    let mut args = base_args(d, o);
+    args.extend(["--max-steps", "1000000", "--eval-interval", "0"]);
+    let child = std::process::Command::new(TRAIN)
+        .args(&args)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until it is training, then interrupt it as a terminal's Ctrl-C would.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while std::fs::read_to_string(out.join("metrics.jsonl")).map_or(0, |s| s.lines().count()) < 3 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "training never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let kill = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let r = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&r.stderr);
+    assert_eq!(r.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("interrupted at step") && stderr.contains("--resume"),
+        "{stderr}"
+    );
+    let state: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("checkpoint/state.json")).unwrap())
+            .unwrap();
+    let step = state["step"].as_u64().unwrap();
+    assert_eq!(
+        losses(&metrics(&out)).last().unwrap().0,
+        step,
+        "the checkpoint is the last logged step"
+    );
+    wick_model::Llama::load(&out).unwrap();
+    let r = run(
+        TRAIN,
+        &[
+            "--data",
+            d,
+            "--resume",
+            o,
+            "--max-steps",
+            &(step + 2).to_string(),
+            "--quiet",
+        ],
+        b"",
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(losses(&metrics(&out)).len() as u64, step + 2);
+}
