@@ -4,6 +4,9 @@
 #
 #   bash scripts/bench_train.sh          (normally via `make bench` -> scripts/bench.sh)
 #
+# Takes about 16 minutes on 2 cores with the defaults (speed ~8 min, quality ~6 min); for a quick
+# look: BENCH_RUNS=1 BENCH_PRESETS=nano BENCH_QUALITY_STEPS=200.
+#
 # Steps:
 #   1. Build the release binaries (tokenize, pack, train, ppl); make sure .venv has torch and
 #      transformers (installed from scripts/requirements-models.txt when missing: large, the PyPI
@@ -28,7 +31,7 @@
 #      wick is given only the flags below and is expected to default to the same AdamW settings.
 #
 # Outputs stay in bench-data/train/: tok/, shards/, wick-<preset>/ (speed runs), wick-quality/
-# and torch-quality/ (Hugging Face model folders).
+# and torch-quality/ (Hugging Face model folders, each with the run's metrics.jsonl).
 #
 # Environment:
 #   BENCH_RUNS=3                speed rounds per preset
@@ -267,10 +270,24 @@ if [ "${BENCH_SKIP_QUALITY:-0}" != 1 ]; then
     2> "$WORK/torch-quality.log" \
     || die "torch_train.py --mode train failed:$(echo; tail_of "$WORK/torch-quality.log")"
   read -r TORCH_S TORCH_KB < <(timing "$WORK/t")
+  cp "$WORK/torch-quality.jsonl" "$TQ/metrics.jsonl"   # beside the model, as wick keeps its own
   printf '  torch train:  %8.1f s wall, %7.1f MiB peak RSS -> %s\n' "$TORCH_S" \
     "$(awk "BEGIN{print $TORCH_KB/1024}")" "$TQ"
 
   # Each tool's own last val loss (first EVAL_BATCHES batches), then the common evaluator.
+  curve() {  # metrics JSONL -> "step:val_loss ..." for every evaluation
+    "$PY" -c '
+import json, sys
+pts = []
+for line in open(sys.argv[1]):
+    line = line.strip()
+    if line:
+        d = json.loads(line)
+        if "val_loss" in d and "step" in d:
+            step, val = d["step"], float(d["val_loss"])
+            pts.append(f"{step}:{val:.4f}")
+print(" ".join(pts) or "-")' "$1"
+  }
   own_val() {  # metrics JSONL -> last "val_loss" (or "-")
     "$PY" -c '
 import json, sys
@@ -280,12 +297,15 @@ for line in open(sys.argv[1]):
     if line:
         d = json.loads(line)
         v = d.get("val_loss", d.get("final_val_loss", v))
-print(v)' "$1"
+print(v if v == "-" else f"{float(v):.4f}")' "$1"
   }
   echo
   echo "== train quality: $QUALITY_STEPS steps of the nanoGPT CPU recipe, nano preset =="
+  echo "own val loss by step (first $EVAL_BATCHES val batches):"
+  [ "$SKIP_WICK" = 1 ] || echo "  wick:  $(curve "$WQ/metrics.jsonl")"
+  echo "  torch: $(curve "$TQ/metrics.jsonl")"
   if [ "$SKIP_WICK" = 1 ]; then
-    echo "torch: own final val loss $(own_val "$WORK/torch-quality.jsonl") (first $EVAL_BATCHES val batches), wall ${TORCH_S} s"
+    echo "torch: own final val loss $(own_val "$TQ/metrics.jsonl") (first $EVAL_BATCHES val batches), wall ${TORCH_S} s"
     echo "(BENCH_SKIP_WICK=1: no wick run and no ppl evaluation)"
   else
     ppl_of() {  # model dir -> "nll ppl tokens"
@@ -297,7 +317,7 @@ print(v)' "$1"
     read -r WNLL WPPL WTOK < <(ppl_of "$WQ")
     read -r TNLL TPPL TTOK < <(ppl_of "$TQ")
     "$PY" - "$WNLL" "$WPPL" "$WTOK" "$WICK_S" "$(own_val "$WQ/metrics.jsonl")" \
-      "$TNLL" "$TPPL" "$TTOK" "$TORCH_S" "$(own_val "$WORK/torch-quality.jsonl")" <<'EOF'
+      "$TNLL" "$TPPL" "$TTOK" "$TORCH_S" "$(own_val "$TQ/metrics.jsonl")" <<'EOF'
 import sys
 wn, wp, wt, ws, wo, tn, tp, tt, ts, to = sys.argv[1:]
 wn, wp, ws, tn, tp, ts = map(float, (wn, wp, ws, tn, tp, ts))

@@ -31,11 +31,12 @@ What it does (every choice is meant to be the plain, well-known one, so it is a 
   schedule   nanoGPT's get_lr(it), it = 0 .. steps-1: it < warmup: lr*(it+1)/(warmup+1); else
              cosine from lr to min_lr over [warmup, steps]: ratio = (it-warmup)/(steps-warmup),
              min_lr + 0.5*(1+cos(pi*ratio))*(lr-min_lr).
-  eval       (train mode) after step s when s % eval_interval == 0, and after the last step: mean CE
-             per target token over the first --eval-batches batches of the val split read in order
-             as wick-shard's Sequential does: each val shard in turn, windows of T+1 tokens starting
-             every T tokens (a shard's final partial window left out), B windows per batch (the last
-             batch may be short; fewer windows than asked for just means fewer batches).
+  eval       (train mode) before training (when eval_interval > 0), after step s when
+             s % eval_interval == 0, and after the last step: mean CE per target token over the
+             first --eval-batches batches of the val split read in order as wick-shard's
+             Sequential does: each val shard in turn, windows of T+1 tokens starting every T
+             tokens (a shard's final partial window left out), B windows per batch (the last batch
+             may be short; fewer windows than asked for just means fewer batches).
 
 FLOPs (speed and flops modes), the PaLM / nanoGPT estimate:
     flops_per_step = 6 * N * tokens + 12 * n_layer * n_head * head_dim * seq_len * tokens
@@ -49,8 +50,12 @@ Output (stdout, one JSON object per line; notes go to stderr):
          {"tool":"torch","ms_per_step_median","ms_per_step_p10","ms_per_step_p90","params",
           "params_matmul","tokens_per_step","flops_per_step","gflops_per_s",...}; a step is the
          whole iteration: batch, forward, loss, backward, clip, AdamW step, zero_grad, loss.item().
-  train  one line per step {"step","loss","lr","ms"} (+ "val_loss" on eval steps; step counts
-         completed optimizer steps from 1, lr is the one that step used, ms its wall time), then
+  train  one line per step, named as in wick's metrics.jsonl: {"step","loss","lr","grad_norm",
+         "tokens","step_ms","elapsed_s"} (+ "val_loss" on eval steps; step counts completed
+         optimizer steps from 1, lr is the one that step used, grad_norm the global norm before
+         clipping, tokens the total trained on so far, step_ms the step's wall time, elapsed_s
+         since training began). With --eval-interval > 0 a first line {"step":0,"val_loss"}
+         scores the untrained model, as nanoGPT and wick do. Then it
          saves the model with save_pretrained(OUT) (config.json, generation_config.json,
          model.safetensors) plus the shard directory's tokenizer.json / tokenizer_config.json
          (OUT is written under a temporary name and renamed when complete), and prints
@@ -341,17 +346,18 @@ def main():
         logits = model(input_ids=x, use_cache=False).logits
         loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), y.reshape(-1))
         loss.backward()
+        norm = None
         if args.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), args.grad_clip)
+            norm = torch.nn.utils.clip_grad_norm_(model.parameters(), args.grad_clip)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-        return loss.item(), lr
+        return loss.item(), lr, norm
 
     if args.mode == "speed":
         times = []
         for it in range(args.steps):
             t0 = time.perf_counter()
-            loss, _ = train_step(it)
+            loss, _, _ = train_step(it)
             times.append((time.perf_counter() - t0) * 1000.0)
             if not math.isfinite(loss):
                 die(f"loss is {loss} at step {it + 1}")
@@ -389,16 +395,22 @@ def main():
         model.train()
         return total / count
 
-    val_loss = None
     start = time.perf_counter()
+    if args.eval_interval:  # nanoGPT (and wick) also evaluate the untrained model
+        emit({"step": 0, "val_loss": round(evaluate(), 6), "elapsed_s": 0.0})
+    val_loss = None
     for it in range(args.steps):
         t0 = time.perf_counter()
-        loss, lr = train_step(it)
+        loss, lr, norm = train_step(it)
         ms = (time.perf_counter() - t0) * 1000.0
         if not math.isfinite(loss):
             die(f"loss is {loss} at step {it + 1}")
-        line = {"step": it + 1, "loss": round(loss, 6), "lr": lr, "ms": round(ms, 3)}
         step = it + 1
+        line = {"step": step, "loss": round(loss, 6), "lr": lr}
+        if norm is not None:
+            line["grad_norm"] = round(norm.item(), 6)
+        line.update({"tokens": step * tokens, "step_ms": round(ms, 3),
+                     "elapsed_s": round(time.perf_counter() - start, 3)})
         if (args.eval_interval and step % args.eval_interval == 0) or step == args.steps:
             val_loss = evaluate()
             line["val_loss"] = round(val_loss, 6)
