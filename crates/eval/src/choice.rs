@@ -32,7 +32,7 @@ struct Item {
 /// continuation, and the continuation's tokens are those of the whole text after the context's,
 /// so a merge across the boundary goes where a tokenizer puts it.
 fn encode_pair(folder: &Folder, context: &str, cont: &str) -> Result<(Vec<u32>, Vec<u32>), String> {
-    let trimmed = context.trim_end();
+    let trimmed = wick_metrics::pytext::rstrip(context);
     let cont = format!("{}{cont}", &context[trimmed.len()..]);
     let whole = folder.tok.encode(&format!("{trimmed}{cont}"))?;
     let ctx = folder.tok.encode(trimmed)?;
@@ -65,7 +65,7 @@ pub fn choice(
             if cont.is_empty() {
                 return Err(r.error("an ending encodes to no tokens"));
             }
-            if cont.len() >= max_len {
+            if cont.len() > max_len {
                 return Err(r.error(format!(
                     "an ending of {} tokens does not fit the model's context of {max_len}",
                     cont.len()
@@ -74,9 +74,10 @@ pub fn choice(
             let mut ids = prefix.clone();
             ids.extend(ctx);
             ids.extend(&cont);
-            // Too long: keep the end, as lm-evaluation-harness does.
-            if ids.len() > max_len {
-                ids.drain(..ids.len() - max_len);
+            // Too long: keep the end, as lm-evaluation-harness does (max_len inputs predicting
+            // max_len tokens, the last of which is never an input).
+            if ids.len() > max_len + 1 {
+                ids.drain(..ids.len() - (max_len + 1));
             }
             items.push(Item {
                 ids,

@@ -60,16 +60,19 @@ impl Bleu {
 pub fn segment_stats(hyp: &str, refs: &[String]) -> BleuStats {
     let hyp_tokens: Vec<&str> = pytext::split(hyp).collect();
     let ref_tokens: Vec<Vec<&str>> = refs.iter().map(|r| pytext::split(r).collect()).collect();
+    let mut seqs: Vec<&[&str]> = vec![&hyp_tokens];
+    seqs.extend(ref_tokens.iter().map(Vec::as_slice));
+    let ids = ngrams::intern(&seqs);
     let mut st = BleuStats {
         sys_len: hyp_tokens.len() as u64,
         ref_len: closest_ref_len(hyp_tokens.len(), ref_tokens.iter().map(Vec::len)),
         ..Default::default()
     };
     for n in 1..=MAX_ORDER {
-        let hyp_counts = ngrams::counts(&hyp_tokens, n);
+        let hyp_counts = ngrams::id_grams(&ids[0], n);
         let mut ref_counts = Vec::new();
-        for (i, r) in ref_tokens.iter().enumerate() {
-            let c = ngrams::counts(r, n);
+        for (i, r) in ids[1..].iter().enumerate() {
+            let c = ngrams::id_grams(r, n);
             ref_counts = if i == 0 {
                 c
             } else {

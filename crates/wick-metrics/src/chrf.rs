@@ -70,24 +70,16 @@ fn words(s: &str) -> Vec<&str> {
     out
 }
 
-/// The n-gram counts of one side of a pair, for every order.
-struct Grams<'a> {
-    chars: Vec<Vec<(&'a [char], u32)>>,
-    words: Vec<Vec<(&'a [&'a str], u32)>>,
+/// The n-gram counts of one side of a pair, for every order (characters, then words).
+fn grams(chars: &[char], word_ids: &[u32], p: &ChrfParams) -> Vec<ngrams::Counts> {
+    let mut out: Vec<ngrams::Counts> = (1..=p.char_order)
+        .map(|n| ngrams::char_grams(chars, n))
+        .collect();
+    out.extend((1..=p.word_order).map(|n| ngrams::id_grams(word_ids, n)));
+    out
 }
 
-fn grams<'a>(chars: &'a [char], words: &'a [&'a str], p: &ChrfParams) -> Grams<'a> {
-    Grams {
-        chars: (1..=p.char_order)
-            .map(|n| ngrams::counts(chars, n))
-            .collect(),
-        words: (1..=p.word_order)
-            .map(|n| ngrams::counts(words, n))
-            .collect(),
-    }
-}
-
-fn match_stats<K: Ord>(hyp: &[(K, u32)], r: &[(K, u32)]) -> [u64; 3] {
+fn match_stats(hyp: &ngrams::Counts, r: &ngrams::Counts) -> [u64; 3] {
     // A hypothesis n-gram order with no reference n-grams counts no hypothesis n-grams either.
     let h = if r.is_empty() { 0 } else { ngrams::total(hyp) };
     [h, ngrams::total(r), ngrams::overlap(hyp, r)]
@@ -97,25 +89,25 @@ fn match_stats<K: Ord>(hyp: &[(K, u32)], r: &[(K, u32)]) -> [u64; 3] {
 /// sentence-level chrF (the first one on a tie), as sacreBLEU picks them.
 pub fn segment_stats(hyp: &str, refs: &[String], p: &ChrfParams) -> ChrfStats {
     let hyp_chars = pytext::chars_without_space(hyp);
-    let hyp_words = if p.word_order > 0 {
-        words(hyp)
+    let ref_chars: Vec<Vec<char>> = refs
+        .iter()
+        .map(|r| pytext::chars_without_space(r))
+        .collect();
+    // Word ids shared by the hypothesis and every reference.
+    let word_ids = if p.word_order > 0 {
+        let hw = words(hyp);
+        let rw: Vec<Vec<&str>> = refs.iter().map(|r| words(r)).collect();
+        let mut seqs: Vec<&[&str]> = vec![&hw];
+        seqs.extend(rw.iter().map(Vec::as_slice));
+        ngrams::intern(&seqs)
     } else {
-        Vec::new()
+        vec![Vec::new(); refs.len() + 1]
     };
-    let h = grams(&hyp_chars, &hyp_words, p);
+    let h = grams(&hyp_chars, &word_ids[0], p);
     let mut best: Option<(f64, ChrfStats)> = None;
-    for r in refs {
-        let ref_chars = pytext::chars_without_space(r);
-        let ref_words = if p.word_order > 0 {
-            words(r)
-        } else {
-            Vec::new()
-        };
-        let g = grams(&ref_chars, &ref_words, p);
-        let mut st = Vec::with_capacity(p.order());
-        st.extend(h.chars.iter().zip(&g.chars).map(|(a, b)| match_stats(a, b)));
-        st.extend(h.words.iter().zip(&g.words).map(|(a, b)| match_stats(a, b)));
-        let st = ChrfStats(st);
+    for (chars, ids) in ref_chars.iter().zip(&word_ids[1..]) {
+        let g = grams(chars, ids, p);
+        let st = ChrfStats(h.iter().zip(&g).map(|(a, b)| match_stats(a, b)).collect());
         let f = f_score(&st, p.beta);
         match &best {
             Some((bf, _)) if f <= *bf => {}

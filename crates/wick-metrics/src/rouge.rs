@@ -90,10 +90,12 @@ pub fn score(target: &str, prediction: &str, how: RougeTokenizer) -> Rouge {
 }
 
 pub fn score_tokens(target: &[String], prediction: &[String]) -> Rouge {
+    let ids = ngrams::intern(&[target, prediction]);
+    let (t, p) = (&ids[0], &ids[1]);
     Rouge {
-        rouge1: rouge_n(target, prediction, 1),
-        rouge2: rouge_n(target, prediction, 2),
-        rouge_l: rouge_l(target, prediction),
+        rouge1: rouge_n(t, p, 1),
+        rouge2: rouge_n(t, p, 2),
+        rouge_l: rouge_l(t, p),
     }
 }
 
@@ -124,9 +126,9 @@ fn better(a: Score, b: Score) -> Score {
     }
 }
 
-fn rouge_n(target: &[String], prediction: &[String], n: usize) -> Score {
-    let t = ngrams::counts(target, n);
-    let p = ngrams::counts(prediction, n);
+fn rouge_n(target: &[u32], prediction: &[u32], n: usize) -> Score {
+    let t = ngrams::id_grams(target, n);
+    let p = ngrams::id_grams(prediction, n);
     let hits = ngrams::overlap(&t, &p) as f64;
     Score::new(
         hits / ngrams::total(&p).max(1) as f64,
@@ -134,7 +136,7 @@ fn rouge_n(target: &[String], prediction: &[String], n: usize) -> Score {
     )
 }
 
-fn rouge_l(target: &[String], prediction: &[String]) -> Score {
+fn rouge_l(target: &[u32], prediction: &[u32]) -> Score {
     if target.is_empty() || prediction.is_empty() {
         return Score::default();
     }
