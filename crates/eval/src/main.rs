@@ -59,7 +59,7 @@ enum LangArg {
 ///
 /// Examples:
 ///   eval --task generation --pred response --ref reference < joined.jsonl
-///   eval --task generation --lang zh --per-record out.jsonl > scored.jsonl
+///   eval --task generation --lang zh --per-record generated.jsonl > scored.jsonl
 ///   eval --task qa --pred prediction --ref answers dev.jsonl
 ///   eval --task choice --model runs/base < hellaswag-style.jsonl
 #[derive(Parser)]
