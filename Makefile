@@ -13,7 +13,7 @@ build:
 
 # The pipeline end to end on testdata/: clean and filter, deduplicate, train a tokenizer,
 # tokenize, pack, pretrain a small Llama (a few minutes on 2 cores), measure its perplexity,
-# and let it write a few lines.
+# let it write a few lines, score it on a multiple-choice task and draw its training curves.
 DEMO_STEPS ?= 1500
 demo: build
 	@mkdir -p $(DEMO)
@@ -33,6 +33,9 @@ demo: build
 	$(BIN)/generate --model $(DEMO)/model --max-new-tokens 60 --temperature 0.8 --top-k 50 $(DEMO)/prompts.txt > $(DEMO)/samples.jsonl
 	@echo "Samples (temperature 0.8, top-k 50; all fields in $(DEMO)/samples.jsonl):"
 	@$(BIN)/generate --model $(DEMO)/model --max-new-tokens 60 --temperature 0.8 --top-k 50 --text --quiet $(DEMO)/prompts.txt
+	@echo "Which line comes next? 40 Shakespeare contexts, 4 candidate lines each (chance: 0.25):"
+	$(BIN)/eval --task choice --model $(DEMO)/model --quiet testdata/eval/choice/choice.jsonl
+	$(BIN)/plot $(DEMO)/model/metrics.jsonl -o $(DEMO)/curves.png -o $(DEMO)/curves.svg
 
 test:
 	$(CARGO) test --workspace
