@@ -9,7 +9,12 @@ use wick_model::sequence_logprobs;
 use wick_model::Folder;
 
 use crate::records::Record;
-use crate::tasks::Scored;
+
+/// The report, and one map of scores per record for `--per-record`.
+pub struct Scored {
+    pub report: Value,
+    pub per_record: Vec<Map<String, Value>>,
+}
 
 pub struct ChoiceOptions {
     pub context: String,

@@ -10,7 +10,7 @@ use wick_metrics::sacre_tok::Tokenize;
 
 use eval::choice::{choice, ChoiceOptions};
 use eval::records::read_all;
-use eval::tasks::{classification, generation, qa, Fields, GenMetrics, GenOptions, Lang};
+use eval::tasks::{stream, Classification, Fields, GenMetrics, GenOptions, Generation, Lang, Qa};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -153,15 +153,13 @@ fn body(cli: Cli) -> Result<()> {
 
     let started = Instant::now();
     let inputs = inputs_or_stdin(&cli.files);
-    let records = read_all(&inputs)?;
-    if records.is_empty() {
-        return Err(Error::msg(format!("no records in {}", inputs.join(", "))));
-    }
+    let mut out = Output::create(None)?;
+    let per_record = cli.per_record.then_some(&mut out);
     let mut progress = Progress::new("eval", cli.quiet);
-    let scored = match cli.task {
-        Task::Generation => generation(
-            &records,
-            &GenOptions {
+    let mut report = match cli.task {
+        Task::Generation => stream(
+            &inputs,
+            Generation::new(GenOptions {
                 fields,
                 tokenize,
                 rouge: match lang {
@@ -169,13 +167,18 @@ fn body(cli: Cli) -> Result<()> {
                     Lang::En => RougeTokenizer::Default { stem: cli.stem },
                 },
                 metrics,
-            },
+            }),
+            per_record,
         )?,
-        Task::Qa => qa(&records, &fields, lang)?,
-        Task::Classification => classification(&records, &fields)?,
+        Task::Qa => stream(&inputs, Qa::new(fields, lang), per_record)?,
+        Task::Classification => stream(&inputs, Classification::new(fields), per_record)?,
         Task::Choice => {
+            let records = read_all(&inputs)?;
+            if records.is_empty() {
+                return Err(Error::msg(format!("no records in {}", inputs.join(", "))));
+            }
             let folder = folder.as_ref().expect("checked above");
-            let mut s = choice(
+            let s = choice(
                 &records,
                 folder,
                 &ChoiceOptions {
@@ -187,29 +190,27 @@ fn body(cli: Cli) -> Result<()> {
                 },
                 |done, total| progress.tick(|_| format!("{done}/{total} endings scored")),
             )?;
-            s.report["model"] = serde_json::json!(cli.model);
-            s
+            if let Some(out) = per_record {
+                for (rec, scores) in records.into_iter().zip(s.per_record) {
+                    let mut fields = rec.fields;
+                    fields.extend(scores);
+                    let line = serde_json::to_string(&Value::Object(fields)).expect("serialises");
+                    out.put(line.as_bytes())?;
+                    out.put(b"\n")?;
+                }
+            }
+            let mut report = s.report;
+            report["model"] = serde_json::json!(cli.model);
+            report
         }
     };
-    let mut report = scored.report;
     report["seconds"] = started.elapsed().as_secs_f64().into();
-    progress.finish(|secs| format!("{} records in {secs:.2}s", records.len()));
+    progress.finish(|secs| format!("{} records in {secs:.2}s", report["records"]));
     let report_line = format!("{report}\n");
     if let Some(path) = &cli.report {
         write_atomic(path, report_line.as_bytes())?;
     }
-    let mut out = Output::create(None)?;
     if cli.per_record {
-        for (rec, scores) in records.into_iter().zip(scored.per_record) {
-            let mut fields = rec.fields;
-            fields.extend(scores);
-            out.put(
-                serde_json::to_string(&Value::Object(fields))
-                    .expect("serialises")
-                    .as_bytes(),
-            )?;
-            out.put(b"\n")?;
-        }
         if !cli.quiet {
             eprint!("{report_line}");
         }

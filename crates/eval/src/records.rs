@@ -1,8 +1,9 @@
 //! Input records: JSONL objects remembered with their file and line, and the ways a prediction
 //! or reference may be written in them.
 
+use rayon::prelude::*;
 use serde_json::{Map, Value};
-use wick_io::{kind_of, parse_object, Error, LineReader, Result};
+use wick_io::{kind_of, parse_object, Error, Line, LineReader, Result};
 
 pub struct Record {
     pub file: String,
@@ -79,6 +80,22 @@ impl Record {
             ))),
         }
     }
+}
+
+/// Parses a batch of lines as records, in parallel; the first bad line (in input order) fails.
+pub fn parse_batch(file: &str, lines: &[Line]) -> Result<Vec<Record>> {
+    lines
+        .par_iter()
+        .map(|l| {
+            Ok(Record {
+                file: file.to_string(),
+                line: l.number,
+                fields: parse_object(file, l.number, &l.bytes)?,
+            })
+        })
+        .collect::<Vec<Result<Record>>>()
+        .into_iter()
+        .collect()
 }
 
 /// Every record of the inputs ("-" is stdin), blank lines skipped.

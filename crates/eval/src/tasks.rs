@@ -1,22 +1,70 @@
 //! The three tasks that compare text with text: generation (BLEU, chrF, ROUGE), extractive QA
-//! (exact match, F1) and classification. Each returns the report and, per record, the scores to
-//! add to it for `--per-record`.
+//! (exact match, F1) and classification. Each is a [`Scorer`]: records stream through in
+//! batches (scored in parallel, summed in input order), so memory stays flat however long the
+//! input, and `--per-record` output is written as it goes.
 
 use rayon::prelude::*;
 use serde_json::{json, Map, Value};
-use wick_io::{Error, Result};
+use wick_io::{for_each_batch, Error, LineReader, Output, Result};
 use wick_metrics::bleu::{self, BleuStats};
 use wick_metrics::chrf::{self, ChrfParams, ChrfStats};
 use wick_metrics::rouge::{self, Rouge, RougeTokenizer};
 use wick_metrics::sacre_tok::Tokenize;
 use wick_metrics::{classify, cmrc, squad};
 
-use crate::records::Record;
+use crate::records::{parse_batch, Record};
 
-/// What a task produced: the report, and one map of scores per record.
-pub struct Scored {
-    pub report: Value,
-    pub per_record: Vec<Map<String, Value>>,
+/// One task's metrics: what a record contributes, and the report from all contributions.
+pub trait Scorer: Sync {
+    type Stat: Send;
+    /// A record's contribution (in any order, on any thread).
+    fn score(&self, rec: &Record) -> Result<Self::Stat>;
+    /// The record's own scores, added to it by `--per-record`.
+    fn record_scores(&self, stat: &Self::Stat) -> Map<String, Value>;
+    /// Takes contributions in input order.
+    fn add(&mut self, stat: Self::Stat);
+    fn report(self, records: u64) -> Result<Value>;
+}
+
+/// Runs every record of `paths` through `scorer`; with `per_record`, writes each record back
+/// with its scores. Returns the report.
+pub fn stream<S: Scorer>(
+    paths: &[String],
+    mut scorer: S,
+    mut per_record: Option<&mut Output>,
+) -> Result<Value> {
+    let mut records = 0u64;
+    for path in paths {
+        let reader = LineReader::open(path)?;
+        let name = reader.name().to_string();
+        for_each_batch(reader, 2048, 8 << 20, |lines| {
+            let recs = parse_batch(&name, &lines)?;
+            let stats = recs
+                .par_iter()
+                .map(|r| scorer.score(r))
+                .collect::<Vec<Result<S::Stat>>>();
+            let mut out = Vec::new();
+            for (rec, stat) in recs.into_iter().zip(stats) {
+                let stat = stat?;
+                if per_record.is_some() {
+                    let mut fields = rec.fields;
+                    fields.extend(scorer.record_scores(&stat));
+                    serde_json::to_writer(&mut out, &Value::Object(fields)).expect("serialises");
+                    out.push(b'\n');
+                }
+                scorer.add(stat);
+                records += 1;
+            }
+            if let Some(o) = per_record.as_deref_mut() {
+                o.put(&out)?;
+            }
+            Ok(())
+        })?;
+    }
+    if records == 0 {
+        return Err(Error::msg(format!("no records in {}", paths.join(", "))));
+    }
+    scorer.report(records)
 }
 
 #[derive(Clone, Debug)]
@@ -62,12 +110,7 @@ impl GenMetrics {
                 }
             }
         }
-        if m == (GenMetrics {
-            bleu: false,
-            chrf: false,
-            chrf_plus_plus: false,
-            rouge: false,
-        }) {
+        if !(m.bleu || m.chrf || m.chrf_plus_plus || m.rouge) {
             return Err("no metric named".into());
         }
         Ok(m)
@@ -82,141 +125,175 @@ pub struct GenOptions {
 }
 
 /// One record's share of the corpus statistics plus its own scores.
-struct GenRecord {
-    bleu: BleuStats,
+pub struct GenRecord {
+    bleu: Option<BleuStats>,
     chrf: Option<ChrfStats>,
     chrf_pp: Option<ChrfStats>,
-    rouge: Rouge,
+    rouge: Option<Rouge>,
 }
 
-pub fn generation(records: &[Record], o: &GenOptions) -> Result<Scored> {
-    let pairs = records
-        .iter()
-        .map(|r| {
-            Ok((
-                r.text(&o.fields.pred, "--pred")?,
-                r.texts(&o.fields.reference, "--ref")?,
-            ))
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let m = o.metrics;
-    let scored: Vec<GenRecord> = pairs
-        .par_iter()
-        .map(|(hyp, refs)| GenRecord {
-            bleu: if m.bleu {
+pub struct Generation {
+    o: GenOptions,
+    bleu: BleuStats,
+    chrf: ChrfStats,
+    chrf_pp: ChrfStats,
+    /// Σ precision, recall, F of ROUGE-1, -2, -L.
+    rouge: [[f64; 3]; 3],
+}
+
+impl Generation {
+    pub fn new(o: GenOptions) -> Generation {
+        Generation {
+            o,
+            bleu: BleuStats::default(),
+            chrf: ChrfStats::zeros(&ChrfParams::CHRF),
+            chrf_pp: ChrfStats::zeros(&ChrfParams::CHRF_PLUS_PLUS),
+            rouge: [[0.0; 3]; 3],
+        }
+    }
+}
+
+impl Scorer for Generation {
+    type Stat = GenRecord;
+
+    fn score(&self, r: &Record) -> Result<GenRecord> {
+        let (o, m) = (&self.o, self.o.metrics);
+        let hyp = r.text(&o.fields.pred, "--pred")?;
+        let refs = r.texts(&o.fields.reference, "--ref")?;
+        Ok(GenRecord {
+            bleu: m.bleu.then(|| {
                 bleu::segment_stats(
                     &o.tokenize.apply(hyp),
-                    &bleu::tokenize_all(refs, o.tokenize),
+                    &bleu::tokenize_all(&refs, o.tokenize),
                 )
-            } else {
-                BleuStats::default()
-            },
+            }),
             chrf: m
                 .chrf
-                .then(|| chrf::segment_stats(hyp, refs, &ChrfParams::CHRF)),
+                .then(|| chrf::segment_stats(hyp, &refs, &ChrfParams::CHRF)),
             chrf_pp: m
                 .chrf_plus_plus
-                .then(|| chrf::segment_stats(hyp, refs, &ChrfParams::CHRF_PLUS_PLUS)),
-            rouge: if !m.rouge {
-                Rouge::default()
-            } else if refs.len() == 1 {
-                rouge::score(&refs[0], hyp, o.rouge)
-            } else {
-                rouge::score_multi(refs, hyp, o.rouge)
-            },
+                .then(|| chrf::segment_stats(hyp, &refs, &ChrfParams::CHRF_PLUS_PLUS)),
+            rouge: m.rouge.then(|| {
+                if refs.len() == 1 {
+                    rouge::score(&refs[0], hyp, o.rouge)
+                } else {
+                    rouge::score_multi(&refs, hyp, o.rouge)
+                }
+            }),
         })
-        .collect();
+    }
 
-    let mut report = Map::new();
-    report.insert("task".into(), "generation".into());
-    report.insert("records".into(), records.len().into());
-    let mut per_record: Vec<Map<String, Value>> = vec![Map::new(); records.len()];
-    if m.bleu {
-        let mut total = BleuStats::default();
-        for (s, pr) in scored.iter().zip(&mut per_record) {
-            total += s.bleu;
-            pr.insert(
+    fn record_scores(&self, s: &GenRecord) -> Map<String, Value> {
+        let mut m = Map::new();
+        if let Some(b) = &s.bleu {
+            m.insert(
                 "bleu".into(),
-                bleu::score(&s.bleu, bleu::Smooth::Exp, true).score.into(),
+                bleu::score(b, bleu::Smooth::Exp, true).score.into(),
             );
         }
-        let b = bleu::score(&total, bleu::Smooth::Exp, false);
-        report.insert(
-            "bleu".into(),
-            json!({
-                "score": b.score,
-                "precisions": b.precisions,
-                "bp": b.bp,
-                "ratio": b.ratio(),
-                "hyp_len": total.sys_len,
-                "ref_len": total.ref_len,
-                "counts": total.correct,
-                "totals": total.total,
-                "tokenize": o.tokenize.name(),
-            }),
-        );
-    }
-    for (on, key, params, pick) in [
-        (m.chrf, "chrf", ChrfParams::CHRF, 0),
-        (m.chrf_plus_plus, "chrf++", ChrfParams::CHRF_PLUS_PLUS, 1),
-    ] {
-        if !on {
-            continue;
+        if let Some(c) = &s.chrf {
+            m.insert(
+                "chrf".into(),
+                chrf::f_score(c, ChrfParams::CHRF.beta).into(),
+            );
         }
-        let mut total = ChrfStats::zeros(&params);
-        for (s, pr) in scored.iter().zip(&mut per_record) {
-            let st = if pick == 0 { &s.chrf } else { &s.chrf_pp };
-            let st = st.as_ref().expect("computed when on");
-            total.add(st);
-            pr.insert(key.into(), chrf::f_score(st, params.beta).into());
+        if let Some(c) = &s.chrf_pp {
+            let beta = ChrfParams::CHRF_PLUS_PLUS.beta;
+            m.insert("chrf++".into(), chrf::f_score(c, beta).into());
         }
-        report.insert(
-            key.into(),
-            json!({
-                "score": chrf::f_score(&total, params.beta),
-                "char_order": params.char_order,
-                "word_order": params.word_order,
-                "beta": params.beta,
-            }),
-        );
+        if let Some(r) = &s.rouge {
+            m.insert("rouge1".into(), r.rouge1.fmeasure.into());
+            m.insert("rouge2".into(), r.rouge2.fmeasure.into());
+            m.insert("rougeL".into(), r.rouge_l.fmeasure.into());
+        }
+        m
     }
-    if m.rouge {
-        let n = records.len().max(1) as f64;
-        let mut sums = [[0.0f64; 3]; 3];
-        for (s, pr) in scored.iter().zip(&mut per_record) {
-            for (k, (name, sc)) in [
-                ("rouge1", s.rouge.rouge1),
-                ("rouge2", s.rouge.rouge2),
-                ("rougeL", s.rouge.rouge_l),
-            ]
-            .into_iter()
-            .enumerate()
-            {
-                sums[k][0] += sc.precision;
-                sums[k][1] += sc.recall;
-                sums[k][2] += sc.fmeasure;
-                pr.insert(name.into(), sc.fmeasure.into());
+
+    fn add(&mut self, s: GenRecord) {
+        if let Some(b) = s.bleu {
+            self.bleu += b;
+        }
+        if let Some(c) = &s.chrf {
+            self.chrf.add(c);
+        }
+        if let Some(c) = &s.chrf_pp {
+            self.chrf_pp.add(c);
+        }
+        if let Some(r) = s.rouge {
+            for (k, sc) in [r.rouge1, r.rouge2, r.rouge_l].into_iter().enumerate() {
+                self.rouge[k][0] += sc.precision;
+                self.rouge[k][1] += sc.recall;
+                self.rouge[k][2] += sc.fmeasure;
             }
         }
-        let mean = |k: usize| json!({"precision": sums[k][0] / n, "recall": sums[k][1] / n, "fmeasure": sums[k][2] / n});
-        report.insert(
-            "rouge".into(),
-            json!({
-                "tokenizer": match o.rouge {
-                    RougeTokenizer::Default { .. } => "default",
-                    RougeTokenizer::Chars => "char",
-                },
-                "stemmed": matches!(o.rouge, RougeTokenizer::Default { stem: true }),
-                "rouge1": mean(0),
-                "rouge2": mean(1),
-                "rougeL": mean(2),
-            }),
-        );
     }
-    Ok(Scored {
-        report: Value::Object(report),
-        per_record,
-    })
+
+    fn report(self, records: u64) -> Result<Value> {
+        let m = self.o.metrics;
+        let mut report = Map::new();
+        report.insert("task".into(), "generation".into());
+        report.insert("records".into(), records.into());
+        if m.bleu {
+            let t = self.bleu;
+            let b = bleu::score(&t, bleu::Smooth::Exp, false);
+            report.insert(
+                "bleu".into(),
+                json!({
+                    "score": b.score,
+                    "precisions": b.precisions,
+                    "bp": b.bp,
+                    "ratio": b.ratio(),
+                    "hyp_len": t.sys_len,
+                    "ref_len": t.ref_len,
+                    "counts": t.correct,
+                    "totals": t.total,
+                    "tokenize": self.o.tokenize.name(),
+                }),
+            );
+        }
+        for (on, key, params, stats) in [
+            (m.chrf, "chrf", ChrfParams::CHRF, &self.chrf),
+            (
+                m.chrf_plus_plus,
+                "chrf++",
+                ChrfParams::CHRF_PLUS_PLUS,
+                &self.chrf_pp,
+            ),
+        ] {
+            if on {
+                report.insert(
+                    key.into(),
+                    json!({
+                        "score": chrf::f_score(stats, params.beta),
+                        "char_order": params.char_order,
+                        "word_order": params.word_order,
+                        "beta": params.beta,
+                    }),
+                );
+            }
+        }
+        if m.rouge {
+            let n = records as f64;
+            let mean = |k: usize| {
+                let s = self.rouge[k];
+                json!({"precision": s[0] / n, "recall": s[1] / n, "fmeasure": s[2] / n})
+            };
+            report.insert(
+                "rouge".into(),
+                json!({
+                    "tokenizer": match self.o.rouge {
+                        RougeTokenizer::Default { .. } => "default",
+                        RougeTokenizer::Chars => "char",
+                    },
+                    "stemmed": matches!(self.o.rouge, RougeTokenizer::Default { stem: true }),
+                    "rouge1": mean(0),
+                    "rouge2": mean(1),
+                    "rougeL": mean(2),
+                }),
+            );
+        }
+        Ok(Value::Object(report))
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -234,99 +311,123 @@ impl Lang {
     }
 }
 
-pub fn qa(records: &[Record], fields: &Fields, lang: Lang) -> Result<Scored> {
-    let pairs = records
-        .iter()
-        .map(|r| {
-            Ok((
-                r.text(&fields.pred, "--pred")?,
-                r.texts(&fields.reference, "--ref")?,
-            ))
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let scores: Vec<(f64, f64)> = pairs
-        .par_iter()
-        .map(|(p, answers)| match lang {
-            Lang::En => squad::score(p, answers),
-            Lang::Zh => cmrc::score(p, answers),
-        })
-        .collect();
-    let n = records.len().max(1) as f64;
-    let (em, f1) = scores
-        .iter()
-        .fold((0.0, 0.0), |a, s| (a.0 + s.0, a.1 + s.1));
-    let per_record = scores
-        .iter()
-        .map(|&(em, f1)| {
-            let mut m = Map::new();
-            m.insert("exact_match".into(), em.into());
-            m.insert("f1".into(), f1.into());
-            m
-        })
-        .collect();
-    Ok(Scored {
-        report: json!({
-            "task": "qa",
-            "lang": lang.name(),
-            "records": records.len(),
-            "exact_match": 100.0 * em / n,
-            "f1": 100.0 * f1 / n,
-        }),
-        per_record,
-    })
+pub struct Qa {
+    fields: Fields,
+    lang: Lang,
+    sums: (f64, f64),
 }
 
-pub fn classification(records: &[Record], fields: &Fields) -> Result<Scored> {
-    let pairs = records
-        .iter()
-        .map(|r| {
-            Ok((
-                r.label(&fields.pred, "--pred")?,
-                r.label(&fields.reference, "--ref")?,
-            ))
-        })
-        .collect::<Result<Vec<_>>>()?;
-    if pairs.is_empty() {
-        return Err(Error::msg("no records to score"));
+impl Qa {
+    pub fn new(fields: Fields, lang: Lang) -> Qa {
+        Qa {
+            fields,
+            lang,
+            sums: (0.0, 0.0),
+        }
     }
-    let r = classify::report(pairs.iter().map(|(p, r)| (p.as_str(), r.as_str())));
-    let per_class: Map<String, Value> = r
-        .labels
-        .iter()
-        .zip(&r.per_class)
-        .map(|(l, c)| {
-            (
-                l.clone(),
-                json!({"precision": c.precision, "recall": c.recall, "f1": c.f1, "support": c.support}),
-            )
+}
+
+impl Scorer for Qa {
+    /// (exact match 0/1, F1)
+    type Stat = (f64, f64);
+
+    fn score(&self, r: &Record) -> Result<(f64, f64)> {
+        let p = r.text(&self.fields.pred, "--pred")?;
+        let answers = r.texts(&self.fields.reference, "--ref")?;
+        Ok(match self.lang {
+            Lang::En => squad::score(p, &answers),
+            Lang::Zh => cmrc::score(p, &answers),
         })
-        .collect();
-    let avg =
-        |a: classify::Averages| json!({"precision": a.precision, "recall": a.recall, "f1": a.f1});
-    let only_predicted: Vec<&String> = r
-        .labels
-        .iter()
-        .zip(&r.per_class)
-        .filter(|(_, c)| c.support == 0)
-        .map(|(l, _)| l)
-        .collect();
-    let never_predicted: Vec<&String> = r
-        .labels
-        .iter()
-        .enumerate()
-        .filter(|&(j, _)| r.confusion.iter().all(|row| row[j] == 0))
-        .map(|(_, l)| l)
-        .collect();
-    let per_record = pairs
-        .iter()
-        .map(|(p, r)| {
-            let mut m = Map::new();
-            m.insert("correct".into(), (p == r).into());
-            m
-        })
-        .collect();
-    Ok(Scored {
-        report: json!({
+    }
+
+    fn record_scores(&self, &(em, f1): &(f64, f64)) -> Map<String, Value> {
+        let mut m = Map::new();
+        m.insert("exact_match".into(), em.into());
+        m.insert("f1".into(), f1.into());
+        m
+    }
+
+    fn add(&mut self, (em, f1): (f64, f64)) {
+        self.sums.0 += em;
+        self.sums.1 += f1;
+    }
+
+    fn report(self, records: u64) -> Result<Value> {
+        let n = records as f64;
+        Ok(json!({
+            "task": "qa",
+            "lang": self.lang.name(),
+            "records": records,
+            "exact_match": 100.0 * self.sums.0 / n,
+            "f1": 100.0 * self.sums.1 / n,
+        }))
+    }
+}
+
+pub struct Classification {
+    fields: Fields,
+    pairs: Vec<(String, String)>,
+}
+
+impl Classification {
+    pub fn new(fields: Fields) -> Classification {
+        Classification {
+            fields,
+            pairs: Vec::new(),
+        }
+    }
+}
+
+impl Scorer for Classification {
+    /// (prediction, reference)
+    type Stat = (String, String);
+
+    fn score(&self, r: &Record) -> Result<(String, String)> {
+        Ok((
+            r.label(&self.fields.pred, "--pred")?,
+            r.label(&self.fields.reference, "--ref")?,
+        ))
+    }
+
+    fn record_scores(&self, (p, r): &(String, String)) -> Map<String, Value> {
+        let mut m = Map::new();
+        m.insert("correct".into(), (p == r).into());
+        m
+    }
+
+    fn add(&mut self, pair: (String, String)) {
+        self.pairs.push(pair);
+    }
+
+    fn report(self, _records: u64) -> Result<Value> {
+        let r = classify::report(self.pairs.iter().map(|(p, r)| (p.as_str(), r.as_str())));
+        let per_class: Map<String, Value> = r
+            .labels
+            .iter()
+            .zip(&r.per_class)
+            .map(|(l, c)| {
+                (
+                    l.clone(),
+                    json!({"precision": c.precision, "recall": c.recall, "f1": c.f1, "support": c.support}),
+                )
+            })
+            .collect();
+        let avg = |a: classify::Averages| json!({"precision": a.precision, "recall": a.recall, "f1": a.f1});
+        let only_predicted: Vec<&String> = r
+            .labels
+            .iter()
+            .zip(&r.per_class)
+            .filter(|(_, c)| c.support == 0)
+            .map(|(l, _)| l)
+            .collect();
+        let never_predicted: Vec<&String> = r
+            .labels
+            .iter()
+            .enumerate()
+            .filter(|&(j, _)| r.confusion.iter().all(|row| row[j] == 0))
+            .map(|(_, l)| l)
+            .collect();
+        Ok(json!({
             "task": "classification",
             "records": r.n,
             "accuracy": r.accuracy,
@@ -338,7 +439,6 @@ pub fn classification(records: &[Record], fields: &Fields) -> Result<Scored> {
             "confusion_matrix": {"rows": "reference", "columns": "prediction", "matrix": r.confusion},
             "labels_only_predicted": only_predicted,
             "labels_never_predicted": never_predicted,
-        }),
-        per_record,
-    })
+        }))
+    }
 }
