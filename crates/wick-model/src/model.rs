@@ -413,21 +413,13 @@ impl Llama {
                 }
                 cache.layers[l] = Some((k.clone(), v.clone()));
             }
-            let tk = k.dim(2)?;
-            // Grouped-query attention: each key/value head serves nh / nkv query heads.
-            let rep = nh / nkv;
-            let expand = |x: Tensor| -> candle_core::Result<Tensor> {
-                if rep == 1 {
-                    return Ok(x);
-                }
-                x.unsqueeze(2)?
-                    .expand((b, nkv, rep, tk, hd))?
-                    .reshape((b, nh, tk, hd))
-            };
-            let (k, v) = (expand(k)?, expand(v)?);
-            let att = q.matmul(&k.t()?)?;
-            let att = ops::causal_softmax(&att, 1.0 / (hd as f64).sqrt(), segments)?;
-            let y = att.matmul(&v)?.transpose(1, 2)?.reshape((b, t, nh * hd))?;
+            // Grouped-query attention (each key/value head serves nh / nkv query heads),
+            // causal, within documents when packed; y [B, T, nh, hd].
+            let y = ops::attention(&q, &k, &v, 1.0 / (hd as f64).sqrt(), segments)?.reshape((
+                b,
+                t,
+                nh * hd,
+            ))?;
             x = (x + blk.o.forward(&y)?)?;
             let hn = ops::rms_norm(&x, &blk.post_norm, c.rms_norm_eps)?;
             let mlp = blk.down.forward(&ops::silu_mul(

@@ -40,6 +40,28 @@ pub fn causal_softmax(att: &Tensor, scale: f64, segments: Option<&Tensor>) -> Re
     candle_nn::ops::softmax(&(att * scale)?.broadcast_add(&mask)?, D::Minus1)
 }
 
+/// Attention over all heads: keys and values repeated for grouped-query heads, scores,
+/// causal softmax, weighted values; y [B, Tq, nh, hd].
+pub fn attention(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    scale: f64,
+    segments: Option<&Tensor>,
+) -> Result<Tensor> {
+    let (b, nh, _tq, hd) = q.dims4()?;
+    let (_, nkv, tk, _) = k.dims4()?;
+    let rep = nh / nkv;
+    let expand = |x: &Tensor| {
+        x.unsqueeze(2)?
+            .repeat((1, 1, rep, 1, 1))?
+            .reshape((b, nh, tk, hd))
+    };
+    let att = q.matmul(&expand(k)?.t()?)?;
+    let p = causal_softmax(&att, scale, segments)?;
+    p.matmul(&expand(v)?)?.transpose(1, 2)?.contiguous()
+}
+
 pub fn silu_mul(gate: &Tensor, up: &Tensor) -> Result<Tensor> {
     gate.silu()? * up
 }

@@ -374,6 +374,60 @@ fn causal_softmax_matches_composition() {
     }
 }
 
+/// The fused attention against scores + causal softmax + weighted values composed from basic
+/// ops (keys and values repeated for grouped-query heads), values and all three gradients.
+#[test]
+fn attention_matches_composition() {
+    let mut rng = Rng(11);
+    // (B, nh, nkv, Tq, Tk, hd)
+    let cases = [
+        (2, 4, 2, 5, 5, 8),
+        (2, 4, 4, 3, 7, 8),     // Tq < Tk (KV cache): queries at positions 4..7
+        (1, 6, 2, 1, 9, 16),    // one-token decode step, rep 3
+        (3, 2, 1, 13, 13, 4),   // odd sizes, one KV head
+        (12, 4, 4, 64, 64, 32), // nanoGPT's shape: runs in parallel
+        (2, 6, 3, 17, 40, 16),
+    ];
+    for (b, nh, nkv, tq, tk, hd) in cases {
+        for seg_kind in 0..3 {
+            let seg = match seg_kind {
+                0 => None,
+                1 => Some(segments(&mut rng, b, tk, false)),
+                _ => Some(segments(&mut rng, b, tk, true)),
+            };
+            let seg_t = seg
+                .as_ref()
+                .map(|s| Tensor::from_vec(s.concat(), (b, tk), &Device::Cpu).unwrap());
+            let scale = 1.0 / (hd as f64).sqrt();
+            let (q0, k0, v0) = (
+                rng.tensor(&[b, nh, tq, hd], 1.5),
+                rng.tensor(&[b, nkv, tk, hd], 1.5),
+                rng.tensor(&[b, nkv, tk, hd], 1.0),
+            );
+            let r = rng.tensor(&[b, tq, nh, hd], 1.0);
+            let (q, k, v) = (var(&q0), var(&k0), var(&v0));
+            let y = ops::attention(&q, &k, &v, scale, seg_t.as_ref()).unwrap();
+            let g = (&y * &r).unwrap().sum_all().unwrap().backward().unwrap();
+            let (qr, kr, vr) = (var(&q0), var(&k0), var(&v0));
+            let yr = wick_model::slow::attention(&qr, &kr, &vr, scale, seg_t.as_ref()).unwrap();
+            let gr = (&yr * &r).unwrap().sum_all().unwrap().backward().unwrap();
+            let what = format!(
+                "attention {:?} segments {seg_kind}",
+                [b, nh, nkv, tq, tk, hd]
+            );
+            assert_close(&format!("{what} y"), &y, &yr, TOL);
+            for (name, x, xr) in [("dq", &q, &qr), ("dk", &k, &kr), ("dv", &v, &vr)] {
+                let d = g.get(x).unwrap();
+                assert_close(&format!("{what} {name}"), d, gr.get(xr).unwrap(), TOL);
+                // (A query that sees one key has a constant output: its dq row is 0.)
+                if seg_kind == 0 && name != "dq" {
+                    assert_nonzero(&format!("{what} {name}"), d);
+                }
+            }
+        }
+    }
+}
+
 #[test]
 fn causal_softmax_rows_sum_to_one() {
     let mut rng = Rng(6);

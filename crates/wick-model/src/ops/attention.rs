@@ -1,0 +1,499 @@
+//! Causal multi-head attention as one op: `softmax(scale * q k^T) v` per head, with its own
+//! backward. Candle's batched matmul runs one small product after another, each split over the
+//! threads (a few microseconds of hand-off for 0.1 ms of work at nanoGPT's size), and grouped
+//! query attention would copy every key/value head `rep` times. Here each (sequence, key/value
+//! head) pair is one task: its query heads' scores, softmax and weighted values are computed on
+//! one thread with single-threaded gemm calls, the tasks spread over the threads. The backward
+//! pass recomputes the probabilities instead of keeping a [B, H, T, T] tensor alive.
+
+use candle_core::{bail, CpuStorage, CustomOp3, DType, Layout, Result, Shape, Storage, Tensor};
+use gemm::{gemm, Parallelism};
+use rayon::prelude::*;
+
+use super::{check_f32, exp, f32s, has_avx2, max_scaled, output, sum_map2, MIN_TASK_WORK};
+
+/// Causal attention. q [B, nh, Tq, hd]; k, v [B, nkv, Tk, hd] with nh a multiple of nkv (query
+/// head h reads key/value head h / (nh / nkv)) and Tk >= Tq: query i sits at absolute position
+/// Tk - Tq + i (so a KV cache works) and sees key j iff j <= Tk - Tq + i and, with `segments`
+/// ([B, Tk] u32 document ids of packed sequences), segments[b][j] == segments[b][Tk - Tq + i].
+/// Returns y [B, Tq, nh, hd], the layout the output projection reads. Differentiable in q, k, v.
+pub fn attention(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    scale: f64,
+    segments: Option<&Tensor>,
+) -> Result<Tensor> {
+    let (b, nh, tq, hd) = q.dims4()?;
+    let (bk, nkv, tk, hdk) = k.dims4()?;
+    if bk != b || hdk != hd || v.dims() != k.dims() || nkv == 0 || nh % nkv != 0 || tk < tq {
+        bail!(
+            "attention: q {:?}, k {:?}, v {:?} do not fit (need [B, nh, Tq, hd], [B, nkv, Tk, hd] x2, nh a multiple of nkv, Tk >= Tq)",
+            q.dims(),
+            k.dims(),
+            v.dims()
+        );
+    }
+    if let Some(s) = segments {
+        if s.dims() != [b, tk] || s.dtype() != DType::U32 {
+            bail!(
+                "attention: segments must be u32 [B, Tk] = [{b}, {tk}], got {:?} {:?}",
+                s.dtype(),
+                s.dims()
+            );
+        }
+    }
+    if !q.device().is_cpu() {
+        return composed(q, k, v, scale, segments);
+    }
+    check_f32("attention", &[q, k, v])?;
+    let op = Attention {
+        scale: scale as f32,
+        segments: segments.map(|s| s.contiguous()).transpose()?,
+    };
+    q.contiguous()?
+        .apply_op3(&k.contiguous()?, &v.contiguous()?, op)
+}
+
+/// The same with basic candle ops, for other devices.
+fn composed(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    scale: f64,
+    segments: Option<&Tensor>,
+) -> Result<Tensor> {
+    let (b, nh, _tq, hd) = q.dims4()?;
+    let (_, nkv, tk, _) = k.dims4()?;
+    let rep = nh / nkv;
+    let expand = |x: &Tensor| -> Result<Tensor> {
+        if rep == 1 {
+            return Ok(x.clone());
+        }
+        x.unsqueeze(2)?
+            .expand((b, nkv, rep, tk, hd))?
+            .reshape((b, nh, tk, hd))
+    };
+    let att = q.matmul(&expand(k)?.t()?)?;
+    let att = super::causal_softmax(&att, scale, segments)?;
+    att.matmul(&expand(v)?)?.transpose(1, 2)?.contiguous()
+}
+
+struct Attention {
+    scale: f32,
+    segments: Option<Tensor>,
+}
+
+#[derive(Clone, Copy)]
+struct Dims {
+    b: usize,
+    nh: usize,
+    nkv: usize,
+    tq: usize,
+    tk: usize,
+    hd: usize,
+}
+
+impl Dims {
+    fn of(q: &Layout, k: &Layout) -> Result<Dims> {
+        let (b, nh, tq, hd) = q.shape().dims4()?;
+        let (_, nkv, tk, _) = k.shape().dims4()?;
+        Ok(Dims {
+            b,
+            nh,
+            nkv,
+            tq,
+            tk,
+            hd,
+        })
+    }
+
+    fn rep(&self) -> usize {
+        self.nh / self.nkv
+    }
+
+    /// Multiply-adds of one (sequence, kv head) task, for deciding whether to go parallel.
+    fn task_work(&self) -> usize {
+        self.rep() * self.tq * self.tk * self.hd * 2
+    }
+}
+
+/// A raw pointer that tasks writing disjoint parts of one buffer may share.
+#[derive(Clone, Copy)]
+struct Shared(*mut f32);
+// SAFETY: every task writes only its own (sequence, head) slots; see the callers.
+unsafe impl Send for Shared {}
+unsafe impl Sync for Shared {}
+
+impl Shared {
+    /// (A method, so closures capture the whole `Shared`, not its raw-pointer field.)
+    fn at(self, offset: usize) -> *mut f32 {
+        // SAFETY: callers pass offsets inside the buffer.
+        unsafe { self.0.add(offset) }
+    }
+}
+
+/// Runs `f(task)` for task in 0..n, in parallel when the work is worth the hand-off.
+fn for_tasks(n: usize, work: usize, f: impl Fn(usize) + Sync + Send) {
+    if n <= 1 || rayon::current_num_threads() <= 1 || n * work < 2 * MIN_TASK_WORK {
+        (0..n).for_each(f);
+    } else {
+        (0..n).into_par_iter().for_each(f);
+    }
+}
+
+/// dst (m x n) = lhs (m x k) * rhs (k x n) [+ dst when `acc`], on this thread. Strides are
+/// (row, column) in elements.
+#[allow(clippy::too_many_arguments)]
+unsafe fn mm(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: *mut f32,
+    dst_rs: usize,
+    lhs: *const f32,
+    (lhs_rs, lhs_cs): (usize, usize),
+    rhs: *const f32,
+    (rhs_rs, rhs_cs): (usize, usize),
+    acc: bool,
+) {
+    gemm(
+        m,
+        n,
+        k,
+        dst,
+        1,
+        dst_rs as isize,
+        acc,
+        lhs,
+        lhs_cs as isize,
+        lhs_rs as isize,
+        rhs,
+        rhs_cs as isize,
+        rhs_rs as isize,
+        if acc { 1.0 } else { 0.0 },
+        1.0,
+        false,
+        false,
+        false,
+        Parallelism::None,
+    )
+}
+
+/// The keys query row `i` may see: [lo, hi), and within it only those of document `id` when
+/// packed (segments), else all.
+fn visible(d: &Dims, i: usize, seg: Option<&[u32]>) -> (usize, usize, Option<u32>) {
+    let p = d.tk - d.tq + i;
+    match seg {
+        None => (0, p + 1, None),
+        Some(seg) => {
+            let id = seg[p];
+            let lo = seg[..=p].iter().position(|&s| s == id).unwrap_or(p);
+            (lo, p + 1, Some(id))
+        }
+    }
+}
+
+/// Scores of one query head in `s` (Tq x Tk) -> probabilities, in place, exactly 0 where a key
+/// is not visible.
+fn softmax_rows(d: &Dims, s: &mut [f32], scale: f32, seg: Option<&[u32]>) {
+    for (i, row) in s.chunks_exact_mut(d.tk).enumerate() {
+        let (lo, hi, id) = visible(d, i, seg);
+        row[..lo].fill(0.0);
+        row[hi..].fill(0.0);
+        let vis = &mut row[lo..hi];
+        match (id, seg) {
+            (Some(id), Some(seg)) => {
+                let seg = &seg[lo..hi];
+                let mut m = f32::NEG_INFINITY;
+                for (&x, &s) in vis.iter().zip(seg) {
+                    if s == id && scale * x > m {
+                        m = scale * x;
+                    }
+                }
+                let mut sum = 0f32;
+                for (x, &s) in vis.iter_mut().zip(seg) {
+                    *x = if s == id { exp(scale * *x - m) } else { 0.0 };
+                    sum += *x;
+                }
+                let inv = 1.0 / sum;
+                vis.iter_mut().for_each(|x| *x *= inv);
+            }
+            _ => softmax_row(vis, scale),
+        }
+    }
+}
+
+/// softmax(scale * x) in place.
+fn softmax_row(x: &mut [f32], scale: f32) {
+    #[inline(always)]
+    fn body(x: &mut [f32], scale: f32) {
+        let m = max_scaled(x, scale);
+        let mut sum = 0f32;
+        for v in x.iter_mut() {
+            *v = exp(scale * *v - m);
+            sum += *v;
+        }
+        let inv = 1.0 / sum;
+        x.iter_mut().for_each(|v| *v *= inv);
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        #[target_feature(enable = "avx2")]
+        unsafe fn avx2(x: &mut [f32], scale: f32) {
+            body(x, scale)
+        }
+        if has_avx2() {
+            // SAFETY: the CPU has AVX2.
+            return unsafe { avx2(x, scale) };
+        }
+    }
+    body(x, scale)
+}
+
+/// Probabilities of query head `h` of sequence `bi` into `p` (Tq x Tk).
+#[allow(clippy::too_many_arguments)]
+fn probabilities(
+    d: &Dims,
+    q: &[f32],
+    k: &[f32],
+    bi: usize,
+    h: usize,
+    scale: f32,
+    seg: Option<&[u32]>,
+    p: &mut [f32],
+) {
+    let g = h / d.rep();
+    let qh = &q[(bi * d.nh + h) * d.tq * d.hd..][..d.tq * d.hd];
+    let kg = &k[(bi * d.nkv + g) * d.tk * d.hd..][..d.tk * d.hd];
+    // SAFETY: the slices hold the m x k, k x n and m x n elements the strides reach.
+    unsafe {
+        mm(
+            d.tq,
+            d.tk,
+            d.hd,
+            p.as_mut_ptr(),
+            d.tk,
+            qh.as_ptr(),
+            (d.hd, 1),
+            kg.as_ptr(),
+            (1, d.hd),
+            false,
+        );
+    }
+    softmax_rows(d, p, scale, seg);
+}
+
+impl CustomOp3 for Attention {
+    fn name(&self) -> &'static str {
+        "wick-attention"
+    }
+
+    fn cpu_fwd(
+        &self,
+        sq: &CpuStorage,
+        lq: &Layout,
+        sk: &CpuStorage,
+        lk: &Layout,
+        sv: &CpuStorage,
+        lv: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let d = Dims::of(lq, lk)?;
+        let (q, k, v) = (
+            f32s(sq, lq, "attention q")?,
+            f32s(sk, lk, "attention k")?,
+            f32s(sv, lv, "attention v")?,
+        );
+        let seg = segments_data(&self.segments)?;
+        let mut y = output(d.b * d.tq * d.nh * d.hd);
+        let yp = Shared(y.as_mut_ptr());
+        for_tasks(d.b * d.nkv, d.task_work(), |task| {
+            let (bi, g) = (task / d.nkv, task % d.nkv);
+            let seg = seg.as_deref().map(|s| &s[bi * d.tk..(bi + 1) * d.tk]);
+            let mut p = vec![0f32; d.tq * d.tk];
+            let vg = &v[(bi * d.nkv + g) * d.tk * d.hd..][..d.tk * d.hd];
+            for h in g * d.rep()..(g + 1) * d.rep() {
+                probabilities(&d, q, k, bi, h, self.scale, seg, &mut p);
+                // SAFETY: y[bi, :, h, :] belongs to this task alone; rows are nh * hd apart.
+                unsafe {
+                    mm(
+                        d.tq,
+                        d.hd,
+                        d.tk,
+                        yp.at((bi * d.tq * d.nh + h) * d.hd),
+                        d.nh * d.hd,
+                        p.as_ptr(),
+                        (d.tk, 1),
+                        vg.as_ptr(),
+                        (d.hd, 1),
+                        false,
+                    );
+                }
+            }
+        });
+        Ok((CpuStorage::F32(y), Shape::from((d.b, d.tq, d.nh, d.hd))))
+    }
+
+    fn bwd(
+        &self,
+        q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        _y: &Tensor,
+        dy: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let dy = dy.contiguous()?;
+        let (dq, dk, dv) = {
+            let (sq, lq) = q.storage_and_layout();
+            let (sk, lk) = k.storage_and_layout();
+            let (sv, lv) = v.storage_and_layout();
+            let (sdy, ldy) = dy.storage_and_layout();
+            let cpu = |s: &Storage| match s {
+                Storage::Cpu(c) => Ok(c.clone()),
+                _ => bail!("attention: backward runs on the CPU only"),
+            };
+            let (cq, ck, cv, cdy) = (cpu(&sq)?, cpu(&sk)?, cpu(&sv)?, cpu(&sdy)?);
+            let d = Dims::of(lq, lk)?;
+            backward(
+                &d,
+                f32s(&cq, lq, "attention q")?,
+                f32s(&ck, lk, "attention k")?,
+                f32s(&cv, lv, "attention v")?,
+                f32s(&cdy, ldy, "attention grad")?,
+                self.scale,
+                segments_data(&self.segments)?.as_deref(),
+            )
+        };
+        let dev = q.device();
+        Ok((
+            Some(Tensor::from_vec(dq, q.dims(), dev)?),
+            Some(Tensor::from_vec(dk, k.dims(), dev)?),
+            Some(Tensor::from_vec(dv, v.dims(), dev)?),
+        ))
+    }
+}
+
+fn segments_data(seg: &Option<Tensor>) -> Result<Option<Vec<u32>>> {
+    seg.as_ref()
+        .map(|s| s.flatten_all()?.to_vec1::<u32>())
+        .transpose()
+}
+
+/// dq, dk, dv from dy [B, Tq, nh, hd]. Per (sequence, kv head) task, per query head h:
+/// P recomputed; dV += P^T dY; dP = dY V^T; dS = scale * P * (dP - rowsum(P * dP));
+/// dQ = dS K; dK += dS^T Q.
+fn backward(
+    d: &Dims,
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    dy: &[f32],
+    scale: f32,
+    seg: Option<&[u32]>,
+) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    let mut dq = output(q.len());
+    let mut dk = output(k.len());
+    let mut dv = output(v.len());
+    let (dqp, dkp, dvp) = (
+        Shared(dq.as_mut_ptr()),
+        Shared(dk.as_mut_ptr()),
+        Shared(dv.as_mut_ptr()),
+    );
+    let rep = d.rep();
+    for_tasks(d.b * d.nkv, 3 * d.task_work(), |task| {
+        let (bi, g) = (task / d.nkv, task % d.nkv);
+        let seg = seg.map(|s| &s[bi * d.tk..(bi + 1) * d.tk]);
+        let kv_off = (bi * d.nkv + g) * d.tk * d.hd;
+        let (kg, vg) = (&k[kv_off..][..d.tk * d.hd], &v[kv_off..][..d.tk * d.hd]);
+        let mut p = vec![0f32; d.tq * d.tk];
+        let mut ds = vec![0f32; d.tq * d.tk];
+        for (r, h) in (g * rep..(g + 1) * rep).enumerate() {
+            probabilities(d, q, k, bi, h, scale, seg, &mut p);
+            let qh = &q[(bi * d.nh + h) * d.tq * d.hd..][..d.tq * d.hd];
+            let dyh = dy[(bi * d.tq * d.nh + h) * d.hd..].as_ptr();
+            let acc = r > 0;
+            // SAFETY: dk/dv[bi, g] and dq[bi, h] belong to this task alone; the strides stay
+            // inside the slices (dy rows are nh * hd apart).
+            unsafe {
+                let dvg = dvp.at(kv_off);
+                let dkg = dkp.at(kv_off);
+                let dqh = dqp.at((bi * d.nh + h) * d.tq * d.hd);
+                mm(
+                    d.tk,
+                    d.hd,
+                    d.tq,
+                    dvg,
+                    d.hd,
+                    p.as_ptr(),
+                    (1, d.tk),
+                    dyh,
+                    (d.nh * d.hd, 1),
+                    acc,
+                );
+                mm(
+                    d.tq,
+                    d.tk,
+                    d.hd,
+                    ds.as_mut_ptr(),
+                    d.tk,
+                    dyh,
+                    (d.nh * d.hd, 1),
+                    vg.as_ptr(),
+                    (1, d.hd),
+                    false,
+                );
+                softmax_grad(&p, &mut ds, d.tk, scale);
+                mm(
+                    d.tq,
+                    d.hd,
+                    d.tk,
+                    dqh,
+                    d.hd,
+                    ds.as_ptr(),
+                    (d.tk, 1),
+                    kg.as_ptr(),
+                    (d.hd, 1),
+                    false,
+                );
+                mm(
+                    d.tk,
+                    d.hd,
+                    d.tq,
+                    dkg,
+                    d.hd,
+                    ds.as_ptr(),
+                    (1, d.tk),
+                    qh.as_ptr(),
+                    (d.hd, 1),
+                    acc,
+                );
+            }
+        }
+    });
+    (dq, dk, dv)
+}
+
+/// dP -> dS in place: scale * P * (dP - sum_j P dP), row by row. Masked keys have P = 0.
+fn softmax_grad(p: &[f32], dp: &mut [f32], tk: usize, scale: f32) {
+    #[inline(always)]
+    fn body(p: &[f32], dp: &mut [f32], tk: usize, scale: f32) {
+        for (pr, dr) in p.chunks_exact(tk).zip(dp.chunks_exact_mut(tk)) {
+            let s = sum_map2(pr, dr, |a, b| a * b);
+            for (x, &y) in dr.iter_mut().zip(pr) {
+                *x = scale * y * (*x - s);
+            }
+        }
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        #[target_feature(enable = "avx2")]
+        unsafe fn avx2(p: &[f32], dp: &mut [f32], tk: usize, scale: f32) {
+            body(p, dp, tk, scale)
+        }
+        if has_avx2() {
+            // SAFETY: the CPU has AVX2.
+            return unsafe { avx2(p, dp, tk, scale) };
+        }
+    }
+    body(p, dp, tk, scale)
+}
