@@ -11,7 +11,7 @@ use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use wick_io::{Error, Progress, Result};
-use wick_model::{lm_loss, Config, Llama};
+use wick_model::{lm_eval_loss, lm_loss, Config, Llama};
 use wick_shard::{Batch, Sampler, Sequential, ShardSet, Split};
 use wick_train::{
     install_ctrl_c, interrupted, AdamW, AdamWConfig, Checkpoint, MetricsLog, Schedule,
@@ -89,9 +89,7 @@ pub fn val_loss(
     };
     let (mut sum, mut n) = (0f64, 0usize);
     for batch in seq.take(batches) {
-        let loss: f32 = lm_loss(model, &window_tensor(&batch)?, None)?
-            .to_scalar()
-            .map_err(ce)?;
+        let loss = lm_eval_loss(model, &window_tensor(&batch)?, None)?;
         sum += loss as f64 * (batch.b * batch.t) as f64;
         n += batch.b * batch.t;
     }

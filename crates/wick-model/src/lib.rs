@@ -19,5 +19,5 @@ pub mod slow;
 
 pub use config::Config;
 pub use folder::Folder;
-pub use model::{lm_loss, log_softmax, save_safetensors, KvCache, Llama};
+pub use model::{lm_eval_loss, lm_loss, log_softmax, save_safetensors, KvCache, Llama};
 pub use score::sequence_logprobs;

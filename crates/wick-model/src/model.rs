@@ -434,15 +434,37 @@ impl Llama {
 
 /// Mean next-token cross-entropy of a batch [B, T+1] of windows: inputs are the first T
 /// tokens, targets the last T. `weights` [B*T] (e.g. an SFT loss mask) weights each target.
+/// Differentiable in the weights of the model.
 pub fn lm_loss(model: &Llama, window: &Tensor, weights: Option<&Tensor>) -> Result<Tensor> {
+    head_loss(model, window, weights, true)
+}
+
+/// The same loss as a number, with no gradient bookkeeping (evaluation).
+pub fn lm_eval_loss(model: &Llama, window: &Tensor, weights: Option<&Tensor>) -> Result<f32> {
+    head_loss(model, window, weights, false)?
+        .to_scalar::<f32>()
+        .map_err(ce)
+}
+
+fn head_loss(
+    model: &Llama,
+    window: &Tensor,
+    weights: Option<&Tensor>,
+    grad: bool,
+) -> Result<Tensor> {
     let inner = || -> candle_core::Result<Tensor> {
         let (b, t1) = window.dims2()?;
         let inputs = window.narrow(1, 0, t1 - 1)?;
         let targets = window.narrow(1, 1, t1 - 1)?.flatten_all()?;
-        let h = model.hidden_inner(&inputs, None, None)?;
+        let h = model
+            .hidden_inner(&inputs, None, None)?
+            .reshape((b * (t1 - 1), ()))?;
         let head = model.lm_head.as_ref().unwrap_or(&model.embed);
-        let logits = h.reshape((b * (t1 - 1), ()))?.matmul(&head.t()?)?;
-        ops::cross_entropy(&logits, &targets, weights)
+        if grad {
+            ops::lm_head_loss(&h, head, &targets, weights)
+        } else {
+            ops::lm_head_loss(&h.detach(), &head.detach(), &targets, weights)
+        }
     };
     inner().map_err(ce)
 }

@@ -26,7 +26,9 @@ use candle_core::{
 use rayon::prelude::*;
 
 mod attention;
+mod head_loss;
 pub use attention::attention;
+pub use head_loss::lm_head_loss;
 
 // ---------------------------------------------------------------------------------------------
 // Public API

@@ -519,6 +519,49 @@ fn cross_entropy_matches_composition() {
     }
 }
 
+/// The fused head + cross-entropy against the head's product followed by the composed
+/// cross-entropy: loss and the gradients of h and of the head's weight, with and without
+/// weights, and the gradient-free path.
+#[test]
+fn lm_head_loss_matches_composition() {
+    let mut rng = Rng(12);
+    for (n, hd, v) in [(7, 5, 13), (33, 16, 1000), (768, 128, 4096), (1, 3, 5)] {
+        let targets: Vec<u32> = (0..n).map(|_| rng.below(v as u32)).collect();
+        let t = Tensor::from_vec(targets, n, &Device::Cpu).unwrap();
+        let weights: Vec<f32> = (0..n)
+            .map(|i| [0.0, 1.0, 0.5, 2.0][(i * 7 + 1) % 4])
+            .collect();
+        let zeros = vec![0f32; n];
+        for w in [None, Some(weights), Some(zeros)] {
+            let w = w.map(|w| Tensor::from_vec(w, n, &Device::Cpu).unwrap());
+            let (h0, e0) = (rng.tensor(&[n, hd], 2.0), rng.tensor(&[v, hd], 1.0));
+            let (h, e) = (var(&h0), var(&e0));
+            let loss = ops::lm_head_loss(&h, &e, &t, w.as_ref()).unwrap();
+            let g = (&loss * 0.7).unwrap().backward().unwrap();
+            let (hr, er) = (var(&h0), var(&e0));
+            let logits = hr.matmul(&er.t().unwrap()).unwrap();
+            let lr = cross_entropy_ref(&logits, &t, w.as_ref());
+            let gr = (&lr * 0.7).unwrap().backward().unwrap();
+            let what = format!(
+                "lm_head_loss [{n}, {hd}] x [{v}, {hd}] weights {:?}",
+                w.as_ref().map(|_| ())
+            );
+            assert_close(&format!("{what} loss"), &loss, &lr, TOL);
+            for (name, x, xr) in [("dh", &h, &hr), ("dw", &e, &er)] {
+                let got = g.get(x).unwrap();
+                match gr.get(xr) {
+                    Some(want) => assert_close(&format!("{what} {name}"), got, want, TOL),
+                    // The reference multiplies by 0 when the weights sum to 0 (no graph).
+                    None => assert!(flat(got).iter().all(|&x| x == 0.0), "{what} {name} not 0"),
+                }
+            }
+            // Without gradients (detached inputs): the same value.
+            let plain = ops::lm_head_loss(&h0, &e0, &t, w.as_ref()).unwrap();
+            assert_eq!(flat(&plain), flat(&loss), "{what}: value without gradients");
+        }
+    }
+}
+
 #[test]
 fn cross_entropy_with_all_weights_zero_is_zero() {
     let mut rng = Rng(9);

@@ -1,0 +1,290 @@
+//! The output head and the cross-entropy as one op (llm.c's fused classifier): logits = h W^T
+//! are computed into a buffer kept from step to step, turned row by row into the loss and, when
+//! a gradient is wanted, straight into d loss / d logits (softmax - onehot, weighted), so the
+//! [N, vocab] logits never enter candle's graph: no fresh [N, vocab] tensors per step (each a
+//! few thousand page faults), no zero-filled gradient buffers, no extra passes over them. The
+//! backward pass is then two products: dh = dlogits W, dW = dlogits^T h.
+
+use std::sync::Mutex;
+
+use candle_core::{bail, CpuStorage, CustomOp2, DType, Layout, Result, Shape, Tensor};
+use gemm::{gemm, Parallelism};
+use rayon::prelude::*;
+
+use super::{
+    check_f32, check_target_range, exp, f32s, has_avx2, max_scaled, output, sum_map, LANES,
+};
+
+/// Mean next-token cross-entropy of the logits h W^T: h [N, H], w [V, H] (the head, or the
+/// tied embedding), targets [N] u32, optional per-row weights [N] f32 (weighted mean; 0, with
+/// zero gradients, when they sum to 0). Differentiable in h and w. Equals
+/// `cross_entropy(&h.matmul(&w.t()?)?, targets, weights)`.
+pub fn lm_head_loss(
+    h: &Tensor,
+    w: &Tensor,
+    targets: &Tensor,
+    weights: Option<&Tensor>,
+) -> Result<Tensor> {
+    let (n, hd) = h.dims2()?;
+    let (_v, hw) = w.dims2()?;
+    if hw != hd || targets.dims() != [n] || targets.dtype() != DType::U32 {
+        bail!(
+            "lm_head_loss: h {:?}, w {:?}, targets {:?} {:?} do not fit (need [N, H], [V, H], u32 [N])",
+            h.dims(),
+            w.dims(),
+            targets.dtype(),
+            targets.dims()
+        );
+    }
+    if let Some(wt) = weights {
+        if wt.dims() != [n] {
+            bail!("lm_head_loss: weights {:?} must be [{n}]", wt.dims());
+        }
+    }
+    if !h.device().is_cpu() {
+        let logits = h.matmul(&w.t()?)?;
+        return super::cross_entropy(&logits, targets, weights);
+    }
+    check_f32("lm_head_loss", &[h, w])?;
+    let op = HeadLoss {
+        targets: targets.to_vec1::<u32>()?,
+        weights: weights
+            .map(|x| x.to_dtype(DType::F32)?.to_vec1::<f32>())
+            .transpose()?,
+        want_grad: h.track_op() || w.track_op(),
+        dlogits: Mutex::new(None),
+    };
+    h.contiguous()?.apply_op2(&w.contiguous()?, op)
+}
+
+struct HeadLoss {
+    targets: Vec<u32>,
+    weights: Option<Vec<f32>>,
+    want_grad: bool,
+    /// (softmax - onehot) * w_i per row, left by the forward pass for the backward one.
+    dlogits: Mutex<Option<Vec<f32>>>,
+}
+
+/// The [N, V] buffer, kept between steps: reused memory is already mapped.
+static BUFFER: Mutex<Vec<f32>> = Mutex::new(Vec::new());
+
+fn threads() -> Parallelism {
+    match rayon::current_num_threads() {
+        0 | 1 => Parallelism::None,
+        n => Parallelism::Rayon(n),
+    }
+}
+
+/// dst (m x n) = beta * lhs (m x k) * rhs (k x n), strides (row, column) in elements.
+#[allow(clippy::too_many_arguments)]
+unsafe fn mm(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: *mut f32,
+    lhs: *const f32,
+    (lhs_rs, lhs_cs): (usize, usize),
+    rhs: *const f32,
+    (rhs_rs, rhs_cs): (usize, usize),
+    beta: f32,
+) {
+    gemm(
+        m,
+        n,
+        k,
+        dst,
+        1,
+        n as isize,
+        false,
+        lhs,
+        lhs_cs as isize,
+        lhs_rs as isize,
+        rhs,
+        rhs_cs as isize,
+        rhs_rs as isize,
+        0.0,
+        beta,
+        false,
+        false,
+        false,
+        threads(),
+    )
+}
+
+/// One row of logits -> (loss of the row, and, with `grad`, the row replaced by
+/// (softmax - onehot) * coef).
+fn row_loss(x: &mut [f32], target: usize, coef: f32, grad: bool) -> f64 {
+    #[inline(always)]
+    fn body(x: &mut [f32], target: usize, coef: f32, grad: bool) -> f64 {
+        let m = max_scaled(x, 1.0);
+        let picked = x[target];
+        let sum = if grad {
+            exp_in_place_sum(x, m)
+        } else {
+            sum_map(x, |v| exp(v - m))
+        };
+        if grad {
+            let c = coef / sum;
+            x.iter_mut().for_each(|v| *v *= c);
+            x[target] -= coef;
+        }
+        (m + sum.ln() - picked) as f64
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        #[target_feature(enable = "avx2")]
+        unsafe fn avx2(x: &mut [f32], target: usize, coef: f32, grad: bool) -> f64 {
+            body(x, target, coef, grad)
+        }
+        if has_avx2() {
+            // SAFETY: the CPU has AVX2.
+            return unsafe { avx2(x, target, coef, grad) };
+        }
+    }
+    body(x, target, coef, grad)
+}
+
+/// x[j] = exp(x[j] - m); returns their sum (lane accumulators, so the loop vectorises).
+#[inline(always)]
+fn exp_in_place_sum(x: &mut [f32], m: f32) -> f32 {
+    let mut acc = [0f32; LANES];
+    let mut chunks = x.chunks_exact_mut(LANES);
+    for c in &mut chunks {
+        for k in 0..LANES {
+            c[k] = exp(c[k] - m);
+            acc[k] += c[k];
+        }
+    }
+    let mut s = 0f32;
+    for v in chunks.into_remainder() {
+        *v = exp(*v - m);
+        s += *v;
+    }
+    acc.iter().sum::<f32>() + s
+}
+
+impl CustomOp2 for HeadLoss {
+    fn name(&self) -> &'static str {
+        "wick-lm-head-loss"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (h, w) = (
+            f32s(s1, l1, "lm_head_loss h")?,
+            f32s(s2, l2, "lm_head_loss w")?,
+        );
+        let (n, hd) = l1.shape().dims2()?;
+        let v = l2.shape().dims2()?.0;
+        check_target_range("lm_head_loss", &self.targets, v)?;
+        let mut buf = std::mem::take(&mut *BUFFER.lock().expect("not poisoned"));
+        buf.resize(n * v, 0.0);
+        // SAFETY: buf holds n x v; h is n x hd and w is v x hd, both contiguous.
+        unsafe {
+            mm(
+                n,
+                v,
+                hd,
+                buf.as_mut_ptr(),
+                h.as_ptr(),
+                (hd, 1),
+                w.as_ptr(),
+                (1, hd),
+                1.0,
+            )
+        };
+        let weights = self.weights.as_deref();
+        // Per-row losses summed in row order afterwards: the same bits however the rows were
+        // spread over the threads (exact resume depends on it).
+        let losses: Vec<f64> = buf
+            .par_chunks_mut(v)
+            .zip(self.targets.par_iter())
+            .enumerate()
+            .with_min_len(16)
+            .map(|(i, (row, &t))| {
+                let wi = weights.map_or(1.0, |w| w[i]);
+                if wi == 0.0 {
+                    if self.want_grad {
+                        row.fill(0.0);
+                    }
+                    return 0.0;
+                }
+                wi as f64 * row_loss(row, t as usize, wi, self.want_grad)
+            })
+            .collect();
+        let loss: f64 = losses.iter().sum();
+        let wsum = weights.map_or(n as f64, |w| w.iter().map(|&x| x as f64).sum());
+        let mean = if wsum == 0.0 { 0.0 } else { loss / wsum };
+        if self.want_grad {
+            *self.dlogits.lock().expect("not poisoned") = Some(buf);
+        } else {
+            *BUFFER.lock().expect("not poisoned") = buf;
+        }
+        Ok((CpuStorage::F32(vec![mean as f32]), Shape::from(())))
+    }
+
+    fn bwd(
+        &self,
+        h: &Tensor,
+        w: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let Some(d) = self.dlogits.lock().expect("not poisoned").take() else {
+            bail!("lm_head_loss: backward ran twice, or on a loss computed without gradients");
+        };
+        let upstream = grad.to_dtype(DType::F32)?.to_scalar::<f32>()? as f64;
+        let n = self.targets.len();
+        let wsum = self
+            .weights
+            .as_ref()
+            .map_or(n as f64, |w| w.iter().map(|&x| x as f64).sum());
+        let k = if wsum == 0.0 {
+            0.0
+        } else {
+            (upstream / wsum) as f32
+        };
+        let (hv, wv) = (
+            h.flatten_all()?.to_vec1::<f32>()?,
+            w.flatten_all()?.to_vec1::<f32>()?,
+        );
+        let (hd, v) = (h.dim(1)?, w.dim(0)?);
+        let mut dh = output(n * hd);
+        let mut dw = output(v * hd);
+        // SAFETY: d is n x v, w is v x hd, h is n x hd, all contiguous; dh n x hd, dw v x hd.
+        unsafe {
+            mm(
+                n,
+                hd,
+                v,
+                dh.as_mut_ptr(),
+                d.as_ptr(),
+                (v, 1),
+                wv.as_ptr(),
+                (hd, 1),
+                k,
+            );
+            mm(
+                v,
+                hd,
+                n,
+                dw.as_mut_ptr(),
+                d.as_ptr(),
+                (1, v),
+                hv.as_ptr(),
+                (hd, 1),
+                k,
+            );
+        }
+        *BUFFER.lock().expect("not poisoned") = d;
+        Ok((
+            Some(Tensor::from_vec(dh, h.dims(), h.device())?),
+            Some(Tensor::from_vec(dw, w.dims(), w.device())?),
+        ))
+    }
+}
