@@ -372,6 +372,11 @@ impl Llama {
         self.hidden_inner(ids, cache, segments).map_err(ce)
     }
 
+    /// The output head's weight [vocab, hidden] (the embeddings when tied).
+    pub(crate) fn head(&self) -> &Tensor {
+        self.lm_head.as_ref().unwrap_or(&self.embed)
+    }
+
     /// The output head: logits [.., vocab] from hidden states [.., hidden].
     pub fn logits(&self, hidden: &Tensor) -> Result<Tensor> {
         let head = self.lm_head.as_ref().unwrap_or(&self.embed);

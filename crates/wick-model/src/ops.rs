@@ -28,7 +28,7 @@ use rayon::prelude::*;
 mod attention;
 mod head_loss;
 pub use attention::attention;
-pub use head_loss::lm_head_loss;
+pub use head_loss::{lm_head_logprobs, lm_head_loss};
 
 // ---------------------------------------------------------------------------------------------
 // Public API

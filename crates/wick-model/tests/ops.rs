@@ -563,6 +563,24 @@ fn lm_head_loss_matches_composition() {
 }
 
 #[test]
+fn lm_head_logprobs_match_token_logprobs_of_the_product() {
+    let mut rng = Rng(13);
+    for (n, hd, v) in [(7, 5, 13), (300, 32, 4096), (1, 3, 5)] {
+        let targets: Vec<u32> = (0..n).map(|_| rng.below(v as u32)).collect();
+        let t = Tensor::from_vec(targets, n, &Device::Cpu).unwrap();
+        let (h, w) = (rng.tensor(&[n, hd], 3.0), rng.tensor(&[v, hd], 1.0));
+        let got = ops::lm_head_logprobs(&h, &w, &t).unwrap();
+        let want = ops::token_logprobs(&h.matmul(&w.t().unwrap()).unwrap(), &t).unwrap();
+        assert_close(
+            &format!("lm_head_logprobs [{n}, {hd}] x [{v}, {hd}]"),
+            &got,
+            &want,
+            TOL,
+        );
+    }
+}
+
+#[test]
 fn cross_entropy_with_all_weights_zero_is_zero() {
     let mut rng = Rng(9);
     let x0 = rng.tensor(&[5, 11], 3.0);

@@ -57,6 +57,58 @@ pub fn lm_head_loss(
     h.contiguous()?.apply_op2(&w.contiguous()?, op)
 }
 
+/// log p(target_i) under softmax(h W^T) for each row: h [N, H], w [V, H], targets [N] u32 ->
+/// [N]. Not differentiable (scoring: perplexity, multiple choice, RLHF log-probs). Equals
+/// `token_logprobs(&h.matmul(&w.t()?)?, targets)` without a fresh [N, vocab] tensor.
+pub fn lm_head_logprobs(h: &Tensor, w: &Tensor, targets: &Tensor) -> Result<Tensor> {
+    let (n, hd) = h.dims2()?;
+    let (v, hw) = w.dims2()?;
+    if hw != hd || targets.dims() != [n] || targets.dtype() != DType::U32 {
+        bail!(
+            "lm_head_logprobs: h {:?}, w {:?}, targets {:?} {:?} do not fit (need [N, H], [V, H], u32 [N])",
+            h.dims(),
+            w.dims(),
+            targets.dtype(),
+            targets.dims()
+        );
+    }
+    if !h.device().is_cpu() {
+        return super::token_logprobs(&h.matmul(&w.t()?)?, targets);
+    }
+    check_f32("lm_head_logprobs", &[h, w])?;
+    let t = targets.to_vec1::<u32>()?;
+    check_target_range("lm_head_logprobs", &t, v)?;
+    let (h, w) = (h.contiguous()?, w.contiguous()?);
+    let (hv, wv) = (
+        h.flatten_all()?.to_vec1::<f32>()?,
+        w.flatten_all()?.to_vec1::<f32>()?,
+    );
+    let mut buf = std::mem::take(&mut *BUFFER.lock().expect("not poisoned"));
+    buf.resize(n * v, 0.0);
+    // SAFETY: buf holds n x v; h is n x hd and w is v x hd, both contiguous.
+    unsafe {
+        mm(
+            n,
+            v,
+            hd,
+            buf.as_mut_ptr(),
+            hv.as_ptr(),
+            (hd, 1),
+            wv.as_ptr(),
+            (1, hd),
+            1.0,
+        )
+    };
+    let out: Vec<f32> = buf
+        .par_chunks_mut(v)
+        .zip(t.par_iter())
+        .with_min_len(16)
+        .map(|(row, &t)| -row_loss(row, t as usize, 0.0, false) as f32)
+        .collect();
+    *BUFFER.lock().expect("not poisoned") = buf;
+    Tensor::from_vec(out, n, h.device())
+}
+
 struct HeadLoss {
     targets: Vec<u32>,
     weights: Option<Vec<f32>>,
