@@ -83,22 +83,7 @@ pub fn lm_head_logprobs(h: &Tensor, w: &Tensor, targets: &Tensor) -> Result<Tens
         h.flatten_all()?.to_vec1::<f32>()?,
         w.flatten_all()?.to_vec1::<f32>()?,
     );
-    let mut buf = std::mem::take(&mut *BUFFER.lock().expect("not poisoned"));
-    buf.resize(n * v, 0.0);
-    // SAFETY: buf holds n x v; h is n x hd and w is v x hd, both contiguous.
-    unsafe {
-        mm(
-            n,
-            v,
-            hd,
-            buf.as_mut_ptr(),
-            hv.as_ptr(),
-            (hd, 1),
-            wv.as_ptr(),
-            (1, hd),
-            1.0,
-        )
-    };
+    let mut buf = logits_in_buffer(&hv, &wv, n, v, hd);
     let out: Vec<f32> = buf
         .par_chunks_mut(v)
         .zip(t.par_iter())
@@ -119,6 +104,32 @@ struct HeadLoss {
 
 /// The [N, V] buffer, kept between steps: reused memory is already mapped.
 static BUFFER: Mutex<Vec<f32>> = Mutex::new(Vec::new());
+
+/// h W^T (h: n x hd, w: v x hd, both contiguous) into the kept buffer, which the caller gives
+/// back to BUFFER when done with it.
+fn logits_in_buffer(h: &[f32], w: &[f32], n: usize, v: usize, hd: usize) -> Vec<f32> {
+    let mut buf = std::mem::take(&mut *BUFFER.lock().expect("not poisoned"));
+    buf.resize(n * v, 0.0);
+    assert!(
+        h.len() >= n * hd && w.len() >= v * hd,
+        "checked by the callers"
+    );
+    // SAFETY: buf holds n x v, h n x hd, w v x hd (asserted above).
+    unsafe {
+        mm(
+            n,
+            v,
+            hd,
+            buf.as_mut_ptr(),
+            h.as_ptr(),
+            (hd, 1),
+            w.as_ptr(),
+            (1, hd),
+            1.0,
+        )
+    };
+    buf
+}
 
 fn threads() -> Parallelism {
     match rayon::current_num_threads() {
@@ -234,22 +245,7 @@ impl CustomOp2 for HeadLoss {
         let (n, hd) = l1.shape().dims2()?;
         let v = l2.shape().dims2()?.0;
         check_target_range("lm_head_loss", &self.targets, v)?;
-        let mut buf = std::mem::take(&mut *BUFFER.lock().expect("not poisoned"));
-        buf.resize(n * v, 0.0);
-        // SAFETY: buf holds n x v; h is n x hd and w is v x hd, both contiguous.
-        unsafe {
-            mm(
-                n,
-                v,
-                hd,
-                buf.as_mut_ptr(),
-                h.as_ptr(),
-                (hd, 1),
-                w.as_ptr(),
-                (1, hd),
-                1.0,
-            )
-        };
+        let mut buf = logits_in_buffer(h, w, n, v, hd);
         let weights = self.weights.as_deref();
         // Per-row losses summed in row order afterwards: the same bits however the rows were
         // spread over the threads (exact resume depends on it).
