@@ -97,6 +97,9 @@ struct Cli {
     /// choice: Hugging Face model folder (config.json, model.safetensors, tokenizer.json).
     #[arg(long)]
     model: Option<PathBuf>,
+    /// choice: a PEFT LoRA adapter folder to apply on top of --model.
+    #[arg(long)]
+    adapter: Option<PathBuf>,
     /// choice: field holding the context.
     #[arg(long, default_value = "context")]
     context: String,
@@ -145,7 +148,10 @@ fn body(cli: Cli) -> Result<()> {
     let metrics =
         GenMetrics::parse(&cli.metrics).map_err(|e| Error::msg(format!("--metrics: {e}")))?;
     let folder = match (cli.task, &cli.model) {
-        (Task::Choice, Some(dir)) => Some(wick_model::Folder::open(dir)?),
+        (Task::Choice, Some(dir)) => Some(wick_model::Folder::open_with_adapter(
+            dir,
+            cli.adapter.as_deref(),
+        )?),
         (Task::Choice, None) => return Err(Error::msg("--task choice needs --model DIR")),
         (_, Some(_)) => return Err(Error::msg("--model is only used by --task choice")),
         _ => None,

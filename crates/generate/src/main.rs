@@ -32,6 +32,10 @@ struct Cli {
     /// Hugging Face model folder (config.json, model.safetensors, tokenizer.json).
     #[arg(long)]
     model: PathBuf,
+    /// A PEFT LoRA adapter folder (adapter_config.json, adapter_model.safetensors) to apply
+    /// on top of --model.
+    #[arg(long)]
+    adapter: Option<PathBuf>,
     /// Prompts: JSONL or text lines ('-' or none: stdin).
     files: Vec<String>,
     /// Field holding the prompt in JSONL records.
@@ -94,7 +98,7 @@ fn body(cli: Cli) -> Result<()> {
             "--temperature must be >= 0 and --top-p in (0, 1]",
         ));
     }
-    let folder = Folder::open(&cli.model)?;
+    let folder = Folder::open_with_adapter(&cli.model, cli.adapter.as_deref())?;
     let sampling = Sampling {
         temperature: cli.temperature,
         top_k: cli.top_k,

@@ -36,6 +36,10 @@ struct Cli {
     /// Hugging Face model folder (config.json, model.safetensors, tokenizer.json).
     #[arg(long)]
     model: PathBuf,
+    /// A PEFT LoRA adapter folder (adapter_config.json, adapter_model.safetensors) to apply
+    /// on top of --model.
+    #[arg(long)]
+    adapter: Option<PathBuf>,
     /// Shard directory made by `pack` (scores its --split).
     #[arg(long, conflicts_with = "files")]
     data: Option<PathBuf>,
@@ -77,7 +81,7 @@ fn main() -> ExitCode {
 fn body(cli: Cli) -> Result<()> {
     // Before the first tensor op: candle sizes its thread pools from the environment.
     wick_model::runtime::setup(cli.threads);
-    let folder = Folder::open(&cli.model)?;
+    let folder = Folder::open_with_adapter(&cli.model, cli.adapter.as_deref())?;
     let seq_len = cli
         .seq_len
         .unwrap_or(folder.model.config.max_position_embeddings.min(1024));

@@ -222,3 +222,49 @@ fn bad_input_is_named() {
     let r = run(PPL, &["--model", other.to_str().unwrap()], b"");
     assert!(r.stderr.contains("no model.safetensors"), "{}", r.stderr);
 }
+
+/// `--adapter` puts a PEFT LoRA adapter on the base: the same scores as the merged model.
+#[test]
+fn adapter_scores_like_the_merged_model() {
+    let base = testdata("eval/choice/model"); // llama-gqa with a character tokenizer
+    let adapter = testdata("models/lora-rslora");
+    let tmp = tempfile::tempdir().unwrap();
+    let merged = tmp.path().join("merged");
+    let mut m = Llama::load(&base).unwrap();
+    m.apply_adapter(&wick_model::Adapter::load(&adapter).unwrap())
+        .unwrap();
+    m.merge_adapter().unwrap();
+    m.save(&merged).unwrap();
+    for f in ["tokenizer.json", "tokenizer_config.json"] {
+        std::fs::copy(base.join(f), merged.join(f)).unwrap();
+    }
+    let doc = b"{\"text\": \"to be, or not to be: that is the question.\"}\n";
+    let nll = |args: &[&str]| -> f64 {
+        let (code, out, err) = run(PPL, args, doc).parts();
+        assert_eq!(code, 0, "{err}");
+        serde_json::from_str::<Value>(out.trim()).unwrap()["nll"]
+            .as_f64()
+            .unwrap()
+    };
+    let (b, a, mg) = (
+        base.to_str().unwrap(),
+        adapter.to_str().unwrap(),
+        merged.to_str().unwrap(),
+    );
+    let layered = nll(&["--model", b, "--adapter", a, "-q"]);
+    let folded = nll(&["--model", mg, "-q"]);
+    let plain = nll(&["--model", b, "-q"]);
+    assert!((layered - folded).abs() < 1e-6, "{layered} vs {folded}");
+    assert!(
+        (layered - plain).abs() > 1e-2,
+        "the adapter changed nothing"
+    );
+    let (code, _, err) = run(
+        PPL,
+        &["--model", b, "--adapter", "/no/such/adapter", "-q"],
+        doc,
+    )
+    .parts();
+    assert_eq!(code, 1);
+    assert!(err.contains("/no/such/adapter"), "{err}");
+}

@@ -16,7 +16,18 @@ pub struct Folder {
 impl Folder {
     /// Loads config.json, model.safetensors and tokenizer.json from a Hugging Face folder.
     pub fn open(dir: &Path) -> Result<Folder> {
-        let model = Llama::load(dir)?;
+        Folder::open_with_adapter(dir, None)
+    }
+
+    /// The same with a PEFT LoRA adapter folder on top, when given.
+    pub fn open_with_adapter(dir: &Path, adapter: Option<&Path>) -> Result<Folder> {
+        let mut model = Llama::load(dir)?;
+        if let Some(a) = adapter {
+            let adapter = crate::Adapter::load(a)?;
+            model
+                .apply_adapter(&adapter)
+                .map_err(|e| e.context(a.display()))?;
+        }
         if !dir.join("tokenizer.json").is_file() {
             return Err(Error::msg(format!(
                 "{}: no tokenizer.json beside the model",

@@ -7,6 +7,7 @@
 //! sdpa) have no backward pass and would silently cut gradients (see DESIGN.md); `ops` holds
 //! fused replacements that carry their own backward.
 
+pub mod adapter;
 mod config;
 mod folder;
 pub mod generation;
@@ -17,6 +18,7 @@ pub mod runtime;
 mod score;
 pub mod slow;
 
+pub use adapter::Adapter;
 pub use config::Config;
 pub use folder::Folder;
 pub use model::{lm_eval_loss, lm_loss, log_softmax, save_safetensors, KvCache, Llama};

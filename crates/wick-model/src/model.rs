@@ -13,11 +13,21 @@ pub(crate) fn ce(e: candle_core::Error) -> Error {
     Error::msg(format!("tensor op failed: {e}"))
 }
 
-/// A linear layer stored as Hugging Face does: weight [out, in], optional bias [out].
+/// A linear layer stored as Hugging Face does: weight [out, in], optional bias [out], and
+/// optionally a LoRA adapter on top.
 #[derive(Clone)]
 struct Linear {
     weight: Tensor,
     bias: Option<Tensor>,
+    lora: Option<Lora>,
+}
+
+/// A [r, in], B [out, r], and the factor on B A.
+#[derive(Clone)]
+struct Lora {
+    a: Tensor,
+    b: Tensor,
+    scale: f64,
 }
 
 impl Linear {
@@ -26,7 +36,12 @@ impl Linear {
         // would copy the weight once per batch row, and its gradient would need a sum.
         let mut dims = x.dims().to_vec();
         let inp = dims.pop().expect("at least one dimension");
-        let y = x.reshape(((), inp))?.matmul(&self.weight.t()?)?;
+        let x = x.reshape(((), inp))?;
+        let mut y = x.matmul(&self.weight.t()?)?;
+        if let Some(l) = &self.lora {
+            // Through the rank-r bottleneck: never forms the [out, in] product B A.
+            y = (y + (x.matmul(&l.a.t()?)?.matmul(&l.b.t()?)? * l.scale)?)?;
+        }
         let y = match &self.bias {
             Some(b) => y.broadcast_add(b)?,
             None => y,
@@ -223,6 +238,7 @@ impl Llama {
                 } else {
                     None
                 },
+                lora: None,
             })
         };
         let mut blocks = Vec::with_capacity(c.num_layers);
@@ -345,6 +361,71 @@ impl Llama {
         Ok(())
     }
 
+    /// The linear layer at a Hugging Face module path (`model.layers.3.self_attn.q_proj`).
+    fn linear_mut(&mut self, module: &str) -> Option<&mut Linear> {
+        let rest = module.strip_prefix("model.layers.")?;
+        let (layer, name) = rest.split_once('.')?;
+        let blk = self.blocks.get_mut(layer.parse::<usize>().ok()?)?;
+        Some(match name {
+            "self_attn.q_proj" => &mut blk.q,
+            "self_attn.k_proj" => &mut blk.k,
+            "self_attn.v_proj" => &mut blk.v,
+            "self_attn.o_proj" => &mut blk.o,
+            "mlp.gate_proj" => &mut blk.gate,
+            "mlp.up_proj" => &mut blk.up,
+            "mlp.down_proj" => &mut blk.down,
+            _ => return None,
+        })
+    }
+
+    /// Puts a LoRA adapter on this model's linear layers (checked against their shapes).
+    pub fn apply_adapter(&mut self, adapter: &crate::Adapter) -> Result<()> {
+        let scale = adapter.config.scale();
+        for (module, (a, b)) in &adapter.weights {
+            let lin = self
+                .linear_mut(module)
+                .ok_or_else(|| Error::msg(format!("adapter: the model has no layer {module}")))?;
+            let (out, inp) = (
+                lin.weight.dim(0).map_err(ce)?,
+                lin.weight.dim(1).map_err(ce)?,
+            );
+            if a.dim(1).map_err(ce)? != inp || b.dim(0).map_err(ce)? != out {
+                return Err(Error::msg(format!(
+                    "adapter: {module} has lora_A {:?} and lora_B {:?}, which do not fit its weight [{out}, {inp}] (an adapter for another base model?)",
+                    a.dims(),
+                    b.dims()
+                )));
+            }
+            lin.lora = Some(Lora {
+                a: a.clone(),
+                b: b.clone(),
+                scale,
+            });
+        }
+        Ok(())
+    }
+
+    /// Folds every adapter into its weight: W + s B A.
+    pub fn merge_adapter(&mut self) -> Result<()> {
+        for blk in &mut self.blocks {
+            for lin in [
+                &mut blk.q,
+                &mut blk.k,
+                &mut blk.v,
+                &mut blk.o,
+                &mut blk.gate,
+                &mut blk.up,
+                &mut blk.down,
+            ] {
+                if let Some(l) = lin.lora.take() {
+                    let delta = (l.b.matmul(&l.a).map_err(ce)? * l.scale).map_err(ce)?;
+                    lin.weight = (&lin.weight + delta).map_err(ce)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Writes config.json and model.safetensors into `dir` (created if needed), each file
     /// atomically.
     pub fn save(&self, dir: &Path) -> Result<()> {
@@ -383,6 +464,7 @@ impl Llama {
         Linear {
             weight: head.clone(),
             bias: None,
+            lora: None,
         }
         .forward(hidden)
         .map_err(ce)

@@ -1,0 +1,170 @@
+//! `lora-merge` end to end: the merged folder equals PEFT's merge_and_unload, the merged model
+//! scores exactly as base + adapter, and what cannot be merged is refused
+//! without writing anything.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use candle_core::{Device, Tensor};
+use serde_json::Value;
+use wick_testkit::{run, testdata};
+
+const MERGE: &str = env!("CARGO_BIN_EXE_lora-merge");
+
+fn tensors(path: &Path) -> HashMap<String, Tensor> {
+    candle_core::safetensors::load(path, &Device::Cpu).unwrap()
+}
+
+#[test]
+fn merges_like_peft_and_writes_a_complete_folder() {
+    for name in ["plain", "rslora"] {
+        let tmp = tempfile::tempdir().unwrap();
+        let out = tmp.path().join("merged");
+        let adapter = testdata(&format!("models/lora-{name}"));
+        // The choice fixture's model is llama-gqa plus a tokenizer: a complete base folder.
+        let base = testdata("eval/choice/model");
+        let (code, _, err) = run(
+            MERGE,
+            &[
+                "--base",
+                base.to_str().unwrap(),
+                "--adapter",
+                adapter.to_str().unwrap(),
+                "-o",
+                out.to_str().unwrap(),
+            ],
+            b"",
+        )
+        .parts();
+        assert_eq!(code, 0, "{err}");
+        assert!(err.contains("layers merged"), "{err}");
+        for f in [
+            "config.json",
+            "model.safetensors",
+            "tokenizer.json",
+            "tokenizer_config.json",
+        ] {
+            assert!(out.join(f).is_file(), "{name}: {f} missing");
+        }
+        let cfg = |p: &Path| -> Value {
+            serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+        };
+        assert_eq!(
+            cfg(&out.join("config.json")),
+            cfg(&base.join("config.json"))
+        );
+        let got = tensors(&out.join("model.safetensors"));
+        let want = tensors(&adapter.join("merged.safetensors"));
+        assert_eq!(got.len(), want.len());
+        for (k, w) in &want {
+            let d: f32 = (&got[k] - w)
+                .unwrap()
+                .abs()
+                .unwrap()
+                .max_all()
+                .unwrap()
+                .to_scalar()
+                .unwrap();
+            assert!(
+                d <= 1e-5,
+                "{name}: {k} differs from merge_and_unload by {d}"
+            );
+        }
+        // The merged folder scores as base + adapter (the tools' --adapter path).
+        let doc: Vec<u32> = vec![1, 20, 15, 3, 28, 15, 3, 40, 20, 3, 22, 15, 5, 9, 30, 2];
+        let score = |f: &wick_model::Folder| -> Vec<f32> {
+            wick_model::sequence_logprobs(&f.model, &[&doc])
+                .unwrap()
+                .remove(0)
+        };
+        let merged = score(&wick_model::Folder::open(&out).unwrap());
+        let layered = score(&wick_model::Folder::open_with_adapter(&base, Some(&adapter)).unwrap());
+        let plain = score(&wick_model::Folder::open(&base).unwrap());
+        let diff =
+            |a: &[f32], b: &[f32]| a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+        assert!(
+            diff(&merged, &layered) <= 1e-5,
+            "{name}: merged scores differ from base + adapter"
+        );
+        assert!(
+            diff(&merged, &plain) > 1e-3,
+            "{name}: the adapter changed nothing"
+        );
+    }
+}
+
+#[test]
+fn what_cannot_be_merged_is_refused_and_nothing_is_written() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("merged");
+    let gqa = testdata("models/llama-gqa");
+    let qwen = testdata("models/qwen2-bias");
+    let plain = testdata("models/lora-plain");
+    // A DoRA adapter, a Houlsby adapter, a missing adapter.
+    let dora = tmp.path().join("dora");
+    std::fs::create_dir(&dora).unwrap();
+    let cfg = std::fs::read_to_string(plain.join("adapter_config.json")).unwrap();
+    std::fs::write(
+        dora.join("adapter_config.json"),
+        cfg.replace("\"use_dora\": false", "\"use_dora\": true"),
+    )
+    .unwrap();
+    std::fs::copy(
+        plain.join("adapter_model.safetensors"),
+        dora.join("adapter_model.safetensors"),
+    )
+    .unwrap();
+    let houlsby = tmp.path().join("houlsby");
+    std::fs::create_dir(&houlsby).unwrap();
+    std::fs::write(
+        houlsby.join("adapter_config.json"),
+        "{\"peft_type\": \"HOULSBY\", \"reduction\": 16}",
+    )
+    .unwrap();
+    let cases: &[(&Path, &Path, &str)] = &[
+        (&qwen, &plain, "do not fit"),
+        (&gqa, &dora, "DoRA"),
+        (&gqa, &houlsby, "cannot be folded"),
+        (&gqa, &tmp.path().join("nope"), "nope"),
+    ];
+    for (base, adapter, want) in cases {
+        let (code, _, err) = run(
+            MERGE,
+            &[
+                "--base",
+                base.to_str().unwrap(),
+                "--adapter",
+                adapter.to_str().unwrap(),
+                "-o",
+                out.to_str().unwrap(),
+            ],
+            b"",
+        )
+        .parts();
+        assert_eq!(code, 1, "{adapter:?}: {err}");
+        assert!(
+            err.contains(want),
+            "{adapter:?}: expected {want:?} in {err}"
+        );
+        assert!(!out.exists(), "{adapter:?}: output written after an error");
+    }
+    // An existing, non-empty output folder is not overwritten.
+    std::fs::create_dir(&out).unwrap();
+    std::fs::write(out.join("keep"), "x").unwrap();
+    let (code, _, err) = run(
+        MERGE,
+        &[
+            "--base",
+            gqa.to_str().unwrap(),
+            "--adapter",
+            plain.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+        ],
+        b"",
+    )
+    .parts();
+    assert_eq!(code, 1);
+    assert!(err.contains("not empty"), "{err}");
+    assert!(out.join("keep").is_file());
+}

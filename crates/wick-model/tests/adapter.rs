@@ -1,0 +1,120 @@
+//! PEFT LoRA adapters against PEFT itself (testdata/models/lora-*, made by
+//! scripts/gen_lora_fixture.py with peft 0.21.2 on the llama-gqa base): the adapter's forward
+//! (log-probs within 1e-4), the merge (weights within 1e-5 of merge_and_unload), the merged
+//! model scoring as base + adapter, and adapters that do not fit.
+
+use std::collections::HashMap;
+
+use candle_core::{Device, Tensor, D};
+use serde_json::Value;
+use wick_model::{Adapter, Llama};
+use wick_testkit::testdata;
+
+fn rows(r: &Value) -> Vec<Vec<u32>> {
+    r["input_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| {
+            row.as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_u64().unwrap() as u32)
+                .collect()
+        })
+        .collect()
+}
+
+/// log p(next token) per position of each row, as [rows][T-1].
+fn logprobs(m: &Llama, rows: &[Vec<u32>]) -> Vec<Vec<f32>> {
+    let (b, t) = (rows.len(), rows[0].len());
+    let input = Tensor::from_vec(rows.concat(), (b, t), &Device::Cpu).unwrap();
+    let logp = candle_nn::ops::log_softmax(&m.forward(&input).unwrap(), D::Minus1).unwrap();
+    let all: Vec<Vec<Vec<f32>>> = logp.to_vec3().unwrap();
+    rows.iter()
+        .enumerate()
+        .map(|(s, row)| (0..t - 1).map(|p| all[s][p][row[p + 1] as usize]).collect())
+        .collect()
+}
+
+fn max_diff(a: &[Vec<f32>], b: &Value) -> f32 {
+    let mut worst = 0f32;
+    for (ra, rb) in a.iter().zip(b.as_array().unwrap()) {
+        for (x, y) in ra.iter().zip(rb.as_array().unwrap()) {
+            worst = worst.max((x - y.as_f64().unwrap() as f32).abs());
+        }
+    }
+    worst
+}
+
+fn check(name: &str) {
+    let dir = testdata(&format!("models/lora-{name}"));
+    let r: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("reference.json")).unwrap())
+            .unwrap();
+    let rows = rows(&r);
+    let base = Llama::load(&testdata("models/llama-gqa")).unwrap();
+    let adapter = Adapter::load(&dir).unwrap();
+    assert!((adapter.config.scale() - r["scaling"].as_f64().unwrap()).abs() < 1e-9);
+
+    let mut with = base.clone();
+    with.apply_adapter(&adapter).unwrap();
+    let got = logprobs(&with, &rows);
+    let d = max_diff(&got, &r["logprobs"]);
+    assert!(
+        d <= 1e-4,
+        "{name}: adapter log-probs differ from PEFT's by {d}"
+    );
+    // The adapter matters: without it the log-probs are far off.
+    assert!(max_diff(&logprobs(&base, &rows), &r["logprobs"]) > 1e-2);
+
+    let mut merged = with.clone();
+    merged.merge_adapter().unwrap();
+    let want: HashMap<String, Tensor> =
+        candle_core::safetensors::load(dir.join("merged.safetensors"), &Device::Cpu).unwrap();
+    let have: HashMap<String, Tensor> = merged.named_tensors().into_iter().collect();
+    assert_eq!(have.len(), want.len(), "{name}: merged tensor names");
+    for (k, w) in &want {
+        let h = &have[k];
+        let diff: f32 = (h - w)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar()
+            .unwrap();
+        assert!(
+            diff <= 1e-5,
+            "{name}: merged {k} differs from merge_and_unload by {diff}"
+        );
+    }
+    let merged_lp = logprobs(&merged, &rows);
+    let d = got
+        .iter()
+        .flatten()
+        .zip(merged_lp.iter().flatten())
+        .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+    assert!(
+        d <= 1e-5,
+        "{name}: merged model scores differently from base + adapter: {d}"
+    );
+}
+
+#[test]
+fn plain_lora_matches_peft() {
+    check("plain");
+}
+
+#[test]
+fn rslora_matches_peft() {
+    check("rslora");
+}
+
+#[test]
+fn an_adapter_for_another_base_is_refused() {
+    let adapter = Adapter::load(&testdata("models/lora-plain")).unwrap();
+    let mut other = Llama::load(&testdata("models/qwen2-bias")).unwrap();
+    let e = other.apply_adapter(&adapter).unwrap_err().to_string();
+    assert!(e.contains("do not fit"), "{e}");
+}
