@@ -27,7 +27,7 @@ use wick_io::{inputs_or_stdin, Error, Output, Progress, Result};
 ///   dedup --removed removed.jsonl corpus.jsonl > kept.jsonl
 ///   dedup --threshold 0.9 --shingle char:5 zh.jsonl > kept.jsonl
 #[derive(Parser)]
-#[command(version, args_conflicts_with_subcommands = true)]
+#[command(version, args_conflicts_with_subcommands = true, verbatim_doc_comment)]
 struct Cli {
     #[command(subcommand)]
     stage: Option<Stage>,

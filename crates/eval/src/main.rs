@@ -63,7 +63,7 @@ enum LangArg {
 ///   eval --task qa --pred prediction --ref answers dev.jsonl
 ///   eval --task choice --model runs/base < hellaswag-style.jsonl
 #[derive(Parser)]
-#[command(version)]
+#[command(version, verbatim_doc_comment)]
 struct Cli {
     #[arg(long, value_enum)]
     task: Task,

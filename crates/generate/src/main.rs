@@ -27,7 +27,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 ///   generate --model runs/base --max-new-tokens 100 < prompts.jsonl > out.jsonl
 ///   echo 'To be, or not' | generate --model runs/base --temperature 0
 #[derive(Parser)]
-#[command(version)]
+#[command(version, verbatim_doc_comment)]
 struct Cli {
     /// Hugging Face model folder (config.json, model.safetensors, tokenizer.json).
     #[arg(long)]

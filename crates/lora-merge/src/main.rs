@@ -22,7 +22,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// Example:
 ///   lora-merge --base base/ --adapter runs/sft-lora -o merged/
 #[derive(Parser)]
-#[command(version)]
+#[command(version, verbatim_doc_comment)]
 struct Cli {
     /// The base model's Hugging Face folder.
     #[arg(long)]

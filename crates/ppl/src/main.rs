@@ -31,7 +31,7 @@ enum SplitArg {
 ///   ppl --model runs/base --data shards/
 ///   ppl --model runs/base --per-doc docs.jsonl > per-doc.jsonl
 #[derive(Parser)]
-#[command(version)]
+#[command(version, verbatim_doc_comment)]
 struct Cli {
     /// Hugging Face model folder (config.json, model.safetensors, tokenizer.json).
     #[arg(long)]

@@ -11,6 +11,7 @@ use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use wick_io::{Error, Progress, Result};
+use wick_model::adapter::LoraConfig;
 use wick_model::{lm_eval_loss, lm_loss, Config, Llama};
 use wick_shard::{Batch, Sampler, Sequential, ShardSet, Split};
 use wick_train::{
@@ -42,6 +43,39 @@ pub struct Settings {
     pub eval_batches: usize,
     pub checkpoint_interval: u64,
     pub seed: u64,
+    /// "full" (every weight trains) or "lora" (only a LoRA adapter on a frozen base).
+    #[serde(default = "full")]
+    pub method: String,
+    #[serde(default)]
+    pub lora: Option<LoraSettings>,
+    /// The base folder (--init), absolute: a LoRA run's checkpoint holds only the adapter.
+    #[serde(default)]
+    pub init: Option<String>,
+}
+
+fn full() -> String {
+    "full".into()
+}
+
+/// `--method lora`'s settings.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct LoraSettings {
+    pub r: usize,
+    pub alpha: f64,
+    pub rslora: bool,
+    pub targets: Vec<String>,
+}
+
+impl LoraSettings {
+    pub fn config(&self) -> LoraConfig {
+        LoraConfig {
+            r: self.r,
+            alpha: self.alpha,
+            rslora: self.rslora,
+            dropout: 0.0,
+            targets: self.targets.clone(),
+        }
+    }
 }
 
 /// Where the starting weights come from.
@@ -221,8 +255,20 @@ pub fn run(r: Run) -> Result<Summary> {
                         Checkpoint::dir(out).display()
                     ))
                 })?;
-            let mut model = Llama::load(&Checkpoint::dir(out))?;
-            model.set_tensors(&weights)?;
+            let model = match (&settings.lora, &settings.init) {
+                (Some(lora), Some(base)) => {
+                    let mut model = Llama::load(Path::new(base))
+                        .map_err(|e| e.context("the LoRA run's base model (--init)"))?;
+                    model.add_adapter(&lora.config(), settings.seed)?;
+                    model.set_adapter_tensors(&weights)?;
+                    model
+                }
+                _ => {
+                    let mut model = Llama::load(&Checkpoint::dir(out))?;
+                    model.set_tensors(&weights)?;
+                    model
+                }
+            };
             (model, state, Some(moments), settings)
         }
         Start::Init(dir) => {
@@ -232,12 +278,21 @@ pub fn run(r: Run) -> Result<Summary> {
                     out.display()
                 )));
             }
+            let mut model = Llama::load(dir)?;
+            if let Some(lora) = &r.settings.lora {
+                model.add_adapter(&lora.config(), r.settings.seed)?;
+            }
             (
-                Llama::load(dir)?,
+                model,
                 TrainState::default_for(&r.settings),
                 None,
                 r.settings.clone(),
             )
+        }
+        Start::Config(_) if r.settings.lora.is_some() => {
+            return Err(Error::msg(
+                "--method lora trains an adapter on a base model: give the base with --init DIR",
+            ));
         }
         Start::Config(spec) => {
             if Checkpoint::exists(out) {
@@ -278,7 +333,11 @@ pub fn run(r: Run) -> Result<Summary> {
         }
     }
 
-    let vars = model.make_trainable()?;
+    let vars = if s.lora.is_some() {
+        model.make_adapter_trainable()?
+    } else {
+        model.make_trainable()?
+    };
     let mut opt = AdamW::new(
         vars,
         AdamWConfig {
@@ -393,7 +452,7 @@ pub fn run(r: Run) -> Result<Summary> {
                 rec["val_loss"] = json!(v);
                 if state.best_val_loss.is_none_or(|b| v < b) {
                     state.best_val_loss = Some(v);
-                    Checkpoint::write_model(out, "best", &model)?;
+                    Checkpoint::write_model(out, "best", &model, &state)?;
                 }
             }
         }

@@ -2,7 +2,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, ValueEnum};
-use train::{run, Run, Settings, Start};
+use train::{run, LoraSettings, Run, Settings, Start};
 use wick_io::{Error, Result};
 
 #[global_allocator]
@@ -12,6 +12,15 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 enum Task {
     /// Next-token prediction on every token of the shards.
     Pretrain,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Method {
+    /// Every weight trains.
+    Full,
+    /// A LoRA adapter (rank --lora-r on --lora-targets) trains; the base is frozen: no
+    /// gradients, no optimiser state for it. Needs --init; writes PEFT's adapter files.
+    Lora,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -39,7 +48,7 @@ enum Sched {
 ///   train --data shards/ --resume runs/base
 ///   train --data shards/ --init runs/base --lr 3e-4 -o runs/more
 #[derive(Parser)]
-#[command(version)]
+#[command(version, verbatim_doc_comment)]
 struct Cli {
     /// What to train for.
     #[arg(long, value_enum, default_value = "pretrain")]
@@ -59,6 +68,25 @@ struct Cli {
     /// Output directory (a Hugging Face folder plus checkpoint/, best/, metrics.jsonl).
     #[arg(short, long, required_unless_present = "resume")]
     out: Option<PathBuf>,
+    /// What trains.
+    #[arg(long, value_enum, default_value = "full")]
+    method: Method,
+    /// LoRA rank.
+    #[arg(long, default_value_t = 8)]
+    lora_r: usize,
+    /// LoRA alpha: the update is scaled by alpha / r (alpha / sqrt(r) with --rslora).
+    #[arg(long, default_value_t = 16.0)]
+    lora_alpha: f64,
+    /// LoRA dropout on the adapter's input (only 0 is implemented).
+    #[arg(long, default_value_t = 0.0)]
+    lora_dropout: f64,
+    /// rsLoRA scaling: alpha / sqrt(r).
+    #[arg(long)]
+    rslora: bool,
+    /// Modules that get an adapter (comma-separated: q_proj, k_proj, v_proj, o_proj, gate_proj,
+    /// up_proj, down_proj; q, k, v, o, gate, up, down for short).
+    #[arg(long, default_value = "q,k,v,o")]
+    lora_targets: String,
     /// Sequences per micro-batch.
     #[arg(long, default_value_t = 12)]
     batch_size: usize,
@@ -124,6 +152,45 @@ struct Cli {
     quiet: bool,
 }
 
+fn lora_settings(cli: &Cli) -> Result<LoraSettings> {
+    if cli.lora_r == 0 {
+        return Err(Error::msg("--lora-r must be at least 1"));
+    }
+    if cli.lora_dropout != 0.0 {
+        return Err(Error::msg("--lora-dropout: only 0 is implemented so far"));
+    }
+    let mut targets = Vec::new();
+    for t in cli
+        .lora_targets
+        .split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+    {
+        let full = if t.ends_with("_proj") {
+            t.to_string()
+        } else {
+            format!("{t}_proj")
+        };
+        if !wick_model::adapter::TARGETS.contains(&full.as_str()) {
+            return Err(Error::msg(format!(
+                "--lora-targets: unknown module {t:?} (choose from q, k, v, o, gate, up, down)"
+            )));
+        }
+        if !targets.contains(&full) {
+            targets.push(full);
+        }
+    }
+    if targets.is_empty() {
+        return Err(Error::msg("--lora-targets names no module"));
+    }
+    Ok(LoraSettings {
+        r: cli.lora_r,
+        alpha: cli.lora_alpha,
+        rslora: cli.rslora,
+        targets,
+    })
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     wick_io::run_main("train", || body(cli))
@@ -148,6 +215,10 @@ fn body(cli: Cli) -> Result<()> {
                 "say where to start: --config FILE|PRESET, --init DIR or --resume DIR",
             ))
         }
+    };
+    let lora = match cli.method {
+        Method::Full => None,
+        Method::Lora => Some(lora_settings(&cli)?),
     };
     let max_steps = cli.max_steps.unwrap_or(2000);
     let context = match &start {
@@ -183,6 +254,21 @@ fn body(cli: Cli) -> Result<()> {
         eval_batches: cli.eval_batches,
         checkpoint_interval: cli.checkpoint_interval.unwrap_or(cli.eval_interval),
         seed: cli.seed,
+        method: match cli.method {
+            Method::Full => "full",
+            Method::Lora => "lora",
+        }
+        .into(),
+        lora,
+        init: match &start {
+            Start::Init(dir) => Some(
+                std::fs::canonicalize(dir)
+                    .map_err(|e| Error::io(dir.display(), e))?
+                    .display()
+                    .to_string(),
+            ),
+            _ => None,
+        },
     };
     let _ = cli.task;
     run(Run {

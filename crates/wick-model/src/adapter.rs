@@ -42,6 +42,40 @@ impl LoraConfig {
     }
 }
 
+impl LoraConfig {
+    /// adapter_config.json as PEFT writes it for these settings (PEFT reads it back with
+    /// `PeftModel.from_pretrained`).
+    pub fn to_json(&self, base_model: &str) -> String {
+        let v = serde_json::json!({
+            "alpha_pattern": {},
+            "base_model_name_or_path": base_model,
+            "bias": "none",
+            "fan_in_fan_out": false,
+            "inference_mode": true,
+            "init_lora_weights": true,
+            "layers_pattern": null,
+            "layers_to_transform": null,
+            "lora_alpha": self.alpha,
+            "lora_dropout": self.dropout,
+            "modules_to_save": null,
+            "peft_type": "LORA",
+            "r": self.r,
+            "rank_pattern": {},
+            "revision": null,
+            "target_modules": self.targets,
+            "task_type": "CAUSAL_LM",
+            "use_dora": false,
+            "use_rslora": self.rslora,
+        });
+        serde_json::to_string_pretty(&v).expect("serialises") + "\n"
+    }
+}
+
+/// The PEFT tensor name of a module's A or B.
+pub fn key(module: &str, which: char) -> String {
+    format!("base_model.model.{module}.lora_{which}.weight")
+}
+
 /// A loaded adapter: its configuration and (A, B) per module path
 /// (`model.layers.0.self_attn.q_proj`).
 #[derive(Clone)]

@@ -14,7 +14,8 @@ impl Normal {
         }
     }
 
-    fn uniform(&mut self) -> f64 {
+    /// Uniform in (0, 1].
+    pub fn uniform(&mut self) -> f64 {
         // SplitMix64, then 53 bits into (0, 1].
         self.state = self.state.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = self.state;

@@ -72,6 +72,8 @@ pub struct Llama {
     norm: Tensor,
     /// None when tied to the embeddings.
     lm_head: Option<Tensor>,
+    /// The LoRA adapter's settings when the linear layers carry one.
+    adapter: Option<crate::adapter::LoraConfig>,
 }
 
 /// Keys and values of the positions seen so far, per layer, for decoding one token at a time.
@@ -287,6 +289,7 @@ impl Llama {
             norm: w.get("model.norm.weight", &[h])?,
             blocks,
             lm_head: None,
+            adapter: None,
             config,
         })
     }
@@ -363,19 +366,130 @@ impl Llama {
 
     /// The linear layer at a Hugging Face module path (`model.layers.3.self_attn.q_proj`).
     fn linear_mut(&mut self, module: &str) -> Option<&mut Linear> {
-        let rest = module.strip_prefix("model.layers.")?;
-        let (layer, name) = rest.split_once('.')?;
-        let blk = self.blocks.get_mut(layer.parse::<usize>().ok()?)?;
-        Some(match name {
-            "self_attn.q_proj" => &mut blk.q,
-            "self_attn.k_proj" => &mut blk.k,
-            "self_attn.v_proj" => &mut blk.v,
-            "self_attn.o_proj" => &mut blk.o,
-            "mlp.gate_proj" => &mut blk.gate,
-            "mlp.up_proj" => &mut blk.up,
-            "mlp.down_proj" => &mut blk.down,
-            _ => return None,
-        })
+        self.linears_mut()
+            .into_iter()
+            .find(|(name, _)| name == module)
+            .map(|(_, lin)| lin)
+    }
+
+    /// Every linear layer that can carry an adapter, with its module path.
+    fn linears_mut(&mut self) -> Vec<(String, &mut Linear)> {
+        let mut out = Vec::new();
+        for (l, blk) in self.blocks.iter_mut().enumerate() {
+            for (name, lin) in [
+                ("self_attn.q_proj", &mut blk.q),
+                ("self_attn.k_proj", &mut blk.k),
+                ("self_attn.v_proj", &mut blk.v),
+                ("self_attn.o_proj", &mut blk.o),
+                ("mlp.gate_proj", &mut blk.gate),
+                ("mlp.up_proj", &mut blk.up),
+                ("mlp.down_proj", &mut blk.down),
+            ] {
+                out.push((format!("model.layers.{l}.{name}"), lin));
+            }
+        }
+        out
+    }
+
+    /// Adds a fresh LoRA adapter on the configured modules, initialised as PEFT does: A
+    /// Kaiming-uniform (a = sqrt(5), so U(-1/sqrt(in), 1/sqrt(in))), seeded; B zeros, so the
+    /// model computes exactly what the base does until B moves.
+    pub fn add_adapter(&mut self, config: &crate::adapter::LoraConfig, seed: u64) -> Result<()> {
+        let mut rng = crate::init::Normal::new(seed ^ 0x4c6f_5241);
+        let scale = config.scale();
+        for (module, lin) in self.linears_mut() {
+            let short = module.rsplit('.').next().unwrap_or("");
+            if !config.targets.iter().any(|t| t == short) {
+                continue;
+            }
+            let (out, inp) = (
+                lin.weight.dim(0).map_err(ce)?,
+                lin.weight.dim(1).map_err(ce)?,
+            );
+            let bound = 1.0 / (inp as f64).sqrt();
+            let a: Vec<f32> = (0..config.r * inp)
+                .map(|_| ((2.0 * rng.uniform() - 1.0) * bound) as f32)
+                .collect();
+            lin.lora = Some(Lora {
+                a: Tensor::from_vec(a, (config.r, inp), &Device::Cpu).map_err(ce)?,
+                b: Tensor::zeros((out, config.r), DType::F32, &Device::Cpu).map_err(ce)?,
+                scale,
+            });
+        }
+        self.adapter = Some(config.clone());
+        Ok(())
+    }
+
+    /// The adapter's configuration, when the model carries one.
+    pub fn adapter_config(&self) -> Option<&crate::adapter::LoraConfig> {
+        self.adapter.as_ref()
+    }
+
+    /// The adapter's tensors under PEFT's names.
+    pub fn adapter_tensors(&self) -> Vec<(String, Tensor)> {
+        let mut copy = self.clone();
+        let mut out = Vec::new();
+        for (module, lin) in copy.linears_mut() {
+            if let Some(l) = &lin.lora {
+                out.push((crate::adapter::key(&module, 'A'), l.a.clone()));
+                out.push((crate::adapter::key(&module, 'B'), l.b.clone()));
+            }
+        }
+        out
+    }
+
+    /// Turns the adapter's A and B (only) into trainable variables; the base stays frozen:
+    /// no gradients, no optimiser state.
+    pub fn make_adapter_trainable(&mut self) -> Result<Vec<(String, Var)>> {
+        let mut vars = Vec::new();
+        for (module, lin) in self.linears_mut() {
+            if let Some(l) = lin.lora.as_mut() {
+                for (which, t) in [('A', &mut l.a), ('B', &mut l.b)] {
+                    let var = Var::from_tensor(t).map_err(ce)?;
+                    *t = var.as_tensor().clone();
+                    vars.push((crate::adapter::key(&module, which), var));
+                }
+            }
+        }
+        Ok(vars)
+    }
+
+    /// Replaces adapter tensors by PEFT name (from a checkpoint).
+    pub fn set_adapter_tensors(&mut self, tensors: &HashMap<String, Tensor>) -> Result<()> {
+        for (module, lin) in self.linears_mut() {
+            if let Some(l) = lin.lora.as_mut() {
+                for (which, slot) in [('A', &mut l.a), ('B', &mut l.b)] {
+                    let k = crate::adapter::key(&module, which);
+                    let t = tensors
+                        .get(&k)
+                        .ok_or_else(|| Error::msg(format!("missing adapter tensor {k}")))?;
+                    if t.dims() != slot.dims() {
+                        return Err(Error::msg(format!(
+                            "adapter tensor {k}: shape {:?}, expected {:?}",
+                            t.dims(),
+                            slot.dims()
+                        )));
+                    }
+                    *slot = t.clone();
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the adapter as PEFT does: adapter_config.json and adapter_model.safetensors.
+    pub fn save_adapter(&self, dir: &Path, base_model: &str) -> Result<()> {
+        let config = self
+            .adapter
+            .as_ref()
+            .ok_or_else(|| Error::msg("the model carries no adapter"))?;
+        wick_io::create_dir_all(dir)?;
+        wick_io::write_atomic(
+            dir.join("adapter_config.json"),
+            config.to_json(base_model).as_bytes(),
+        )?;
+        let tensors: HashMap<String, Tensor> = self.adapter_tensors().into_iter().collect();
+        save_safetensors(&tensors, &dir.join("adapter_model.safetensors"))
     }
 
     /// Puts a LoRA adapter on this model's linear layers (checked against their shapes).
@@ -402,27 +516,19 @@ impl Llama {
                 scale,
             });
         }
+        self.adapter = Some(adapter.config.clone());
         Ok(())
     }
 
     /// Folds every adapter into its weight: W + s B A.
     pub fn merge_adapter(&mut self) -> Result<()> {
-        for blk in &mut self.blocks {
-            for lin in [
-                &mut blk.q,
-                &mut blk.k,
-                &mut blk.v,
-                &mut blk.o,
-                &mut blk.gate,
-                &mut blk.up,
-                &mut blk.down,
-            ] {
-                if let Some(l) = lin.lora.take() {
-                    let delta = (l.b.matmul(&l.a).map_err(ce)? * l.scale).map_err(ce)?;
-                    lin.weight = (&lin.weight + delta).map_err(ce)?;
-                }
+        for (_, lin) in self.linears_mut() {
+            if let Some(l) = lin.lora.take() {
+                let delta = (l.b.matmul(&l.a).map_err(ce)? * l.scale).map_err(ce)?;
+                lin.weight = (&lin.weight + delta).map_err(ce)?;
             }
         }
+        self.adapter = None;
         Ok(())
     }
 

@@ -104,6 +104,23 @@ pub fn copy_tokenizer_files(from: &Path, to: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The model's files into `dir`: a Hugging Face model folder, or PEFT's adapter files when the
+/// model carries a LoRA adapter. Returns the names written.
+fn save_weights(model: &Llama, dir: &Path, state: &TrainState) -> Result<[&'static str; 2]> {
+    if model.adapter_config().is_some() {
+        let base = state
+            .settings
+            .get("init")
+            .and_then(|v| v.as_str())
+            .unwrap_or("");
+        model.save_adapter(dir, base)?;
+        Ok(["adapter_config.json", "adapter_model.safetensors"])
+    } else {
+        model.save(dir)?;
+        Ok(["config.json", "model.safetensors"])
+    }
+}
+
 impl Checkpoint {
     pub fn exists(out: &Path) -> bool {
         out.join(DIR).join("state.json").is_file()
@@ -111,27 +128,28 @@ impl Checkpoint {
     }
 
     /// Writes model, optimiser and state as `OUT/checkpoint`, then links the weights to
-    /// the top level of `OUT`.
+    /// the top level of `OUT`. A model with a LoRA adapter is written as the adapter alone
+    /// (PEFT's files; the base stays where it was, named by the settings' "init").
     pub fn write(out: &Path, model: &Llama, opt: &AdamW, state: &TrainState) -> Result<()> {
         let tmp = fresh_tmp(out, DIR)?;
-        model.save(&tmp)?;
+        let files = save_weights(model, &tmp, state)?;
         let moments = opt.state_tensors()?;
         wick_model::save_safetensors(&moments, &tmp.join("optimizer.safetensors"))?;
         let json = serde_json::to_string_pretty(state).expect("state serialises") + "\n";
         wick_io::write_atomic(tmp.join("state.json"), json.as_bytes())?;
         let dir = out.join(DIR);
         swap_dir(&tmp, &dir)?;
-        for f in ["config.json", "model.safetensors"] {
+        for f in files {
             link_into_place(&dir.join(f), &out.join(f))?;
         }
         Ok(())
     }
 
     /// Writes the weights alone as a Hugging Face folder `OUT/NAME` (e.g. `best`), with the
-    /// tokenizer files found in `OUT`.
-    pub fn write_model(out: &Path, name: &str, model: &Llama) -> Result<()> {
+    /// tokenizer files found in `OUT` (an adapter folder for a model with an adapter).
+    pub fn write_model(out: &Path, name: &str, model: &Llama, state: &TrainState) -> Result<()> {
         let tmp = fresh_tmp(out, name)?;
-        model.save(&tmp)?;
+        save_weights(model, &tmp, state)?;
         copy_tokenizer_files(out, &tmp)?;
         swap_dir(&tmp, &out.join(name))
     }
@@ -157,11 +175,12 @@ impl Checkpoint {
             candle_core::safetensors::load(&p, &Device::Cpu)
                 .map_err(|e| Error::msg(format!("{}: cannot read: {e}", p.display())))
         };
-        Ok((
-            load("model.safetensors")?,
-            load("optimizer.safetensors")?,
-            state,
-        ))
+        let weights = if dir.join("model.safetensors").is_file() {
+            "model.safetensors"
+        } else {
+            "adapter_model.safetensors"
+        };
+        Ok((load(weights)?, load("optimizer.safetensors")?, state))
     }
 
     pub fn dir(out: &Path) -> PathBuf {
