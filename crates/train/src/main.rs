@@ -38,7 +38,8 @@ enum Sched {
 /// stopped: same losses, bit for bit). Writes a Hugging Face folder (config.json,
 /// model.safetensors, tokenizer files) to -o, plus checkpoint/ (optimiser state), best/ (lowest
 /// val loss) and metrics.jsonl (one line per step: loss, lr, grad_norm, tokens_per_s, step_ms,
-/// elapsed_s, val_loss at evaluations). Ctrl-C writes a checkpoint and stops.
+/// elapsed_s, val_loss at evaluations). Ctrl-C writes a checkpoint and stops. With --method
+/// lora only a LoRA adapter trains and -o receives PEFT's adapter files instead of weights.
 ///
 /// Defaults follow nanoGPT: AdamW betas (0.9, 0.95), weight decay 0.1 on matrices only,
 /// gradient clipping at 1.0, linear warmup then cosine decay to --min-lr.
@@ -47,6 +48,7 @@ enum Sched {
 ///   train --data shards/ --config nano -o runs/base
 ///   train --data shards/ --resume runs/base
 ///   train --data shards/ --init runs/base --lr 3e-4 -o runs/more
+///   train --data shards/ --init runs/base --method lora --lora-r 16 -o runs/lora
 #[derive(Parser)]
 #[command(version, verbatim_doc_comment)]
 struct Cli {
