@@ -37,7 +37,12 @@ impl Linear {
         let mut dims = x.dims().to_vec();
         let inp = dims.pop().expect("at least one dimension");
         let x = x.reshape(((), inp))?;
-        let mut y = x.matmul(&self.weight.t()?)?;
+        let mut y = if x.track_op() && !self.weight.track_op() {
+            // A frozen weight under a trainable input (LoRA): no weight gradient.
+            ops::frozen_matmul(&x, &self.weight)?
+        } else {
+            x.matmul(&self.weight.t()?)?
+        };
         if let Some(l) = &self.lora {
             // Through the rank-r bottleneck: never forms the [out, in] product B A.
             y = (y + (x.matmul(&l.a.t()?)?.matmul(&l.b.t()?)? * l.scale)?)?;

@@ -26,8 +26,10 @@ use candle_core::{
 use rayon::prelude::*;
 
 mod attention;
+mod frozen;
 mod head_loss;
 pub use attention::attention;
+pub use frozen::frozen_matmul;
 pub use head_loss::{lm_head_logprobs, lm_head_loss};
 
 // ---------------------------------------------------------------------------------------------

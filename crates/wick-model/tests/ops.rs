@@ -581,6 +581,33 @@ fn lm_head_logprobs_match_token_logprobs_of_the_product() {
 }
 
 #[test]
+fn frozen_matmul_matches_matmul_and_gives_the_weight_no_gradient() {
+    let mut rng = Rng(14);
+    for (n, inp, out) in [(7, 5, 3), (768, 128, 384), (1, 4, 9)] {
+        let (x0, w) = (rng.tensor(&[n, inp], 1.0), rng.tensor(&[out, inp], 1.0));
+        let r = rng.tensor(&[n, out], 1.0);
+        let x = var(&x0);
+        let y = ops::frozen_matmul(&x, &w).unwrap();
+        let g = (&y * &r).unwrap().sum_all().unwrap().backward().unwrap();
+        let xr = var(&x0);
+        let yr = xr.matmul(&w.t().unwrap()).unwrap();
+        let gr = (&yr * &r).unwrap().sum_all().unwrap().backward().unwrap();
+        let what = format!("frozen_matmul [{n}, {inp}] x [{out}, {inp}]");
+        assert_close(&format!("{what} y"), &y, &yr, TOL);
+        assert_close(
+            &format!("{what} dx"),
+            g.get(&x).unwrap(),
+            gr.get(&xr).unwrap(),
+            TOL,
+        );
+        assert!(
+            g.get(&w).is_none(),
+            "{what}: the frozen weight got a gradient"
+        );
+    }
+}
+
+#[test]
 fn cross_entropy_with_all_weights_zero_is_zero() {
     let mut rng = Rng(9);
     let x0 = rng.tensor(&[5, 11], 3.0);

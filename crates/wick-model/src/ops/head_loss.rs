@@ -52,6 +52,7 @@ pub fn lm_head_loss(
             .map(|x| x.to_dtype(DType::F32)?.to_vec1::<f32>())
             .transpose()?,
         want_grad: h.track_op() || w.track_op(),
+        w_grad: w.track_op(),
         dlogits: Mutex::new(None),
     };
     h.contiguous()?.apply_op2(&w.contiguous()?, op)
@@ -98,6 +99,8 @@ struct HeadLoss {
     targets: Vec<u32>,
     weights: Option<Vec<f32>>,
     want_grad: bool,
+    /// Whether the head's weight trains (a frozen head under LoRA does not).
+    w_grad: bool,
     /// (softmax - onehot) * w_i per row, left by the forward pass for the backward one.
     dlogits: Mutex<Option<Vec<f32>>>,
 }
@@ -303,8 +306,7 @@ impl CustomOp2 for HeadLoss {
         );
         let (hd, v) = (h.dim(1)?, w.dim(0)?);
         let mut dh = output(n * hd);
-        let mut dw = output(v * hd);
-        // SAFETY: d is n x v, w is v x hd, h is n x hd, all contiguous; dh n x hd, dw v x hd.
+        // SAFETY: d is n x v, w is v x hd, all contiguous; dh is n x hd.
         unsafe {
             mm(
                 n,
@@ -316,23 +318,29 @@ impl CustomOp2 for HeadLoss {
                 wv.as_ptr(),
                 (hd, 1),
                 k,
-            );
-            mm(
-                v,
-                hd,
-                n,
-                dw.as_mut_ptr(),
-                d.as_ptr(),
-                (1, v),
-                hv.as_ptr(),
-                (hd, 1),
-                k,
-            );
-        }
+            )
+        };
+        let dw = if self.w_grad {
+            let mut dw = output(v * hd);
+            // SAFETY: d is n x v, h is n x hd, contiguous; dw is v x hd.
+            unsafe {
+                mm(
+                    v,
+                    hd,
+                    n,
+                    dw.as_mut_ptr(),
+                    d.as_ptr(),
+                    (1, v),
+                    hv.as_ptr(),
+                    (hd, 1),
+                    k,
+                )
+            };
+            Some(Tensor::from_vec(dw, w.dims(), w.device())?)
+        } else {
+            None
+        };
         *BUFFER.lock().expect("not poisoned") = d;
-        Ok((
-            Some(Tensor::from_vec(dh, h.dims(), h.device())?),
-            Some(Tensor::from_vec(dw, w.dims(), w.device())?),
-        ))
+        Ok((Some(Tensor::from_vec(dh, h.dims(), h.device())?), dw))
     }
 }
