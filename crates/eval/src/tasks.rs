@@ -82,13 +82,6 @@ pub struct GenMetrics {
 }
 
 impl GenMetrics {
-    pub const ALL: GenMetrics = GenMetrics {
-        bleu: true,
-        chrf: true,
-        chrf_plus_plus: true,
-        rouge: true,
-    };
-
     /// A comma-separated list: bleu, chrf, chrf++, rouge.
     pub fn parse(list: &str) -> Result<GenMetrics, String> {
         let mut m = GenMetrics {

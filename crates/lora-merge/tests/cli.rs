@@ -11,6 +11,25 @@ use wick_testkit::{run, testdata};
 
 const MERGE: &str = env!("CARGO_BIN_EXE_lora-merge");
 
+/// Runs lora-merge: (exit code, stdout, stderr).
+fn merge(base: &Path, adapter: &Path, out: &Path) -> (i32, String, String) {
+    let arg = |p: &Path| p.to_str().unwrap().to_string();
+    let args = [
+        "--base".into(),
+        arg(base),
+        "--adapter".into(),
+        arg(adapter),
+        "-o".into(),
+        arg(out),
+    ];
+    run(
+        MERGE,
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        b"",
+    )
+    .parts()
+}
+
 fn tensors(path: &Path) -> HashMap<String, Tensor> {
     candle_core::safetensors::load(path, &Device::Cpu).unwrap()
 }
@@ -23,19 +42,7 @@ fn merges_like_peft_and_writes_a_complete_folder() {
         let adapter = testdata(&format!("models/lora-{name}"));
         // The choice fixture's model is llama-gqa plus a tokenizer: a complete base folder.
         let base = testdata("eval/choice/model");
-        let (code, _, err) = run(
-            MERGE,
-            &[
-                "--base",
-                base.to_str().unwrap(),
-                "--adapter",
-                adapter.to_str().unwrap(),
-                "-o",
-                out.to_str().unwrap(),
-            ],
-            b"",
-        )
-        .parts();
+        let (code, _, err) = merge(&base, &adapter, &out);
         assert_eq!(code, 0, "{err}");
         assert!(err.contains("layers merged"), "{err}");
         for f in [
@@ -128,19 +135,7 @@ fn what_cannot_be_merged_is_refused_and_nothing_is_written() {
         (&gqa, &tmp.path().join("nope"), "nope"),
     ];
     for (base, adapter, want) in cases {
-        let (code, _, err) = run(
-            MERGE,
-            &[
-                "--base",
-                base.to_str().unwrap(),
-                "--adapter",
-                adapter.to_str().unwrap(),
-                "-o",
-                out.to_str().unwrap(),
-            ],
-            b"",
-        )
-        .parts();
+        let (code, _, err) = merge(base, adapter, &out);
         assert_eq!(code, 1, "{adapter:?}: {err}");
         assert!(
             err.contains(want),
@@ -151,19 +146,7 @@ fn what_cannot_be_merged_is_refused_and_nothing_is_written() {
     // An existing, non-empty output folder is not overwritten.
     std::fs::create_dir(&out).unwrap();
     std::fs::write(out.join("keep"), "x").unwrap();
-    let (code, _, err) = run(
-        MERGE,
-        &[
-            "--base",
-            gqa.to_str().unwrap(),
-            "--adapter",
-            plain.to_str().unwrap(),
-            "-o",
-            out.to_str().unwrap(),
-        ],
-        b"",
-    )
-    .parts();
+    let (code, _, err) = merge(&gqa, &plain, &out);
     assert_eq!(code, 1);
     assert!(err.contains("not empty"), "{err}");
     assert!(out.join("keep").is_file());

@@ -43,18 +43,12 @@ pub struct Settings {
     pub eval_batches: usize,
     pub checkpoint_interval: u64,
     pub seed: u64,
-    /// "full" (every weight trains) or "lora" (only a LoRA adapter on a frozen base).
-    #[serde(default = "full")]
-    pub method: String,
+    /// Some: only a LoRA adapter on a frozen base trains (`--method lora`); None: every weight.
     #[serde(default)]
     pub lora: Option<LoraSettings>,
     /// The base folder (--init), absolute: a LoRA run's checkpoint holds only the adapter.
     #[serde(default)]
     pub init: Option<String>,
-}
-
-fn full() -> String {
-    "full".into()
 }
 
 /// `--method lora`'s settings.

@@ -256,11 +256,6 @@ fn body(cli: Cli) -> Result<()> {
         eval_batches: cli.eval_batches,
         checkpoint_interval: cli.checkpoint_interval.unwrap_or(cli.eval_interval),
         seed: cli.seed,
-        method: match cli.method {
-            Method::Full => "full",
-            Method::Lora => "lora",
-        }
-        .into(),
         lora,
         init: match &start {
             Start::Init(dir) => Some(

@@ -3,20 +3,14 @@
 //! identity (step-0 val loss = the base's, bit for bit), learns, is written in PEFT's format,
 //! and a stopped LoRA run resumes exactly.
 
-use std::path::Path;
-
 use serde_json::Value;
 use wick_testkit::{run, shakespeare_shards};
 
-const TRAIN: &str = env!("CARGO_BIN_EXE_train");
+mod common;
 
-fn metrics(dir: &Path) -> Vec<Value> {
-    std::fs::read_to_string(dir.join("metrics.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
+use common::metrics;
+
+const TRAIN: &str = env!("CARGO_BIN_EXE_train");
 
 fn vals(m: &[Value]) -> Vec<(u64, f64)> {
     m.iter()

@@ -2,20 +2,14 @@
 //! the val loss falls, a stopped and resumed run reproduces the uninterrupted one bit for
 //! bit, the output folder loads as a model, and bad input is refused before training.
 
-use std::path::Path;
-
 use serde_json::Value;
 use wick_testkit::{run, shakespeare_shards};
 
-const TRAIN: &str = env!("CARGO_BIN_EXE_train");
+mod common;
 
-fn metrics(dir: &Path) -> Vec<Value> {
-    std::fs::read_to_string(dir.join("metrics.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
+use common::metrics;
+
+const TRAIN: &str = env!("CARGO_BIN_EXE_train");
 
 fn losses(m: &[Value]) -> Vec<(u64, f64)> {
     m.iter()

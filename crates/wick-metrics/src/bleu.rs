@@ -162,19 +162,6 @@ fn my_log(x: f64) -> f64 {
     }
 }
 
-/// Corpus BLEU with sacreBLEU's defaults for the given tokenizer: `BLEU(tokenize=..).corpus_score`.
-/// `refs[i]` holds the references of hypothesis `i` (one or more).
-pub fn corpus<'a>(
-    pairs: impl IntoIterator<Item = (&'a str, &'a [String])>,
-    tokenize: Tokenize,
-) -> Bleu {
-    let mut total = BleuStats::default();
-    for (hyp, refs) in pairs {
-        total += segment_stats(&tokenize.apply(hyp), &tokenize_all(refs, tokenize));
-    }
-    score(&total, Smooth::Exp, false)
-}
-
 /// `BLEU(tokenize=.., effective_order=True).sentence_score`, the recommended sentence-level BLEU.
 pub fn sentence(hyp: &str, refs: &[String], tokenize: Tokenize) -> Bleu {
     let st = segment_stats(&tokenize.apply(hyp), &tokenize_all(refs, tokenize));

@@ -141,15 +141,6 @@ pub fn f_score(st: &ChrfStats, beta: f64) -> f64 {
     100.0 * (score / (factor * avg_prec + avg_rec))
 }
 
-/// Corpus chrF: statistics summed over all pairs, then one score.
-pub fn corpus<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a [String])>, p: &ChrfParams) -> f64 {
-    let mut total = ChrfStats::zeros(p);
-    for (hyp, refs) in pairs {
-        total.add(&segment_stats(hyp, refs, p));
-    }
-    f_score(&total, p.beta)
-}
-
 pub fn sentence(hyp: &str, refs: &[String], p: &ChrfParams) -> f64 {
     f_score(&segment_stats(hyp, refs, p), p.beta)
 }

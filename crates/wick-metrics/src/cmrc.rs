@@ -107,12 +107,11 @@ pub fn f1(prediction: &str, answer: &str) -> f64 {
 /// (exact match 0 or 1, F1), each the best over the answers.
 pub fn score(prediction: &str, answers: &[String]) -> (f64, f64) {
     let p = remove_punctuation(prediction);
-    let em = answers.iter().any(|a| remove_punctuation(a) == p);
-    let f = answers
-        .iter()
-        .map(|a| f1(prediction, a))
-        .fold(0.0, f64::max);
-    (if em { 1.0 } else { 0.0 }, f)
+    crate::best_over_answers(
+        answers,
+        |a| remove_punctuation(a) == p,
+        |a| f1(prediction, a),
+    )
 }
 
 #[cfg(test)]

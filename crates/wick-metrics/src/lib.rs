@@ -12,3 +12,15 @@ pub mod pytext;
 pub mod rouge;
 pub mod sacre_tok;
 pub mod squad;
+
+/// (exact match 0 or 1, F1) of a prediction against its best-matching answer, as both QA
+/// evaluation scripts take them: EM if any answer matches, the highest F1.
+fn best_over_answers(
+    answers: &[String],
+    exact: impl Fn(&str) -> bool,
+    f1: impl Fn(&str) -> f64,
+) -> (f64, f64) {
+    let em = answers.iter().any(|a| exact(a));
+    let f = answers.iter().map(|a| f1(a)).fold(0.0, f64::max);
+    (if em { 1.0 } else { 0.0 }, f)
+}

@@ -70,12 +70,11 @@ pub fn f1(prediction: &str, answer: &str) -> f64 {
 
 /// (exact match 0 or 1, F1) of a prediction against its best-matching answer.
 pub fn score(prediction: &str, answers: &[String]) -> (f64, f64) {
-    let em = answers.iter().any(|a| exact_match(prediction, a));
-    let f = answers
-        .iter()
-        .map(|a| f1(prediction, a))
-        .fold(0.0, f64::max);
-    (if em { 1.0 } else { 0.0 }, f)
+    crate::best_over_answers(
+        answers,
+        |a| exact_match(prediction, a),
+        |a| f1(prediction, a),
+    )
 }
 
 #[cfg(test)]

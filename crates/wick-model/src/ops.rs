@@ -28,6 +28,7 @@ use rayon::prelude::*;
 mod attention;
 mod frozen;
 mod head_loss;
+mod product;
 pub use attention::attention;
 pub use frozen::frozen_matmul;
 pub use head_loss::{lm_head_logprobs, lm_head_loss};

@@ -6,10 +6,10 @@
 //! one thread with single-threaded gemm calls, the tasks spread over the threads. The backward
 //! pass recomputes the probabilities instead of keeping a [B, H, T, T] tensor alive.
 
-use candle_core::{bail, CpuStorage, CustomOp3, DType, Layout, Result, Shape, Storage, Tensor};
-use gemm::{gemm, Parallelism};
+use candle_core::{bail, CpuStorage, CustomOp3, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
+use super::product::{cpu_f32, mm, rows, transposed};
 use super::{check_f32, exp, f32s, has_avx2, max_scaled, output, sum_map2, MIN_TASK_WORK};
 
 /// Causal attention. q [B, nh, Tq, hd]; k, v [B, nkv, Tk, hd] with nh a multiple of nkv (query
@@ -142,44 +142,6 @@ fn for_tasks(n: usize, work: usize, f: impl Fn(usize) + Sync + Send) {
     }
 }
 
-/// dst (m x n) = lhs (m x k) * rhs (k x n) [+ dst when `acc`], on this thread. Strides are
-/// (row, column) in elements.
-#[allow(clippy::too_many_arguments)]
-unsafe fn mm(
-    m: usize,
-    n: usize,
-    k: usize,
-    dst: *mut f32,
-    dst_rs: usize,
-    lhs: *const f32,
-    (lhs_rs, lhs_cs): (usize, usize),
-    rhs: *const f32,
-    (rhs_rs, rhs_cs): (usize, usize),
-    acc: bool,
-) {
-    gemm(
-        m,
-        n,
-        k,
-        dst,
-        1,
-        dst_rs as isize,
-        acc,
-        lhs,
-        lhs_cs as isize,
-        lhs_rs as isize,
-        rhs,
-        rhs_cs as isize,
-        rhs_rs as isize,
-        if acc { 1.0 } else { 0.0 },
-        1.0,
-        false,
-        false,
-        false,
-        Parallelism::None,
-    )
-}
-
 /// The keys query row `i` may see: [lo, hi), and within it only those of document `id` when
 /// packed (segments), else all.
 fn visible(d: &Dims, i: usize, seg: Option<&[u32]>) -> (usize, usize, Option<u32>) {
@@ -269,15 +231,15 @@ fn probabilities(
     // SAFETY: the slices hold the m x k, k x n and m x n elements the strides reach.
     unsafe {
         mm(
-            d.tq,
-            d.tk,
-            d.hd,
+            (d.tq, d.tk, d.hd),
             p.as_mut_ptr(),
             d.tk,
             qh.as_ptr(),
-            (d.hd, 1),
+            rows(d.hd),
             kg.as_ptr(),
-            (1, d.hd),
+            transposed(d.hd),
+            1.0,
+            false,
             false,
         );
     }
@@ -317,15 +279,15 @@ impl CustomOp3 for Attention {
                 // SAFETY: y[bi, :, h, :] belongs to this task alone; rows are nh * hd apart.
                 unsafe {
                     mm(
-                        d.tq,
-                        d.hd,
-                        d.tk,
+                        (d.tq, d.hd, d.tk),
                         yp.at((bi * d.tq * d.nh + h) * d.hd),
                         d.nh * d.hd,
                         p.as_ptr(),
-                        (d.tk, 1),
+                        rows(d.tk),
                         vg.as_ptr(),
-                        (d.hd, 1),
+                        rows(d.hd),
+                        1.0,
+                        false,
                         false,
                     );
                 }
@@ -348,18 +310,13 @@ impl CustomOp3 for Attention {
             let (sk, lk) = k.storage_and_layout();
             let (sv, lv) = v.storage_and_layout();
             let (sdy, ldy) = dy.storage_and_layout();
-            let cpu = |s: &Storage| match s {
-                Storage::Cpu(c) => Ok(c.clone()),
-                _ => bail!("attention: backward runs on the CPU only"),
-            };
-            let (cq, ck, cv, cdy) = (cpu(&sq)?, cpu(&sk)?, cpu(&sv)?, cpu(&sdy)?);
             let d = Dims::of(lq, lk)?;
             backward(
                 &d,
-                f32s(&cq, lq, "attention q")?,
-                f32s(&ck, lk, "attention k")?,
-                f32s(&cv, lv, "attention v")?,
-                f32s(&cdy, ldy, "attention grad")?,
+                cpu_f32(&sq, lq, "attention q")?,
+                cpu_f32(&sk, lk, "attention k")?,
+                cpu_f32(&sv, lv, "attention v")?,
+                cpu_f32(&sdy, ldy, "attention grad")?,
                 self.scale,
                 segments_data(&self.segments)?.as_deref(),
             )
@@ -419,53 +376,53 @@ fn backward(
                 let dkg = dkp.at(kv_off);
                 let dqh = dqp.at((bi * d.nh + h) * d.tq * d.hd);
                 mm(
-                    d.tk,
-                    d.hd,
-                    d.tq,
+                    (d.tk, d.hd, d.tq),
                     dvg,
                     d.hd,
                     p.as_ptr(),
-                    (1, d.tk),
+                    transposed(d.tk),
                     dyh,
-                    (d.nh * d.hd, 1),
+                    rows(d.nh * d.hd),
+                    1.0,
                     acc,
+                    false,
                 );
                 mm(
-                    d.tq,
-                    d.tk,
-                    d.hd,
+                    (d.tq, d.tk, d.hd),
                     ds.as_mut_ptr(),
                     d.tk,
                     dyh,
-                    (d.nh * d.hd, 1),
+                    rows(d.nh * d.hd),
                     vg.as_ptr(),
-                    (1, d.hd),
+                    transposed(d.hd),
+                    1.0,
+                    false,
                     false,
                 );
                 softmax_grad(&p, &mut ds, d.tk, scale);
                 mm(
-                    d.tq,
-                    d.hd,
-                    d.tk,
+                    (d.tq, d.hd, d.tk),
                     dqh,
                     d.hd,
                     ds.as_ptr(),
-                    (d.tk, 1),
+                    rows(d.tk),
                     kg.as_ptr(),
-                    (d.hd, 1),
+                    rows(d.hd),
+                    1.0,
+                    false,
                     false,
                 );
                 mm(
-                    d.tk,
-                    d.hd,
-                    d.tq,
+                    (d.tk, d.hd, d.tq),
                     dkg,
                     d.hd,
                     ds.as_ptr(),
-                    (1, d.tk),
+                    transposed(d.tk),
                     qh.as_ptr(),
-                    (d.hd, 1),
+                    rows(d.hd),
+                    1.0,
                     acc,
+                    false,
                 );
             }
         }

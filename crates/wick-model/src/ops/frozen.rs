@@ -4,8 +4,8 @@
 //! (the matmul, a zero-filled buffer and an add per layer) and hold them all in memory.
 
 use candle_core::{bail, CpuStorage, CustomOp1, DType, Layout, Result, Shape, Tensor};
-use gemm::{gemm, Parallelism};
 
+use super::product::{cpu_f32, mm, rows, transposed};
 use super::{check_f32, f32s, output};
 
 /// x [N, in] times the constant w [out, in] transposed: [N, out]. Differentiable in x only.
@@ -32,56 +32,6 @@ struct Frozen {
     w: Tensor,
 }
 
-fn threads() -> Parallelism {
-    match rayon::current_num_threads() {
-        0 | 1 => Parallelism::None,
-        n => Parallelism::Rayon(n),
-    }
-}
-
-/// dst (m x n, contiguous) = lhs (m x k) * rhs (k x n), strides (row, column).
-#[allow(clippy::too_many_arguments)]
-fn mm(
-    m: usize,
-    n: usize,
-    k: usize,
-    dst: &mut [f32],
-    lhs: &[f32],
-    (lhs_rs, lhs_cs): (usize, usize),
-    rhs: &[f32],
-    (rhs_rs, rhs_cs): (usize, usize),
-) {
-    assert!(dst.len() >= m * n);
-    // SAFETY: the callers pass slices holding the m x k and k x n elements the strides reach.
-    unsafe {
-        gemm(
-            m,
-            n,
-            k,
-            dst.as_mut_ptr(),
-            1,
-            n as isize,
-            false,
-            lhs.as_ptr(),
-            lhs_cs as isize,
-            lhs_rs as isize,
-            rhs.as_ptr(),
-            rhs_cs as isize,
-            rhs_rs as isize,
-            0.0,
-            1.0,
-            false,
-            false,
-            false,
-            threads(),
-        )
-    }
-}
-
-fn weight(w: &Tensor) -> Result<Vec<f32>> {
-    w.flatten_all()?.to_vec1::<f32>()
-}
-
 impl CustomOp1 for Frozen {
     fn name(&self) -> &'static str {
         "wick-frozen-matmul"
@@ -91,19 +41,52 @@ impl CustomOp1 for Frozen {
         let x = f32s(s, l, "frozen_matmul x")?;
         let (n, inp) = l.shape().dims2()?;
         let out_dim = self.w.dim(0)?;
-        let w = weight(&self.w)?;
+        let (sw, lw) = self.w.storage_and_layout();
+        let w = cpu_f32(&sw, lw, "frozen_matmul w")?;
         let mut y = output(n * out_dim);
-        mm(n, out_dim, inp, &mut y, x, (inp, 1), &w, (1, inp));
+        // SAFETY: x is n x inp and w out x inp, contiguous (checked by f32s); y is n x out.
+        unsafe {
+            mm(
+                (n, out_dim, inp),
+                y.as_mut_ptr(),
+                out_dim,
+                x.as_ptr(),
+                rows(inp),
+                w.as_ptr(),
+                transposed(inp),
+                1.0,
+                false,
+                true,
+            )
+        };
         Ok((CpuStorage::F32(y), Shape::from((n, out_dim))))
     }
 
     fn bwd(&self, x: &Tensor, _res: &Tensor, dy: &Tensor) -> Result<Option<Tensor>> {
         let (n, inp) = x.dims2()?;
         let out_dim = self.w.dim(0)?;
-        let dy = dy.contiguous()?.flatten_all()?.to_vec1::<f32>()?;
-        let w = weight(&self.w)?;
+        let dy = dy.contiguous()?;
+        let ((sd, ld), (sw, lw)) = (dy.storage_and_layout(), self.w.storage_and_layout());
+        let (dyv, w) = (
+            cpu_f32(&sd, ld, "frozen_matmul grad")?,
+            cpu_f32(&sw, lw, "frozen_matmul w")?,
+        );
         let mut dx = output(n * inp);
-        mm(n, inp, out_dim, &mut dx, &dy, (out_dim, 1), &w, (inp, 1));
+        // SAFETY: dy is n x out and w out x inp, contiguous; dx is n x inp.
+        unsafe {
+            mm(
+                (n, inp, out_dim),
+                dx.as_mut_ptr(),
+                inp,
+                dyv.as_ptr(),
+                rows(out_dim),
+                w.as_ptr(),
+                rows(inp),
+                1.0,
+                false,
+                true,
+            )
+        };
         Ok(Some(Tensor::from_vec(dx, (n, inp), x.device())?))
     }
 }

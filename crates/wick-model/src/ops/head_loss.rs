@@ -8,9 +8,9 @@
 use std::sync::Mutex;
 
 use candle_core::{bail, CpuStorage, CustomOp2, DType, Layout, Result, Shape, Tensor};
-use gemm::{gemm, Parallelism};
 use rayon::prelude::*;
 
+use super::product::{cpu_f32, mm, rows, transposed};
 use super::{
     check_f32, check_target_range, exp, f32s, has_avx2, max_scaled, output, sum_map, LANES,
 };
@@ -25,17 +25,7 @@ pub fn lm_head_loss(
     targets: &Tensor,
     weights: Option<&Tensor>,
 ) -> Result<Tensor> {
-    let (n, hd) = h.dims2()?;
-    let (_v, hw) = w.dims2()?;
-    if hw != hd || targets.dims() != [n] || targets.dtype() != DType::U32 {
-        bail!(
-            "lm_head_loss: h {:?}, w {:?}, targets {:?} {:?} do not fit (need [N, H], [V, H], u32 [N])",
-            h.dims(),
-            w.dims(),
-            targets.dtype(),
-            targets.dims()
-        );
-    }
+    let (n, _, _) = check_shapes("lm_head_loss", h, w, targets)?;
     if let Some(wt) = weights {
         if wt.dims() != [n] {
             bail!("lm_head_loss: weights {:?} must be [{n}]", wt.dims());
@@ -46,11 +36,15 @@ pub fn lm_head_loss(
         return super::cross_entropy(&logits, targets, weights);
     }
     check_f32("lm_head_loss", &[h, w])?;
+    let weights = weights
+        .map(|x| x.to_dtype(DType::F32)?.to_vec1::<f32>())
+        .transpose()?;
     let op = HeadLoss {
         targets: targets.to_vec1::<u32>()?,
-        weights: weights
-            .map(|x| x.to_dtype(DType::F32)?.to_vec1::<f32>())
-            .transpose()?,
+        wsum: weights
+            .as_ref()
+            .map_or(n as f64, |w| w.iter().map(|&x| x as f64).sum()),
+        weights,
         want_grad: h.track_op() || w.track_op(),
         w_grad: w.track_op(),
         dlogits: Mutex::new(None),
@@ -62,17 +56,7 @@ pub fn lm_head_loss(
 /// [N]. Not differentiable (scoring: perplexity, multiple choice, RLHF log-probs). Equals
 /// `token_logprobs(&h.matmul(&w.t()?)?, targets)` without a fresh [N, vocab] tensor.
 pub fn lm_head_logprobs(h: &Tensor, w: &Tensor, targets: &Tensor) -> Result<Tensor> {
-    let (n, hd) = h.dims2()?;
-    let (v, hw) = w.dims2()?;
-    if hw != hd || targets.dims() != [n] || targets.dtype() != DType::U32 {
-        bail!(
-            "lm_head_logprobs: h {:?}, w {:?}, targets {:?} {:?} do not fit (need [N, H], [V, H], u32 [N])",
-            h.dims(),
-            w.dims(),
-            targets.dtype(),
-            targets.dims()
-        );
-    }
+    let (n, hd, v) = check_shapes("lm_head_logprobs", h, w, targets)?;
     if !h.device().is_cpu() {
         return super::token_logprobs(&h.matmul(&w.t()?)?, targets);
     }
@@ -80,11 +64,12 @@ pub fn lm_head_logprobs(h: &Tensor, w: &Tensor, targets: &Tensor) -> Result<Tens
     let t = targets.to_vec1::<u32>()?;
     check_target_range("lm_head_logprobs", &t, v)?;
     let (h, w) = (h.contiguous()?, w.contiguous()?);
-    let (hv, wv) = (
-        h.flatten_all()?.to_vec1::<f32>()?,
-        w.flatten_all()?.to_vec1::<f32>()?,
-    );
-    let mut buf = logits_in_buffer(&hv, &wv, n, v, hd);
+    let mut buf = {
+        let ((sh, lh), (sw, lw)) = (h.storage_and_layout(), w.storage_and_layout());
+        let hv = cpu_f32(&sh, lh, "lm_head_logprobs h")?;
+        let wv = cpu_f32(&sw, lw, "lm_head_logprobs w")?;
+        logits_in_buffer(hv, wv, n, v, hd)
+    };
     let out: Vec<f32> = buf
         .par_chunks_mut(v)
         .zip(t.par_iter())
@@ -95,9 +80,32 @@ pub fn lm_head_logprobs(h: &Tensor, w: &Tensor, targets: &Tensor) -> Result<Tens
     Tensor::from_vec(out, n, h.device())
 }
 
+/// (N, H, V) of h [N, H], w [V, H], targets u32 [N].
+fn check_shapes(
+    op: &str,
+    h: &Tensor,
+    w: &Tensor,
+    targets: &Tensor,
+) -> Result<(usize, usize, usize)> {
+    let (n, hd) = h.dims2()?;
+    let (v, hw) = w.dims2()?;
+    if hw != hd || targets.dims() != [n] || targets.dtype() != DType::U32 {
+        bail!(
+            "{op}: h {:?}, w {:?}, targets {:?} {:?} do not fit (need [N, H], [V, H], u32 [N])",
+            h.dims(),
+            w.dims(),
+            targets.dtype(),
+            targets.dims()
+        );
+    }
+    Ok((n, hd, v))
+}
+
 struct HeadLoss {
     targets: Vec<u32>,
     weights: Option<Vec<f32>>,
+    /// Sum of the weights (N without weights): the mean's denominator.
+    wsum: f64,
     want_grad: bool,
     /// Whether the head's weight trains (a frozen head under LoRA does not).
     w_grad: bool,
@@ -120,61 +128,19 @@ fn logits_in_buffer(h: &[f32], w: &[f32], n: usize, v: usize, hd: usize) -> Vec<
     // SAFETY: buf holds n x v, h n x hd, w v x hd (asserted above).
     unsafe {
         mm(
-            n,
-            v,
-            hd,
+            (n, v, hd),
             buf.as_mut_ptr(),
+            v,
             h.as_ptr(),
-            (hd, 1),
+            rows(hd),
             w.as_ptr(),
-            (1, hd),
+            transposed(hd),
             1.0,
+            false,
+            true,
         )
     };
     buf
-}
-
-fn threads() -> Parallelism {
-    match rayon::current_num_threads() {
-        0 | 1 => Parallelism::None,
-        n => Parallelism::Rayon(n),
-    }
-}
-
-/// dst (m x n) = beta * lhs (m x k) * rhs (k x n), strides (row, column) in elements.
-#[allow(clippy::too_many_arguments)]
-unsafe fn mm(
-    m: usize,
-    n: usize,
-    k: usize,
-    dst: *mut f32,
-    lhs: *const f32,
-    (lhs_rs, lhs_cs): (usize, usize),
-    rhs: *const f32,
-    (rhs_rs, rhs_cs): (usize, usize),
-    beta: f32,
-) {
-    gemm(
-        m,
-        n,
-        k,
-        dst,
-        1,
-        n as isize,
-        false,
-        lhs,
-        lhs_cs as isize,
-        lhs_rs as isize,
-        rhs,
-        rhs_cs as isize,
-        rhs_rs as isize,
-        0.0,
-        beta,
-        false,
-        false,
-        false,
-        threads(),
-    )
 }
 
 /// One row of logits -> (loss of the row, and, with `grad`, the row replaced by
@@ -269,8 +235,11 @@ impl CustomOp2 for HeadLoss {
             })
             .collect();
         let loss: f64 = losses.iter().sum();
-        let wsum = weights.map_or(n as f64, |w| w.iter().map(|&x| x as f64).sum());
-        let mean = if wsum == 0.0 { 0.0 } else { loss / wsum };
+        let mean = if self.wsum == 0.0 {
+            0.0
+        } else {
+            loss / self.wsum
+        };
         if self.want_grad {
             *self.dlogits.lock().expect("not poisoned") = Some(buf);
         } else {
@@ -291,33 +260,31 @@ impl CustomOp2 for HeadLoss {
         };
         let upstream = grad.to_dtype(DType::F32)?.to_scalar::<f32>()? as f64;
         let n = self.targets.len();
-        let wsum = self
-            .weights
-            .as_ref()
-            .map_or(n as f64, |w| w.iter().map(|&x| x as f64).sum());
-        let k = if wsum == 0.0 {
+        let k = if self.wsum == 0.0 {
             0.0
         } else {
-            (upstream / wsum) as f32
+            (upstream / self.wsum) as f32
         };
-        let (hv, wv) = (
-            h.flatten_all()?.to_vec1::<f32>()?,
-            w.flatten_all()?.to_vec1::<f32>()?,
-        );
         let (hd, v) = (h.dim(1)?, w.dim(0)?);
+        let ((sh, lh), (sw, lw)) = (h.storage_and_layout(), w.storage_and_layout());
+        let (hv, wv) = (
+            cpu_f32(&sh, lh, "lm_head_loss h")?,
+            cpu_f32(&sw, lw, "lm_head_loss w")?,
+        );
         let mut dh = output(n * hd);
         // SAFETY: d is n x v, w is v x hd, all contiguous; dh is n x hd.
         unsafe {
             mm(
-                n,
-                hd,
-                v,
+                (n, hd, v),
                 dh.as_mut_ptr(),
+                hd,
                 d.as_ptr(),
-                (v, 1),
+                rows(v),
                 wv.as_ptr(),
-                (hd, 1),
+                rows(hd),
                 k,
+                false,
+                true,
             )
         };
         let dw = if self.w_grad {
@@ -325,15 +292,16 @@ impl CustomOp2 for HeadLoss {
             // SAFETY: d is n x v, h is n x hd, contiguous; dw is v x hd.
             unsafe {
                 mm(
-                    v,
-                    hd,
-                    n,
+                    (v, hd, n),
                     dw.as_mut_ptr(),
+                    hd,
                     d.as_ptr(),
-                    (1, v),
+                    transposed(v),
                     hv.as_ptr(),
-                    (hd, 1),
+                    rows(hd),
                     k,
+                    false,
+                    true,
                 )
             };
             Some(Tensor::from_vec(dw, w.dims(), w.device())?)
