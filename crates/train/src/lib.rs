@@ -2,18 +2,20 @@
 //! with AdamW, warmup + cosine decay, gradient accumulation and clipping, periodic
 //! validation, checkpoints, and an exact resume.
 
+pub mod data;
 pub mod presets;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use wick_io::{Error, Progress, Result};
 use wick_model::adapter::LoraConfig;
-use wick_model::{lm_eval_loss, lm_loss, Config, Llama};
-use wick_shard::{Batch, Sampler, Sequential, ShardSet, Split};
+use wick_model::{lm_loss, Config, Llama};
+use wick_shard::{ShardSet, Split};
+
+use crate::data::{val_loss, Data};
 use wick_train::{
     install_ctrl_c, interrupted, AdamW, AdamWConfig, Checkpoint, MetricsLog, Schedule,
     ScheduleKind, TrainState,
@@ -49,6 +51,13 @@ pub struct Settings {
     /// The base folder (--init), absolute: a LoRA run's checkpoint holds only the adapter.
     #[serde(default)]
     pub init: Option<String>,
+    /// SFT: several examples per row (block-diagonal attention) rather than one, padded.
+    #[serde(default = "yes")]
+    pub packing: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// `--method lora`'s settings.
@@ -97,31 +106,6 @@ pub struct Run {
 
 fn ce(e: candle_core::Error) -> Error {
     Error::msg(format!("tensor op failed: {e}"))
-}
-
-fn window_tensor(b: &Batch) -> Result<Tensor> {
-    Tensor::from_slice(&b.tokens, (b.b, b.t + 1), &Device::Cpu).map_err(ce)
-}
-
-/// Mean next-token loss over the first `batches` sequential windows of the val split (the
-/// same windows every time, so that evaluations are comparable); None without a val split.
-pub fn val_loss(
-    model: &Llama,
-    set: &ShardSet,
-    b: usize,
-    t: usize,
-    batches: usize,
-) -> Result<Option<f64>> {
-    let Ok(seq) = Sequential::new(set, Split::Val, b, t) else {
-        return Ok(None);
-    };
-    let (mut sum, mut n) = (0f64, 0usize);
-    for batch in seq.take(batches) {
-        let loss = lm_eval_loss(model, &window_tensor(&batch)?, None)?;
-        sum += loss as f64 * (batch.b * batch.t) as f64;
-        n += batch.b * batch.t;
-    }
-    Ok((n > 0).then(|| sum / n as f64))
 }
 
 /// Loads a config given as a preset name or a config.json path.
@@ -346,9 +330,9 @@ pub fn run(r: Run) -> Result<Summary> {
         opt.load_state(m, state.step)?;
     }
     let sched = schedule(&s)?;
-    let mut sampler = Sampler::new(&set, Split::Train, s.batch_size, s.seq_len, s.seed)?;
+    let mut data = Data::new(&set, &s)?;
     if matches!(r.start, Start::Resume) {
-        sampler.rng.state = state.rng;
+        data.restore(&state);
     }
     let metrics_path = out.join("metrics.jsonl");
     let mut log = if matches!(r.start, Start::Resume) {
@@ -371,7 +355,10 @@ pub fn run(r: Run) -> Result<Summary> {
             s.max_steps
         );
     }
-    let eval = |model: &Llama| val_loss(model, &set, s.batch_size, s.seq_len, s.eval_batches);
+    if let (false, Some(line)) = (r.quiet, data.describe(s.seq_len)) {
+        eprintln!("train: sft: {line}");
+    }
+    let eval = |model: &Llama| val_loss(model, &set, &s, s.eval_batches);
     let mut first_val = None;
     let mut last_val = None;
     if state.step == 0 && s.eval_interval > 0 {
@@ -385,15 +372,16 @@ pub fn run(r: Run) -> Result<Summary> {
     let mut progress = Progress::new("train", r.quiet);
     let run_start = Instant::now();
     let elapsed_before = state.elapsed_s;
-    let tokens_per_step = (s.batch_size * s.seq_len * s.grad_accum) as u64;
     let mut was_interrupted = false;
     while state.step < stop_at {
         let t0 = Instant::now();
         let mut grads = None;
         let mut loss_sum = 0f64;
+        let mut step_tokens = 0u64;
         for _ in 0..s.grad_accum {
-            let batch = sampler.next_batch();
-            let loss = lm_loss(&model, &window_tensor(&batch)?, None)?;
+            let m = data.next_micro()?;
+            step_tokens += m.tokens;
+            let loss = lm_loss(&model, &m.window, m.weights.as_ref(), m.segments.as_ref())?;
             loss_sum += loss.to_scalar::<f32>().map_err(ce)? as f64;
             let loss = if s.grad_accum > 1 {
                 (loss / s.grad_accum as f64).map_err(ce)?
@@ -425,7 +413,7 @@ pub fn run(r: Run) -> Result<Summary> {
         let lr = sched.lr(state.step);
         opt.update(&grads, lr, scale)?;
         state.step += 1;
-        state.tokens += tokens_per_step;
+        state.tokens += step_tokens;
         let step_s = t0.elapsed().as_secs_f64();
         state.elapsed_s = elapsed_before + run_start.elapsed().as_secs_f64();
         let mut rec = json!({
@@ -434,10 +422,13 @@ pub fn run(r: Run) -> Result<Summary> {
             "lr": lr,
             "grad_norm": norm,
             "tokens": state.tokens,
-            "tokens_per_s": tokens_per_step as f64 / step_s,
+            "tokens_per_s": step_tokens as f64 / step_s,
             "step_ms": step_s * 1e3,
             "elapsed_s": state.elapsed_s,
         });
+        if let Some(e) = data.epoch() {
+            rec["epoch"] = json!(e);
+        }
         let last = state.step == stop_at;
         was_interrupted = interrupted();
         if s.eval_interval > 0 && (state.step % s.eval_interval == 0 || state.step == s.max_steps) {
@@ -453,7 +444,7 @@ pub fn run(r: Run) -> Result<Summary> {
         log.log(&rec)?;
         let ckpt = s.checkpoint_interval > 0 && state.step % s.checkpoint_interval == 0;
         if ckpt || last || was_interrupted {
-            state.rng = sampler.rng.state;
+            data.save(&mut state);
             Checkpoint::write(out, &model, &opt, &state)?;
         }
         let (step, total) = (state.step, s.max_steps);
@@ -461,7 +452,7 @@ pub fn run(r: Run) -> Result<Summary> {
             let left = (stop_at - step) as f64 * step_s;
             format!(
                 "step {step}/{total}  loss {loss:.4}  lr {lr:.2e}  {:.0} tok/s  ETA {}",
-                tokens_per_step as f64 / step_s,
+                step_tokens as f64 / step_s,
                 eta(left)
             )
         });
@@ -520,6 +511,8 @@ impl DefaultFor for TrainState {
             step: 0,
             tokens: 0,
             rng: 0,
+            epoch: 0,
+            row: 0,
             best_val_loss: None,
             elapsed_s: 0.0,
             settings: serde_json::to_value(s).expect("settings serialise"),

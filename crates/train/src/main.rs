@@ -8,10 +8,13 @@ use wick_io::{Error, Result};
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-#[derive(Clone, Copy, ValueEnum)]
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Task {
     /// Next-token prediction on every token of the shards.
     Pretrain,
+    /// Supervised fine-tuning: whole examples (the shards' documents, packed from tokenized SFT
+    /// records), loss only on the response tokens (the .mask sidecar), in epochs.
+    Sft,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -41,14 +44,25 @@ enum Sched {
 /// elapsed_s, val_loss at evaluations). Ctrl-C writes a checkpoint and stops. With --method
 /// lora only a LoRA adapter trains and -o receives PEFT's adapter files instead of weights.
 ///
-/// Defaults follow nanoGPT: AdamW betas (0.9, 0.95), weight decay 0.1 on matrices only,
-/// gradient clipping at 1.0, linear warmup then cosine decay to --min-lr.
+/// Pretraining defaults follow nanoGPT: AdamW betas (0.9, 0.95), weight decay 0.1 on matrices
+/// only, gradient clipping at 1.0, lr 1e-3 with 100 warmup steps then cosine decay to lr/10.
+///
+/// --task sft trains on whole examples: each document of the shards (one tokenized SFT record,
+/// ending in EOS) is an example; every epoch they are shuffled and packed next-fit into rows of
+/// --seq-len + 1 tokens (longer ones are cut), with a block-diagonal causal mask so that no
+/// example attends to another (RoPE is relative, so this equals restarting positions at each
+/// example); the loss counts only targets the mask marks (the response and its EOS) and never a
+/// target across a boundary. --no-packing puts one example per row, padded to the batch's
+/// longest. SFT defaults: 3 epochs, lr 1e-4 with warmup over 3% of the steps then cosine decay
+/// to 1e-6, no weight decay, a val evaluation once per epoch.
 ///
 /// Examples:
 ///   train --data shards/ --config nano -o runs/base
 ///   train --data shards/ --resume runs/base
 ///   train --data shards/ --init runs/base --lr 3e-4 -o runs/more
 ///   train --data shards/ --init runs/base --method lora --lora-r 16 -o runs/lora
+///   tokenize --tokenizer runs/base sft.jsonl | pack --tokenizer runs/base -o sft-shards
+///   train --task sft --method lora --init runs/base --data sft-shards/ -o runs/sft-lora
 #[derive(Parser)]
 #[command(version, verbatim_doc_comment)]
 struct Cli {
@@ -98,27 +112,34 @@ struct Cli {
     /// Micro-batches per optimiser step.
     #[arg(long, default_value_t = 1)]
     grad_accum: usize,
-    /// Optimiser steps in all (on --resume: a new end; the LR schedule is kept).
+    /// Optimiser steps in all (on --resume: a new end; the LR schedule is kept) [default: 2000;
+    /// sft: --epochs worth].
     #[arg(long)]
     max_steps: Option<u64>,
-    /// Peak learning rate.
-    #[arg(long, default_value_t = 1e-3)]
-    lr: f64,
-    /// Final learning rate of the decay [default: lr / 10].
+    /// SFT: passes over the examples (fractions allowed), unless --max-steps is given.
+    #[arg(long, default_value_t = 3.0)]
+    epochs: f64,
+    /// SFT: one example per row, padded, instead of packing several per row.
+    #[arg(long)]
+    no_packing: bool,
+    /// Peak learning rate [default: 1e-3; sft: 1e-4].
+    #[arg(long)]
+    lr: Option<f64>,
+    /// Final learning rate of the decay [default: lr / 10; sft: 1e-6].
     #[arg(long)]
     min_lr: Option<f64>,
-    /// Linear warmup steps.
-    #[arg(long, default_value_t = 100)]
-    warmup: u64,
+    /// Linear warmup steps [default: 100; sft: 3% of the steps].
+    #[arg(long)]
+    warmup: Option<u64>,
     /// Decay after warmup.
     #[arg(long, value_enum, default_value = "cosine")]
     schedule: Sched,
     /// Step at which the decay reaches --min-lr [default: --max-steps].
     #[arg(long)]
     decay_steps: Option<u64>,
-    /// Decoupled weight decay (AdamW).
-    #[arg(long, default_value_t = 0.1)]
-    weight_decay: f64,
+    /// Decoupled weight decay (AdamW) [default: 0.1; sft: 0].
+    #[arg(long)]
+    weight_decay: Option<f64>,
     /// Decay 1-D parameters (norm weights, biases) too.
     #[arg(long)]
     decay_all: bool,
@@ -131,9 +152,10 @@ struct Cli {
     /// Clip the global gradient norm to this (0: no clipping).
     #[arg(long, default_value_t = 1.0)]
     grad_clip: f64,
-    /// Evaluate on the val split every N steps and at the end (0: never).
-    #[arg(long, default_value_t = 250)]
-    eval_interval: u64,
+    /// Evaluate on the val split every N steps and at the end (0: never) [default: 250; sft:
+    /// once per epoch].
+    #[arg(long)]
+    eval_interval: Option<u64>,
     /// Val batches per evaluation (the same windows each time).
     #[arg(long, default_value_t = 20)]
     eval_batches: usize,
@@ -222,7 +244,7 @@ fn body(cli: Cli) -> Result<()> {
         Method::Full => None,
         Method::Lora => Some(lora_settings(&cli)?),
     };
-    let max_steps = cli.max_steps.unwrap_or(2000);
+    let sft = cli.task == Task::Sft;
     let context = match &start {
         Start::Config(spec) => train::config_from(spec, 1)?.max_position_embeddings,
         Start::Init(dir) => {
@@ -230,31 +252,34 @@ fn body(cli: Cli) -> Result<()> {
         }
         Start::Resume => 0,
     };
-    let settings = Settings {
-        task: "pretrain".into(),
+    let seq_len = cli.seq_len.unwrap_or(context.min(1024));
+    let grad_accum = cli.grad_accum.max(1);
+    let lr = cli.lr.unwrap_or(if sft { 1e-4 } else { 1e-3 });
+    let mut settings = Settings {
+        task: if sft { "sft" } else { "pretrain" }.into(),
         batch_size: cli.batch_size,
-        seq_len: cli.seq_len.unwrap_or(context.min(1024)),
-        grad_accum: cli.grad_accum.max(1),
-        max_steps,
-        lr: cli.lr,
-        min_lr: cli.min_lr.unwrap_or(cli.lr / 10.0),
-        warmup: cli.warmup,
+        seq_len,
+        grad_accum,
+        max_steps: cli.max_steps.unwrap_or(2000),
+        lr,
+        min_lr: cli.min_lr.unwrap_or(if sft { 1e-6 } else { lr / 10.0 }),
+        warmup: cli.warmup.unwrap_or(100),
         schedule: match cli.schedule {
             Sched::Cosine => "cosine",
             Sched::Linear => "linear",
             Sched::Constant => "constant",
         }
         .into(),
-        decay_steps: cli.decay_steps.unwrap_or(max_steps),
-        weight_decay: cli.weight_decay,
+        decay_steps: 0,
+        weight_decay: cli.weight_decay.unwrap_or(if sft { 0.0 } else { 0.1 }),
         decay_all: cli.decay_all,
         beta1: cli.beta1,
         beta2: cli.beta2,
         eps: cli.eps,
         grad_clip: cli.grad_clip,
-        eval_interval: cli.eval_interval,
+        eval_interval: cli.eval_interval.unwrap_or(250),
         eval_batches: cli.eval_batches,
-        checkpoint_interval: cli.checkpoint_interval.unwrap_or(cli.eval_interval),
+        checkpoint_interval: 0,
         seed: cli.seed,
         lora,
         init: match &start {
@@ -266,8 +291,26 @@ fn body(cli: Cli) -> Result<()> {
             ),
             _ => None,
         },
+        packing: !cli.no_packing,
     };
-    let _ = cli.task;
+    if sft && !matches!(start, Start::Resume) {
+        if !(cli.epochs > 0.0 && cli.epochs.is_finite()) {
+            return Err(Error::msg("--epochs must be a positive number"));
+        }
+        let set = wick_shard::ShardSet::open(&cli.data)?;
+        let rows = train::data::rows_per_epoch(&set, &settings)?;
+        let per_step = (settings.batch_size * grad_accum) as f64;
+        let steps_per_epoch = (rows as f64 / per_step).ceil().max(1.0) as u64;
+        settings.max_steps = cli
+            .max_steps
+            .unwrap_or((cli.epochs * rows as f64 / per_step).ceil().max(1.0) as u64);
+        settings.warmup = cli
+            .warmup
+            .unwrap_or((0.03 * settings.max_steps as f64).ceil() as u64);
+        settings.eval_interval = cli.eval_interval.unwrap_or(steps_per_epoch);
+    }
+    settings.decay_steps = cli.decay_steps.unwrap_or(settings.max_steps);
+    settings.checkpoint_interval = cli.checkpoint_interval.unwrap_or(settings.eval_interval);
     run(Run {
         settings,
         start,

@@ -631,15 +631,26 @@ impl Llama {
 }
 
 /// Mean next-token cross-entropy of a batch [B, T+1] of windows: inputs are the first T
-/// tokens, targets the last T. `weights` [B*T] (e.g. an SFT loss mask) weights each target.
+/// tokens, targets the last T. `weights` [B*T] (e.g. an SFT loss mask) weights each target;
+/// `segments` [B, T] u32 (packed examples) keeps attention within each example.
 /// Differentiable in the weights of the model.
-pub fn lm_loss(model: &Llama, window: &Tensor, weights: Option<&Tensor>) -> Result<Tensor> {
-    head_loss(model, window, weights, true)
+pub fn lm_loss(
+    model: &Llama,
+    window: &Tensor,
+    weights: Option<&Tensor>,
+    segments: Option<&Tensor>,
+) -> Result<Tensor> {
+    head_loss(model, window, weights, segments, true)
 }
 
 /// The same loss as a number, with no gradient bookkeeping (evaluation).
-pub fn lm_eval_loss(model: &Llama, window: &Tensor, weights: Option<&Tensor>) -> Result<f32> {
-    head_loss(model, window, weights, false)?
+pub fn lm_eval_loss(
+    model: &Llama,
+    window: &Tensor,
+    weights: Option<&Tensor>,
+    segments: Option<&Tensor>,
+) -> Result<f32> {
+    head_loss(model, window, weights, segments, false)?
         .to_scalar::<f32>()
         .map_err(ce)
 }
@@ -648,6 +659,7 @@ fn head_loss(
     model: &Llama,
     window: &Tensor,
     weights: Option<&Tensor>,
+    segments: Option<&Tensor>,
     grad: bool,
 ) -> Result<Tensor> {
     let inner = || -> candle_core::Result<Tensor> {
@@ -655,7 +667,7 @@ fn head_loss(
         let inputs = window.narrow(1, 0, t1 - 1)?;
         let targets = window.narrow(1, 1, t1 - 1)?.flatten_all()?;
         let h = model
-            .hidden_inner(&inputs, None, None)?
+            .hidden_inner(&inputs, None, segments)?
             .reshape((b * (t1 - 1), ()))?;
         let head = model.lm_head.as_ref().unwrap_or(&model.embed);
         if grad {

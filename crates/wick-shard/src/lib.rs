@@ -2,6 +2,7 @@
 //! manifest, checksums, sidecars for document starts and loss masks, a packer that splits
 //! and shuffles documents, and a memory-mapped reader that samples training batches.
 
+mod examples;
 mod format;
 mod manifest;
 mod pack;
@@ -10,6 +11,7 @@ mod rng;
 mod sample;
 mod verify;
 
+pub use examples::{EpochLoader, Examples, SftBatch, PAD_SEGMENT};
 pub use format::{Dtype, HEADER_BYTES};
 pub use manifest::{Manifest, ShardEntry, SplitTotals, MANIFEST};
 pub use pack::{split_of, PackOptions, Packer};

@@ -83,3 +83,36 @@ pub fn shakespeare_shards(out: &std::path::Path) -> PathBuf {
     packer.finish().expect("finish the pack");
     out.to_path_buf()
 }
+
+/// Packs the SFT task testdata/sft/train.jsonl (prompt/completion records: the prompt masked
+/// out, the completion and EOS trained on) with the 512-token tokenizer into a shard directory
+/// `out` (10% val), the way `tokenize | pack` would.
+pub fn sft_shards(out: &std::path::Path) -> PathBuf {
+    use wick_text::{render_sft, Format, Templates};
+    let tok = wick_text::Tok::load(testdata("tokenizers/shakespeare-512")).expect("tokenizer");
+    let eos = tok.require_eos().expect("eos");
+    let templates = Templates::new(None, None, None).expect("templates");
+    let opts = wick_shard::PackOptions {
+        shard_tokens: 100_000_000,
+        dtype: wick_shard::Dtype::Uint16,
+        val_fraction: 0.1,
+        split_key: "id".into(),
+        shuffle_seed: Some(1337),
+        vocab_size: tok.vocab_size(),
+        eos_id: eos,
+    };
+    let mut packer =
+        wick_shard::Packer::create(out, opts, &tok.path, &tok.hash).expect("start a pack");
+    let text = std::fs::read_to_string(testdata("sft/train.jsonl")).expect("sft/train.jsonl");
+    for line in text.lines() {
+        let rec: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(line).expect("JSONL");
+        let pieces = render_sft(&rec, Format::PromptCompletion, &templates).expect("render");
+        let enc = tok.encode_pieces(&pieces).expect("encode");
+        packer
+            .add(rec["id"].to_string().as_bytes(), &enc.ids, Some(&enc.mask))
+            .expect("add");
+    }
+    packer.finish().expect("finish the pack");
+    out.to_path_buf()
+}

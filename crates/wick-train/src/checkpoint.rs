@@ -30,6 +30,11 @@ pub struct TrainState {
     pub tokens: u64,
     /// The data sampler's generator state.
     pub rng: u64,
+    /// Where an epoch-based run (SFT) is in its data: the epoch and the next row of its plan.
+    #[serde(default)]
+    pub epoch: u64,
+    #[serde(default)]
+    pub row: u64,
     pub best_val_loss: Option<f64>,
     /// Training wall time so far, seconds.
     pub elapsed_s: f64,

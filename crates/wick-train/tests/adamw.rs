@@ -57,7 +57,7 @@ fn one_step_matches_torch_adamw() {
     )
     .unwrap();
     let x = batch(&fx);
-    let loss = lm_loss(&model, &x, None).unwrap();
+    let loss = lm_loss(&model, &x, None, None).unwrap();
     let before: f32 = loss.to_scalar().unwrap();
     assert!(
         (before - fx["loss_before"].as_f64().unwrap() as f32).abs() < 1e-5,
@@ -109,7 +109,10 @@ fn one_step_matches_torch_adamw() {
             .1;
         close(&first8(t), &want["after_first8"], 2e-6, name);
     }
-    let after_loss: f32 = lm_loss(&model, &x, None).unwrap().to_scalar().unwrap();
+    let after_loss: f32 = lm_loss(&model, &x, None, None)
+        .unwrap()
+        .to_scalar()
+        .unwrap();
     assert!((after_loss - fx["loss_after"].as_f64().unwrap() as f32).abs() < 1e-4);
 }
 
@@ -135,7 +138,7 @@ fn optimiser_state_round_trips_and_steps_identically() {
                 model = fresh;
                 opt = o;
             }
-            let loss = lm_loss(&model, &x, None).unwrap();
+            let loss = lm_loss(&model, &x, None, None).unwrap();
             losses.push(loss.to_scalar::<f32>().unwrap());
             let g = opt.grads(&loss.backward().unwrap());
             opt.update(&g, 1e-3, 0.5).unwrap();
@@ -160,7 +163,7 @@ fn every_parameter_receives_a_gradient() {
             &Device::Cpu,
         )
         .unwrap();
-        let store = lm_loss(&model, &x, None).unwrap().backward().unwrap();
+        let store = lm_loss(&model, &x, None, None).unwrap().backward().unwrap();
         for (n, v) in &vars {
             let g = store
                 .get(v.as_tensor())

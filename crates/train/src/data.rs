@@ -1,0 +1,181 @@
+//! What a step trains on: random windows of the token stream (pretraining) or whole examples,
+//! packed or padded, with their loss masks (SFT); and the fixed val batches each evaluation
+//! uses.
+
+use candle_core::{Device, Tensor};
+use wick_io::{Error, Result};
+use wick_model::{lm_eval_loss, Llama};
+use wick_shard::{EpochLoader, Examples, Sampler, Sequential, SftBatch, ShardSet, Split};
+use wick_train::TrainState;
+
+use crate::Settings;
+
+fn ce(e: candle_core::Error) -> Error {
+    Error::msg(format!("tensor op failed: {e}"))
+}
+
+/// One micro-batch as tensors: windows [B, T+1], optional per-target weights [B*T] and
+/// segments [B, T].
+pub struct Micro {
+    pub window: Tensor,
+    pub weights: Option<Tensor>,
+    pub segments: Option<Tensor>,
+    /// Positions processed (B x T, padding included).
+    pub tokens: u64,
+}
+
+impl Micro {
+    fn windows(b: usize, t: usize, tokens: &[u32]) -> Result<Micro> {
+        Ok(Micro {
+            window: Tensor::from_slice(tokens, (b, t + 1), &Device::Cpu).map_err(ce)?,
+            weights: None,
+            segments: None,
+            tokens: (b * t) as u64,
+        })
+    }
+
+    fn examples(x: &SftBatch, packed: bool) -> Result<Micro> {
+        let cpu = &Device::Cpu;
+        Ok(Micro {
+            window: Tensor::from_slice(&x.tokens, (x.b, x.t + 1), cpu).map_err(ce)?,
+            weights: Some(Tensor::from_slice(&x.weights, x.b * x.t, cpu).map_err(ce)?),
+            // One example per row needs no more than the causal mask.
+            segments: packed
+                .then(|| Tensor::from_slice(&x.segments, (x.b, x.t), cpu))
+                .transpose()
+                .map_err(ce)?,
+            tokens: (x.b * x.t) as u64,
+        })
+    }
+}
+
+pub enum Data<'a> {
+    Windows(Sampler<'a>),
+    Examples(EpochLoader<'a>, bool),
+}
+
+/// The token that pads SFT rows (never a target): the shards' EOS.
+pub fn pad_id(set: &ShardSet) -> u32 {
+    set.manifest.as_ref().map_or(0, |m| m.eos_id)
+}
+
+impl<'a> Data<'a> {
+    pub fn new(set: &'a ShardSet, s: &Settings) -> Result<Self> {
+        Ok(if s.task == "sft" {
+            let ex = Examples::new(set, Split::Train, pad_id(set))?;
+            Data::Examples(
+                EpochLoader::new(ex, s.seed, s.batch_size, s.seq_len, s.packing),
+                s.packing,
+            )
+        } else {
+            Data::Windows(Sampler::new(
+                set,
+                Split::Train,
+                s.batch_size,
+                s.seq_len,
+                s.seed,
+            )?)
+        })
+    }
+
+    pub fn next_micro(&mut self) -> Result<Micro> {
+        match self {
+            Data::Windows(s) => {
+                let b = s.next_batch();
+                Micro::windows(b.b, b.t, &b.tokens)
+            }
+            Data::Examples(l, packed) => Micro::examples(&l.next_batch(), *packed),
+        }
+    }
+
+    pub fn save(&self, state: &mut TrainState) {
+        match self {
+            Data::Windows(s) => state.rng = s.rng.state,
+            Data::Examples(l, _) => {
+                state.epoch = l.epoch;
+                state.row = l.row as u64;
+            }
+        }
+    }
+
+    pub fn restore(&mut self, state: &TrainState) {
+        match self {
+            Data::Windows(s) => s.rng.state = state.rng,
+            Data::Examples(l, _) => l.seek(state.epoch, state.row as usize),
+        }
+    }
+
+    /// A line about the examples (SFT only).
+    pub fn describe(&self, t: usize) -> Option<String> {
+        let Data::Examples(l, packed) = self else {
+            return None;
+        };
+        let (all, trained) = l.examples.token_counts();
+        Some(format!(
+            "{} examples ({all} tokens, {trained} trained on), {} rows of {} tokens per epoch ({}), {} cut to fit",
+            l.examples.len(),
+            l.rows_this_epoch(),
+            t + 1,
+            if *packed { "packed" } else { "one example per row" },
+            l.examples.longer_than(t)
+        ))
+    }
+
+    /// Epochs done so far, fractional (SFT only).
+    pub fn epoch(&self) -> Option<f64> {
+        match self {
+            Data::Windows(_) => None,
+            Data::Examples(l, _) => {
+                Some(l.epoch as f64 + l.row as f64 / l.rows_this_epoch().max(1) as f64)
+            }
+        }
+    }
+}
+
+/// Mean loss on the val split, over the same batches every time (so that evaluations are
+/// comparable): pretraining, the first `batches` sequential windows; SFT, the first `batches`
+/// batches of val examples in directory order, packed as in training, weighted by trained
+/// targets. None without a val split.
+pub fn val_loss(
+    model: &Llama,
+    set: &ShardSet,
+    s: &Settings,
+    batches: usize,
+) -> Result<Option<f64>> {
+    let (b, t) = (s.batch_size, s.seq_len);
+    let (mut sum, mut n) = (0f64, 0f64);
+    if s.task == "sft" {
+        let Ok(ex) = Examples::new(set, Split::Val, pad_id(set)) else {
+            return Ok(None);
+        };
+        let plan = ex.plan(t, s.packing, None);
+        for rows in plan.chunks(b).take(batches) {
+            let batch = ex.batch(rows, t, s.packing);
+            let w = batch.trained();
+            if w == 0.0 {
+                continue;
+            }
+            let m = Micro::examples(&batch, s.packing)?;
+            let loss = lm_eval_loss(model, &m.window, m.weights.as_ref(), m.segments.as_ref())?;
+            sum += loss as f64 * w;
+            n += w;
+        }
+    } else {
+        let Ok(seq) = Sequential::new(set, Split::Val, b, t) else {
+            return Ok(None);
+        };
+        for batch in seq.take(batches) {
+            let m = Micro::windows(batch.b, batch.t, &batch.tokens)?;
+            let loss = lm_eval_loss(model, &m.window, None, None)?;
+            sum += loss as f64 * m.tokens as f64;
+            n += m.tokens as f64;
+        }
+    }
+    Ok((n > 0.0).then(|| sum / n))
+}
+
+/// Rows in one epoch of the train split's examples, for sizing an SFT run in epochs.
+pub fn rows_per_epoch(set: &ShardSet, s: &Settings) -> Result<usize> {
+    let ex = Examples::new(set, Split::Train, pad_id(set))?;
+    Ok(EpochLoader::new(ex, s.seed, s.batch_size, s.seq_len, s.packing).rows_per_epoch())
+}
