@@ -3,8 +3,10 @@
 //! that every token after the first window is predicted with at least seq_len - stride
 //! tokens of context (Hugging Face's "perplexity of fixed-length models" recipe).
 
+use serde_json::{Map, Value};
 use wick_io::Result;
 use wick_model::{sequence_logprobs, Llama};
+use wick_text::{render_sft, Format, Templates, Tok};
 
 /// Tokens [start, end) of a sequence go through the model; targets at positions
 /// first..end are counted (position p is predicted from tokens before p).
@@ -36,6 +38,58 @@ pub fn plan(len: usize, seq_len: usize, stride: usize) -> Vec<Window> {
     out
 }
 
+/// One document to score: its ids, the mask of the targets that count (empty: all of them),
+/// and the bytes of text those targets encode (for bits per byte).
+pub struct Doc {
+    pub ids: Vec<u32>,
+    pub mask: Vec<u8>,
+    pub bytes: u64,
+}
+
+/// A JSONL record as a document: plain text under `field`, after `prefix` (the model's BOS
+/// or EOS); or an SFT record rendered as `tokenize` renders it, its response (and EOS) the
+/// only targets — what `train --task sft` trains on and reports as val loss.
+pub fn encode_record(
+    rec: &Map<String, Value>,
+    field: &str,
+    templates: &Templates,
+    tok: &Tok,
+    prefix: &[u32],
+) -> std::result::Result<Doc, String> {
+    match Format::detect(rec, field) {
+        Some(Format::Preference) => {
+            Err("a preference record: ppl scores documents and SFT records".into())
+        }
+        Some(Format::Text) | None => {
+            let text = rec
+                .get(field)
+                .and_then(Value::as_str)
+                .ok_or_else(|| format!("no string field {field:?}"))?;
+            let mut ids = prefix.to_vec();
+            ids.extend(tok.encode(text)?);
+            Ok(Doc {
+                ids,
+                mask: Vec::new(),
+                bytes: text.len() as u64,
+            })
+        }
+        Some(format) => {
+            let pieces = render_sft(rec, format, templates)?;
+            let enc = tok.encode_pieces(&pieces)?;
+            let bytes = pieces
+                .iter()
+                .filter(|p| p.train)
+                .filter_map(|p| p.text.as_ref().map(String::len))
+                .sum::<usize>() as u64;
+            Ok(Doc {
+                ids: enc.ids,
+                mask: enc.mask,
+                bytes,
+            })
+        }
+    }
+}
+
 /// Sum of negative log-likelihood (nats) and count of targets, per document.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Nll {
@@ -62,8 +116,15 @@ impl<'a> Scorer<'a> {
     }
 
     /// The NLL of each document (token ids including any prefix; the first token is
-    /// context only). `on_batch` is told how many targets each batch scored.
-    pub fn score(&self, docs: &[Vec<u32>], mut on_batch: impl FnMut(u64)) -> Result<Vec<Nll>> {
+    /// context only). With `masks`, a document's target at position p counts only where its
+    /// mask (aligned with the ids; empty = every target) is 1 — an SFT record's response.
+    /// `on_batch` is told how many targets each batch scored.
+    pub fn score(
+        &self,
+        docs: &[Vec<u32>],
+        masks: &[Vec<u8>],
+        mut on_batch: impl FnMut(u64),
+    ) -> Result<Vec<Nll>> {
         let mut out = vec![Nll::default(); docs.len()];
         let jobs: Vec<(usize, Window)> = docs
             .iter()
@@ -91,7 +152,11 @@ impl<'a> Scorer<'a> {
                 let (d, w) = jobs[i];
                 // lp[k] is the log-prob of token start+k+1.
                 let skip = w.first - w.start - 1;
-                for &x in &lp[skip..] {
+                let mask = masks.get(d).filter(|m| !m.is_empty());
+                for (k, &x) in lp.iter().enumerate().skip(skip) {
+                    if mask.is_some_and(|m| m[w.start + k + 1] == 0) {
+                        continue;
+                    }
                     out[d].sum -= x as f64;
                     out[d].tokens += 1;
                     n += 1;

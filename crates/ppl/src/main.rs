@@ -3,10 +3,11 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::{Parser, ValueEnum};
-use ppl::{summary, Scorer};
+use ppl::{encode_record, summary, Scorer};
 use wick_io::{inputs_or_stdin, parse_object, Error, LineReader, Output, Progress, Result};
 use wick_model::Folder;
 use wick_shard::{ShardSet, Split};
+use wick_text::Templates;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -22,7 +23,11 @@ enum SplitArg {
 ///
 /// Scores a shard directory's val split (--data) or JSONL documents (FILES or stdin; text
 /// under --field). Each document is scored after the model's BOS token, or EOS when it has
-/// none (what a document follows in wick's packed shards). Documents longer than --seq-len
+/// none (what a document follows in wick's packed shards). SFT records ({prompt, completion},
+/// {instruction, input, output}, chat {messages}) are rendered as `tokenize` renders them
+/// (the model folder's chat template, else wick's defaults) and only the response tokens
+/// and their EOS are scored, each after its prompt: held-out response perplexity, the figure
+/// `train --task sft` reports as val loss. Documents longer than --seq-len
 /// are scored in windows; --stride below --seq-len slides them so that later tokens keep
 /// context. Prints one JSON object on stdout; with --per-doc, one line per document
 /// (the input record plus "tokens", "nll", "ppl", "bits_per_byte") and the total on stderr.
@@ -30,14 +35,15 @@ enum SplitArg {
 /// Examples:
 ///   ppl --model runs/base --data shards/
 ///   ppl --model runs/base --per-doc docs.jsonl > per-doc.jsonl
+///   ppl --model runs/base --adapter runs/sft-lora held-out.jsonl    # responses only
 #[derive(Parser)]
 #[command(version, verbatim_doc_comment)]
 struct Cli {
     /// Hugging Face model folder (config.json, model.safetensors, tokenizer.json).
     #[arg(long)]
     model: PathBuf,
-    /// A PEFT LoRA adapter folder (adapter_config.json, adapter_model.safetensors) to apply
-    /// on top of --model.
+    /// An adapter folder (adapter_config.json, adapter_model.safetensors) to load on top of
+    /// --model: PEFT LoRA, or a Houlsby adapter from `train --method adapter`.
     #[arg(long)]
     adapter: Option<PathBuf>,
     /// Shard directory made by `pack` (scores its --split).
@@ -107,6 +113,7 @@ fn body(cli: Cli) -> Result<()> {
 
     // (ids, bytes, record) per document.
     let mut docs: Vec<Vec<u32>> = Vec::new();
+    let mut masks: Vec<Vec<u8>> = Vec::new();
     let mut bytes: Vec<u64> = Vec::new();
     let mut records = Vec::new();
     let source;
@@ -149,6 +156,13 @@ fn body(cli: Cli) -> Result<()> {
         source = serde_json::json!({"data": dir, "split": split.name()});
     } else {
         let prefix = folder.doc_prefix();
+        let tok = &folder.tok;
+        let templates = Templates::new(
+            tok.chat_template.as_deref(),
+            tok.bos_token.as_deref(),
+            tok.eos_token.as_deref(),
+        )
+        .map_err(|e| Error::msg(format!("{}: {e}", tok.path.display())))?;
         for path in inputs_or_stdin(&cli.files) {
             let mut reader = LineReader::open(&path)?;
             let mut buf = Vec::new();
@@ -157,25 +171,11 @@ fn body(cli: Cli) -> Result<()> {
                     continue;
                 }
                 let rec = parse_object(reader.name(), line, &buf)?;
-                let text = rec
-                    .get(&cli.field)
-                    .and_then(|v| v.as_str())
-                    .ok_or_else(|| {
-                        Error::record(
-                            reader.name(),
-                            line,
-                            format!("no string field {:?}", cli.field),
-                        )
-                    })?;
-                let mut ids = prefix.clone();
-                ids.extend(
-                    folder
-                        .tok
-                        .encode(text)
-                        .map_err(|e| Error::record(reader.name(), line, e))?,
-                );
-                bytes.push(text.len() as u64);
-                docs.push(ids);
+                let doc = encode_record(&rec, &cli.field, &templates, tok, &prefix)
+                    .map_err(|e| Error::record(reader.name(), line, e))?;
+                bytes.push(doc.bytes);
+                docs.push(doc.ids);
+                masks.push(doc.mask);
                 if cli.per_doc {
                     records.push(rec);
                 }
@@ -184,13 +184,18 @@ fn body(cli: Cli) -> Result<()> {
         source = serde_json::json!({"files": inputs_or_stdin(&cli.files)});
     }
 
-    let nll = scorer.score(&docs, &mut tick)?;
+    let nll = scorer.score(&docs, &masks, &mut tick)?;
     let secs = started.elapsed().as_secs_f64();
     let (sum, tokens): (f64, u64) = nll
         .iter()
         .fold((0.0, 0), |a, n| (a.0 + n.sum, a.1 + n.tokens));
     let mut total = summary(sum, tokens, bytes.iter().sum());
     total["documents"] = docs.len().into();
+    let responses = masks.iter().filter(|m| !m.is_empty()).count();
+    if responses > 0 {
+        // SFT records: only their responses were scored.
+        total["sft_records"] = responses.into();
+    }
     total["model"] = serde_json::json!(cli.model);
     total["source"] = source;
     total["seq_len"] = seq_len.into();

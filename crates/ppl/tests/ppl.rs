@@ -42,7 +42,9 @@ fn scores_equal_transformers_log_probs() {
         })
         .collect();
     // One window per document, batched together.
-    let got = Scorer::new(&model, 64, 64, 8).score(&docs, |_| {}).unwrap();
+    let got = Scorer::new(&model, 64, 64, 8)
+        .score(&docs, &[], |_| {})
+        .unwrap();
     for (g, w) in got.iter().zip(&want) {
         assert_eq!(g.tokens, 11);
         assert!(
@@ -52,11 +54,15 @@ fn scores_equal_transformers_log_probs() {
         );
     }
     // Short windows lose context, so the NLL changes, but every token is still counted once.
-    let windows = Scorer::new(&model, 4, 4, 3).score(&docs, |_| {}).unwrap();
+    let windows = Scorer::new(&model, 4, 4, 3)
+        .score(&docs, &[], |_| {})
+        .unwrap();
     assert_eq!(windows[0].tokens, 11);
     assert!((windows[0].sum - want[0]).abs() > 1e-4);
     // A sliding window whose context covers the whole document is the same as one window.
-    let slide = Scorer::new(&model, 11, 1, 2).score(&docs, |_| {}).unwrap();
+    let slide = Scorer::new(&model, 11, 1, 2)
+        .score(&docs, &[], |_| {})
+        .unwrap();
     assert!((slide[0].sum - got[0].sum).abs() < 1e-3);
     assert_eq!(plan(12, 11, 1).len(), 1);
 }

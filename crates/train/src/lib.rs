@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use wick_io::{Error, Progress, Result};
 use wick_model::adapter::LoraConfig;
-use wick_model::{lm_loss, Config, Llama};
+use wick_model::{lm_loss, Config, HoulsbyConfig, Llama};
 use wick_shard::{ShardSet, Split};
 
 use crate::data::{val_loss, Data};
@@ -51,6 +51,10 @@ pub struct Settings {
     /// The base folder (--init), absolute: a LoRA run's checkpoint holds only the adapter.
     #[serde(default)]
     pub init: Option<String>,
+    /// Some(reduction): Houlsby bottleneck adapters (hidden / reduction wide) train on a
+    /// frozen base (`--method adapter`).
+    #[serde(default)]
+    pub houlsby: Option<usize>,
     /// SFT: several examples per row (block-diagonal attention) rather than one, padded.
     #[serde(default = "yes")]
     pub packing: bool,
@@ -60,6 +64,25 @@ fn yes() -> bool {
     true
 }
 
+impl Settings {
+    /// True when only an adapter trains (LoRA or Houlsby).
+    pub fn trains_adapter(&self) -> bool {
+        self.lora.is_some() || self.houlsby.is_some()
+    }
+
+    /// Puts a fresh adapter of the configured kind on the base, seeded.
+    fn add_adapter(&self, model: &mut Llama) -> Result<()> {
+        if let Some(lora) = &self.lora {
+            model.add_adapter(&lora.config(), self.seed)?;
+        }
+        if let Some(reduction) = self.houlsby {
+            let c = HoulsbyConfig::new(model.config.hidden_size, reduction);
+            model.add_houlsby(&c, self.seed)?;
+        }
+        Ok(())
+    }
+}
+
 /// `--method lora`'s settings.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct LoraSettings {
@@ -67,6 +90,8 @@ pub struct LoraSettings {
     pub alpha: f64,
     pub rslora: bool,
     pub targets: Vec<String>,
+    #[serde(default)]
+    pub dropout: f64,
 }
 
 impl LoraSettings {
@@ -75,7 +100,7 @@ impl LoraSettings {
             r: self.r,
             alpha: self.alpha,
             rslora: self.rslora,
-            dropout: 0.0,
+            dropout: self.dropout,
             targets: self.targets.clone(),
         }
     }
@@ -233,11 +258,11 @@ pub fn run(r: Run) -> Result<Summary> {
                         Checkpoint::dir(out).display()
                     ))
                 })?;
-            let model = match (&settings.lora, &settings.init) {
-                (Some(lora), Some(base)) => {
+            let model = match &settings.init {
+                Some(base) if settings.trains_adapter() => {
                     let mut model = Llama::load(Path::new(base))
-                        .map_err(|e| e.context("the LoRA run's base model (--init)"))?;
-                    model.add_adapter(&lora.config(), settings.seed)?;
+                        .map_err(|e| e.context("the adapter run's base model (--init)"))?;
+                    settings.add_adapter(&mut model)?;
                     model.set_adapter_tensors(&weights)?;
                     model
                 }
@@ -257,9 +282,7 @@ pub fn run(r: Run) -> Result<Summary> {
                 )));
             }
             let mut model = Llama::load(dir)?;
-            if let Some(lora) = &r.settings.lora {
-                model.add_adapter(&lora.config(), r.settings.seed)?;
-            }
+            r.settings.add_adapter(&mut model)?;
             (
                 model,
                 TrainState::default_for(&r.settings),
@@ -267,9 +290,9 @@ pub fn run(r: Run) -> Result<Summary> {
                 r.settings.clone(),
             )
         }
-        Start::Config(_) if r.settings.lora.is_some() => {
+        Start::Config(_) if r.settings.trains_adapter() => {
             return Err(Error::msg(
-                "--method lora trains an adapter on a base model: give the base with --init DIR",
+                "--method lora|adapter trains an adapter on a base model: give the base with --init DIR",
             ));
         }
         Start::Config(spec) => {
@@ -311,7 +334,7 @@ pub fn run(r: Run) -> Result<Summary> {
         }
     }
 
-    let vars = if s.lora.is_some() {
+    let vars = if s.trains_adapter() {
         model.make_adapter_trainable()?
     } else {
         model.make_trainable()?
@@ -378,7 +401,14 @@ pub fn run(r: Run) -> Result<Summary> {
         let mut grads = None;
         let mut loss_sum = 0f64;
         let mut step_tokens = 0u64;
-        for _ in 0..s.grad_accum {
+        let dropout = s.lora.as_ref().is_some_and(|l| l.dropout > 0.0);
+        for micro in 0..s.grad_accum {
+            if dropout {
+                // Masks keyed by (seed, step, micro-batch): a resumed run draws the same ones.
+                let key =
+                    s.seed ^ (state.step << 16 | micro as u64).wrapping_mul(0xd1b5_4a32_d192_ed03);
+                model.set_dropout_key(Some(key));
+            }
             let m = data.next_micro()?;
             step_tokens += m.tokens;
             let loss = lm_loss(&model, &m.window, m.weights.as_ref(), m.segments.as_ref())?;
@@ -394,6 +424,7 @@ pub fn run(r: Run) -> Result<Summary> {
                 Some(acc) => AdamW::accumulate(acc, g)?,
             }
         }
+        model.set_dropout_key(None);
         let grads = grads.expect("grad_accum >= 1");
         let loss = loss_sum / s.grad_accum as f64;
         if !loss.is_finite() {

@@ -24,6 +24,10 @@ enum Method {
     /// A LoRA adapter (rank --lora-r on --lora-targets) trains; the base is frozen: no
     /// gradients, no optimiser state for it. Needs --init; writes PEFT's adapter files.
     Lora,
+    /// Houlsby bottleneck adapters (down projection, SiLU, up projection starting at zero,
+    /// residual) after every attention block and MLP train; the base is frozen. Needs --init;
+    /// writes an adapter folder that ppl/generate/eval load with --adapter beside the base.
+    Adapter,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -93,7 +97,8 @@ struct Cli {
     /// LoRA alpha: the update is scaled by alpha / r (alpha / sqrt(r) with --rslora).
     #[arg(long, default_value_t = 16.0)]
     lora_alpha: f64,
-    /// LoRA dropout on the adapter's input (only 0 is implemented).
+    /// LoRA dropout: each entry of the adapter's input is zeroed with this probability while
+    /// training (inverted dropout; the base path sees the input unchanged, as in PEFT).
     #[arg(long, default_value_t = 0.0)]
     lora_dropout: f64,
     /// rsLoRA scaling: alpha / sqrt(r).
@@ -103,6 +108,9 @@ struct Cli {
     /// up_proj, down_proj; q, k, v, o, gate, up, down for short).
     #[arg(long, default_value = "q,k,v,o")]
     lora_targets: String,
+    /// Houlsby adapters: bottleneck width = hidden size / this.
+    #[arg(long, default_value_t = 16)]
+    adapter_reduction: usize,
     /// Sequences per micro-batch.
     #[arg(long, default_value_t = 12)]
     batch_size: usize,
@@ -180,8 +188,8 @@ fn lora_settings(cli: &Cli) -> Result<LoraSettings> {
     if cli.lora_r == 0 {
         return Err(Error::msg("--lora-r must be at least 1"));
     }
-    if cli.lora_dropout != 0.0 {
-        return Err(Error::msg("--lora-dropout: only 0 is implemented so far"));
+    if !(0.0..1.0).contains(&cli.lora_dropout) {
+        return Err(Error::msg("--lora-dropout must be in [0, 1)"));
     }
     let mut targets = Vec::new();
     for t in cli
@@ -212,6 +220,7 @@ fn lora_settings(cli: &Cli) -> Result<LoraSettings> {
         alpha: cli.lora_alpha,
         rslora: cli.rslora,
         targets,
+        dropout: cli.lora_dropout,
     })
 }
 
@@ -241,9 +250,12 @@ fn body(cli: Cli) -> Result<()> {
         }
     };
     let lora = match cli.method {
-        Method::Full => None,
         Method::Lora => Some(lora_settings(&cli)?),
+        _ => None,
     };
+    if cli.method == Method::Adapter && cli.adapter_reduction == 0 {
+        return Err(Error::msg("--adapter-reduction must be at least 1"));
+    }
     let sft = cli.task == Task::Sft;
     let context = match &start {
         Start::Config(spec) => train::config_from(spec, 1)?.max_position_embeddings,
@@ -292,6 +304,7 @@ fn body(cli: Cli) -> Result<()> {
             _ => None,
         },
         packing: !cli.no_packing,
+        houlsby: (cli.method == Method::Adapter).then_some(cli.adapter_reduction),
     };
     if sft && !matches!(start, Start::Resume) {
         if !(cli.epochs > 0.0 && cli.epochs.is_finite()) {

@@ -194,7 +194,7 @@ fn lora_needs_a_base_and_sane_settings() {
     for (extra, want) in [
         (vec!["--config", "tiny"], "--init"),
         (vec!["--init", d, "--lora-targets", "q,lm_head"], "lm_head"),
-        (vec!["--init", d, "--lora-dropout", "0.1"], "--lora-dropout"),
+        (vec!["--init", d, "--lora-dropout", "1.5"], "--lora-dropout"),
         (vec!["--init", d, "--lora-r", "0"], "--lora-r"),
     ] {
         let mut args = vec!["--data", d, "--method", "lora", "-o", o, "-q"];

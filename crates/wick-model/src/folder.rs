@@ -19,13 +19,12 @@ impl Folder {
         Folder::open_with_adapter(dir, None)
     }
 
-    /// The same with a PEFT LoRA adapter folder on top, when given.
+    /// The same with an adapter folder on top, when given: PEFT LoRA or wick's Houlsby.
     pub fn open_with_adapter(dir: &Path, adapter: Option<&Path>) -> Result<Folder> {
         let mut model = Llama::load(dir)?;
         if let Some(a) = adapter {
-            let adapter = crate::Adapter::load(a)?;
             model
-                .apply_adapter(&adapter)
+                .load_any_adapter(a)
                 .map_err(|e| e.context(a.display()))?;
         }
         if !dir.join("tokenizer.json").is_file() {

@@ -11,6 +11,7 @@ pub mod adapter;
 mod config;
 mod folder;
 pub mod generation;
+pub mod houlsby;
 mod init;
 mod model;
 pub mod ops;
@@ -21,5 +22,8 @@ pub mod slow;
 pub use adapter::Adapter;
 pub use config::Config;
 pub use folder::Folder;
-pub use model::{lm_eval_loss, lm_loss, log_softmax, save_safetensors, KvCache, Llama};
+pub use houlsby::HoulsbyConfig;
+pub use model::{
+    lm_eval_loss, lm_loss, log_softmax, save_safetensors, AdapterKind, KvCache, Llama,
+};
 pub use score::sequence_logprobs;

@@ -9,6 +9,10 @@ use wick_io::{Error, Result};
 
 use crate::{ops, Config};
 
+mod adapters;
+
+pub use adapters::AdapterKind;
+
 pub(crate) fn ce(e: candle_core::Error) -> Error {
     Error::msg(format!("tensor op failed: {e}"))
 }
@@ -22,16 +26,35 @@ struct Linear {
     lora: Option<Lora>,
 }
 
-/// A [r, in], B [out, r], and the factor on B A.
+/// A [r, in], B [out, r], the factor on B A, and the dropout on the adapter's input (applied
+/// only while training).
 #[derive(Clone)]
 struct Lora {
     a: Tensor,
     b: Tensor,
     scale: f64,
+    dropout: f64,
+}
+
+/// Inverted dropout's mask for x [n, k]: each entry 0 with probability p, else 1 / (1 - p),
+/// from a counter-based generator keyed by `key`, so that a step's masks are the same
+/// whenever it is recomputed (an exact resume).
+fn dropout_mask(key: u64, n: usize, k: usize, p: f64) -> candle_core::Result<Tensor> {
+    let mut rng = crate::init::Normal::new(key);
+    let keep = (1.0 / (1.0 - p)) as f32;
+    let v: Vec<f32> = (0..n * k)
+        .map(|_| if rng.uniform() > p { keep } else { 0.0 })
+        .collect();
+    Tensor::from_vec(v, (n, k), &Device::Cpu)
 }
 
 impl Linear {
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        self.forward_train(x, None)
+    }
+
+    /// `dropout_key` Some: training, and the LoRA input goes through dropout keyed by it.
+    fn forward_train(&self, x: &Tensor, dropout_key: Option<u64>) -> candle_core::Result<Tensor> {
         // One [N, in] x [in, out] product over all leading dimensions: broadcast_matmul
         // would copy the weight once per batch row, and its gradient would need a sum.
         let mut dims = x.dims().to_vec();
@@ -44,8 +67,14 @@ impl Linear {
             x.matmul(&self.weight.t()?)?
         };
         if let Some(l) = &self.lora {
+            let xd = match dropout_key {
+                Some(key) if l.dropout > 0.0 => {
+                    (&x * dropout_mask(key, x.dim(0)?, inp, l.dropout)?)?
+                }
+                _ => x.clone(),
+            };
             // Through the rank-r bottleneck: never forms the [out, in] product B A.
-            y = (y + (x.matmul(&l.a.t()?)?.matmul(&l.b.t()?)? * l.scale)?)?;
+            y = (y + (xd.matmul(&l.a.t()?)?.matmul(&l.b.t()?)? * l.scale)?)?;
         }
         let y = match &self.bias {
             Some(b) => y.broadcast_add(b)?,
@@ -67,6 +96,9 @@ struct Block {
     gate: Linear,
     up: Linear,
     down: Linear,
+    /// Houlsby adapters after the attention output and after the MLP, when present.
+    attn_adapter: Option<adapters::Bottleneck>,
+    mlp_adapter: Option<adapters::Bottleneck>,
 }
 
 #[derive(Clone)]
@@ -77,8 +109,11 @@ pub struct Llama {
     norm: Tensor,
     /// None when tied to the embeddings.
     lm_head: Option<Tensor>,
-    /// The LoRA adapter's settings when the linear layers carry one.
-    adapter: Option<crate::adapter::LoraConfig>,
+    /// The adapter's settings when the model carries one (LoRA on the linear layers, or
+    /// Houlsby bottlenecks in the blocks).
+    adapter: Option<AdapterKind>,
+    /// Some while training: keys the LoRA dropout masks of the next forward pass.
+    dropout_key: Option<u64>,
 }
 
 /// Keys and values of the positions seen so far, per layer, for decoding one token at a time.
@@ -192,6 +227,13 @@ fn rope_tables(c: &Config, start: usize, t: usize) -> candle_core::Result<(Tenso
 }
 
 impl Llama {
+    /// Training mode for the next forward passes: Some(key) turns LoRA dropout on with masks
+    /// drawn from `key` (derive it from the seed, step and micro-batch); None (the default)
+    /// is evaluation: no dropout.
+    pub fn set_dropout_key(&mut self, key: Option<u64>) {
+        self.dropout_key = key;
+    }
+
     /// Loads config.json and model.safetensors from a Hugging Face folder.
     pub fn load(dir: &Path) -> Result<Llama> {
         let config = Config::load(&dir.join("config.json"))?;
@@ -287,6 +329,8 @@ impl Llama {
                 gate,
                 up,
                 down,
+                attn_adapter: None,
+                mlp_adapter: None,
             });
         }
         Ok(Llama {
@@ -295,6 +339,7 @@ impl Llama {
             blocks,
             lm_head: None,
             adapter: None,
+            dropout_key: None,
             config,
         })
     }
@@ -369,174 +414,6 @@ impl Llama {
         Ok(())
     }
 
-    /// The linear layer at a Hugging Face module path (`model.layers.3.self_attn.q_proj`).
-    fn linear_mut(&mut self, module: &str) -> Option<&mut Linear> {
-        self.linears_mut()
-            .into_iter()
-            .find(|(name, _)| name == module)
-            .map(|(_, lin)| lin)
-    }
-
-    /// Every linear layer that can carry an adapter, with its module path.
-    fn linears_mut(&mut self) -> Vec<(String, &mut Linear)> {
-        let mut out = Vec::new();
-        for (l, blk) in self.blocks.iter_mut().enumerate() {
-            for (name, lin) in [
-                ("self_attn.q_proj", &mut blk.q),
-                ("self_attn.k_proj", &mut blk.k),
-                ("self_attn.v_proj", &mut blk.v),
-                ("self_attn.o_proj", &mut blk.o),
-                ("mlp.gate_proj", &mut blk.gate),
-                ("mlp.up_proj", &mut blk.up),
-                ("mlp.down_proj", &mut blk.down),
-            ] {
-                out.push((format!("model.layers.{l}.{name}"), lin));
-            }
-        }
-        out
-    }
-
-    /// Adds a fresh LoRA adapter on the configured modules, initialised as PEFT does: A
-    /// Kaiming-uniform (a = sqrt(5), so U(-1/sqrt(in), 1/sqrt(in))), seeded; B zeros, so the
-    /// model computes exactly what the base does until B moves.
-    pub fn add_adapter(&mut self, config: &crate::adapter::LoraConfig, seed: u64) -> Result<()> {
-        let mut rng = crate::init::Normal::new(seed ^ 0x4c6f_5241);
-        let scale = config.scale();
-        for (module, lin) in self.linears_mut() {
-            let short = module.rsplit('.').next().unwrap_or("");
-            if !config.targets.iter().any(|t| t == short) {
-                continue;
-            }
-            let (out, inp) = (
-                lin.weight.dim(0).map_err(ce)?,
-                lin.weight.dim(1).map_err(ce)?,
-            );
-            let bound = 1.0 / (inp as f64).sqrt();
-            let a: Vec<f32> = (0..config.r * inp)
-                .map(|_| ((2.0 * rng.uniform() - 1.0) * bound) as f32)
-                .collect();
-            lin.lora = Some(Lora {
-                a: Tensor::from_vec(a, (config.r, inp), &Device::Cpu).map_err(ce)?,
-                b: Tensor::zeros((out, config.r), DType::F32, &Device::Cpu).map_err(ce)?,
-                scale,
-            });
-        }
-        self.adapter = Some(config.clone());
-        Ok(())
-    }
-
-    /// The adapter's configuration, when the model carries one.
-    pub fn adapter_config(&self) -> Option<&crate::adapter::LoraConfig> {
-        self.adapter.as_ref()
-    }
-
-    /// The adapter's tensors under PEFT's names.
-    pub fn adapter_tensors(&self) -> Vec<(String, Tensor)> {
-        let mut copy = self.clone();
-        let mut out = Vec::new();
-        for (module, lin) in copy.linears_mut() {
-            if let Some(l) = &lin.lora {
-                out.push((crate::adapter::key(&module, 'A'), l.a.clone()));
-                out.push((crate::adapter::key(&module, 'B'), l.b.clone()));
-            }
-        }
-        out
-    }
-
-    /// Turns the adapter's A and B (only) into trainable variables; the base stays frozen:
-    /// no gradients, no optimiser state.
-    pub fn make_adapter_trainable(&mut self) -> Result<Vec<(String, Var)>> {
-        let mut vars = Vec::new();
-        for (module, lin) in self.linears_mut() {
-            if let Some(l) = lin.lora.as_mut() {
-                for (which, t) in [('A', &mut l.a), ('B', &mut l.b)] {
-                    let var = Var::from_tensor(t).map_err(ce)?;
-                    *t = var.as_tensor().clone();
-                    vars.push((crate::adapter::key(&module, which), var));
-                }
-            }
-        }
-        Ok(vars)
-    }
-
-    /// Replaces adapter tensors by PEFT name (from a checkpoint).
-    pub fn set_adapter_tensors(&mut self, tensors: &HashMap<String, Tensor>) -> Result<()> {
-        for (module, lin) in self.linears_mut() {
-            if let Some(l) = lin.lora.as_mut() {
-                for (which, slot) in [('A', &mut l.a), ('B', &mut l.b)] {
-                    let k = crate::adapter::key(&module, which);
-                    let t = tensors
-                        .get(&k)
-                        .ok_or_else(|| Error::msg(format!("missing adapter tensor {k}")))?;
-                    if t.dims() != slot.dims() {
-                        return Err(Error::msg(format!(
-                            "adapter tensor {k}: shape {:?}, expected {:?}",
-                            t.dims(),
-                            slot.dims()
-                        )));
-                    }
-                    *slot = t.clone();
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Writes the adapter as PEFT does: adapter_config.json and adapter_model.safetensors.
-    pub fn save_adapter(&self, dir: &Path, base_model: &str) -> Result<()> {
-        let config = self
-            .adapter
-            .as_ref()
-            .ok_or_else(|| Error::msg("the model carries no adapter"))?;
-        wick_io::create_dir_all(dir)?;
-        wick_io::write_atomic(
-            dir.join("adapter_config.json"),
-            config.to_json(base_model).as_bytes(),
-        )?;
-        let tensors: HashMap<String, Tensor> = self.adapter_tensors().into_iter().collect();
-        save_safetensors(&tensors, &dir.join("adapter_model.safetensors"))
-    }
-
-    /// Puts a LoRA adapter on this model's linear layers (checked against their shapes).
-    pub fn apply_adapter(&mut self, adapter: &crate::Adapter) -> Result<()> {
-        let scale = adapter.config.scale();
-        for (module, (a, b)) in &adapter.weights {
-            let lin = self
-                .linear_mut(module)
-                .ok_or_else(|| Error::msg(format!("adapter: the model has no layer {module}")))?;
-            let (out, inp) = (
-                lin.weight.dim(0).map_err(ce)?,
-                lin.weight.dim(1).map_err(ce)?,
-            );
-            if a.dim(1).map_err(ce)? != inp || b.dim(0).map_err(ce)? != out {
-                return Err(Error::msg(format!(
-                    "adapter: {module} has lora_A {:?} and lora_B {:?}, which do not fit its weight [{out}, {inp}] (an adapter for another base model?)",
-                    a.dims(),
-                    b.dims()
-                )));
-            }
-            lin.lora = Some(Lora {
-                a: a.clone(),
-                b: b.clone(),
-                scale,
-            });
-        }
-        self.adapter = Some(adapter.config.clone());
-        Ok(())
-    }
-
-    /// Folds every adapter into its weight: W + s B A.
-    pub fn merge_adapter(&mut self) -> Result<()> {
-        for (_, lin) in self.linears_mut() {
-            if let Some(l) = lin.lora.take() {
-                let delta = (l.b.matmul(&l.a).map_err(ce)? * l.scale).map_err(ce)?;
-                lin.weight = (&lin.weight + delta).map_err(ce)?;
-            }
-        }
-        self.adapter = None;
-        Ok(())
-    }
-
     /// Writes config.json and model.safetensors into `dir` (created if needed), each file
     /// atomically.
     pub fn save(&self, dir: &Path) -> Result<()> {
@@ -597,13 +474,20 @@ impl Llama {
                 .index_select(&ids.flatten_all()?, 0)?
                 .reshape((b, t, c.hidden_size))?;
         for (l, blk) in self.blocks.iter().enumerate() {
-            let hn = ops::rms_norm(&x, &blk.input_norm, c.rms_norm_eps)?;
-            let heads = |lin: &Linear, n: usize| -> candle_core::Result<Tensor> {
-                lin.forward(&hn)?.reshape((b, t, n, hd))?.transpose(1, 2)
+            // A distinct dropout key per layer and module (LoRA dropout, training only).
+            let key = |slot: u64| {
+                self.dropout_key
+                    .map(|k| k ^ ((l as u64) << 8 | slot).wrapping_mul(0x9e37_79b9_7f4a_7c15))
             };
-            let q = ops::rope(&heads(&blk.q, nh)?, &cos, &sin)?;
-            let mut k = ops::rope(&heads(&blk.k, nkv)?, &cos, &sin)?;
-            let mut v = heads(&blk.v, nkv)?.contiguous()?;
+            let hn = ops::rms_norm(&x, &blk.input_norm, c.rms_norm_eps)?;
+            let heads = |lin: &Linear, n: usize, slot: u64| -> candle_core::Result<Tensor> {
+                lin.forward_train(&hn, key(slot))?
+                    .reshape((b, t, n, hd))?
+                    .transpose(1, 2)
+            };
+            let q = ops::rope(&heads(&blk.q, nh, 0)?, &cos, &sin)?;
+            let mut k = ops::rope(&heads(&blk.k, nkv, 1)?, &cos, &sin)?;
+            let mut v = heads(&blk.v, nkv, 2)?.contiguous()?;
             if let Some(cache) = cache.as_deref_mut() {
                 if let Some((pk, pv)) = &cache.layers[l] {
                     k = Tensor::cat(&[pk, &k], 2)?;
@@ -618,12 +502,22 @@ impl Llama {
                 t,
                 nh * hd,
             ))?;
-            x = (x + blk.o.forward(&y)?)?;
+            let mut attn = blk.o.forward_train(&y, key(3))?;
+            if let Some(a) = &blk.attn_adapter {
+                attn = a.forward(&attn)?;
+            }
+            x = (x + attn)?;
             let hn = ops::rms_norm(&x, &blk.post_norm, c.rms_norm_eps)?;
-            let mlp = blk.down.forward(&ops::silu_mul(
-                &blk.gate.forward(&hn)?,
-                &blk.up.forward(&hn)?,
-            )?)?;
+            let mut mlp = blk.down.forward_train(
+                &ops::silu_mul(
+                    &blk.gate.forward_train(&hn, key(4))?,
+                    &blk.up.forward_train(&hn, key(5))?,
+                )?,
+                key(6),
+            )?;
+            if let Some(a) = &blk.mlp_adapter {
+                mlp = a.forward(&mlp)?;
+            }
             x = (x + mlp)?;
         }
         ops::rms_norm(&x, &self.norm, c.rms_norm_eps)

@@ -114,7 +114,40 @@ fn rslora_matches_peft() {
 #[test]
 fn an_adapter_for_another_base_is_refused() {
     let adapter = Adapter::load(&testdata("models/lora-plain")).unwrap();
-    let mut other = Llama::load(&testdata("models/qwen2-bias")).unwrap();
+    let cfg = r#"{"vocab_size": 64, "hidden_size": 48, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 32}"#;
+    let mut other = Llama::init(wick_model::Config::from_json(cfg).unwrap(), 1).unwrap();
     let e = other.apply_adapter(&adapter).unwrap_err().to_string();
     assert!(e.contains("do not fit"), "{e}");
+}
+
+/// Houlsby bottleneck adapters against a PyTorch reference (testdata/models/houlsby, made by
+/// scripts/gen_houlsby_fixture.py: transformers' Llama with forward hooks adding
+/// up(silu(down(h))) after each o_proj and down_proj): log-probs within 1e-4; merging is
+/// refused; the wrong base is refused.
+#[test]
+fn houlsby_adapter_matches_the_torch_reference() {
+    let dir = testdata("models/houlsby");
+    let r: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("reference.json")).unwrap())
+            .unwrap();
+    let rows = rows(&r);
+    let base = Llama::load(&testdata("models/llama-gqa")).unwrap();
+    let mut with = base.clone();
+    with.load_any_adapter(&dir).unwrap();
+    assert!(matches!(
+        with.adapter(),
+        Some(wick_model::AdapterKind::Houlsby(c)) if c.size == 8 && c.reduction == 4
+    ));
+    let got = logprobs(&with, &rows);
+    let diff = max_diff(&got, &r["logprobs"]);
+    assert!(diff < 1e-4, "log-probs differ by {diff}");
+    // The adapter matters (so the comparison above means something).
+    assert!(max_diff(&logprobs(&base, &rows), &r["logprobs"]) > 1.0);
+    let err = with.merge_adapter().unwrap_err().to_string();
+    assert!(err.contains("cannot be folded"), "{err}");
+    // A base of another width does not take it.
+    let cfg = r#"{"vocab_size": 64, "hidden_size": 48, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 32}"#;
+    let mut other = Llama::init(wick_model::Config::from_json(cfg).unwrap(), 1).unwrap();
+    let err = other.load_any_adapter(&dir).unwrap_err().to_string();
+    assert!(err.contains("shape"), "{err}");
 }

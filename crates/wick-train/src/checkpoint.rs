@@ -112,7 +112,7 @@ pub fn copy_tokenizer_files(from: &Path, to: &Path) -> Result<()> {
 /// The model's files into `dir`: a Hugging Face model folder, or PEFT's adapter files when the
 /// model carries a LoRA adapter. Returns the names written.
 fn save_weights(model: &Llama, dir: &Path, state: &TrainState) -> Result<[&'static str; 2]> {
-    if model.adapter_config().is_some() {
+    if model.adapter().is_some() {
         let base = state
             .settings
             .get("init")

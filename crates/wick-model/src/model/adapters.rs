@@ -1,0 +1,299 @@
+//! Adapters on the decoder: LoRA on its linear layers (PEFT's format, foldable into the
+//! weights) or Houlsby bottlenecks in its blocks (added layers). Either way only the adapter's
+//! tensors train; the base stays frozen — no gradients, no optimiser state.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use candle_core::{DType, Device, Tensor, Var};
+use wick_io::{Error, Result};
+
+use super::{ce, save_safetensors, Linear, Llama, Lora};
+use crate::adapter::LoraConfig;
+use crate::houlsby::{self, HoulsbyConfig};
+
+/// Which adapter a model carries.
+#[derive(Clone, Debug)]
+pub enum AdapterKind {
+    Lora(LoraConfig),
+    Houlsby(HoulsbyConfig),
+}
+
+/// A Houlsby bottleneck: h + up(silu(down(h))).
+#[derive(Clone)]
+pub(super) struct Bottleneck {
+    down: Linear,
+    up: Linear,
+}
+
+impl Bottleneck {
+    pub(super) fn forward(&self, h: &Tensor) -> candle_core::Result<Tensor> {
+        h + self.up.forward(&self.down.forward(h)?.silu()?)?
+    }
+
+    fn slots(&mut self) -> [(&'static str, &'static str, &mut Tensor); 4] {
+        let (d, u) = (&mut self.down, &mut self.up);
+        [
+            ("down", "weight", &mut d.weight),
+            (
+                "down",
+                "bias",
+                d.bias.as_mut().expect("adapters have biases"),
+            ),
+            ("up", "weight", &mut u.weight),
+            ("up", "bias", u.bias.as_mut().expect("adapters have biases")),
+        ]
+    }
+}
+
+fn plain(weight: Tensor, bias: Tensor) -> Linear {
+    Linear {
+        weight,
+        bias: Some(bias),
+        lora: None,
+    }
+}
+
+/// U(-1/sqrt(fan_in), 1/sqrt(fan_in)): PyTorch's Kaiming-uniform default with a = sqrt(5),
+/// which PEFT uses for LoRA's A and AdapterHub for a bottleneck's down projection.
+fn kaiming_uniform(rng: &mut crate::init::Normal, rows: usize, fan_in: usize) -> Result<Tensor> {
+    let bound = 1.0 / (fan_in as f64).sqrt();
+    let v: Vec<f32> = (0..rows * fan_in)
+        .map(|_| ((2.0 * rng.uniform() - 1.0) * bound) as f32)
+        .collect();
+    Tensor::from_vec(v, (rows, fan_in), &Device::Cpu).map_err(ce)
+}
+
+fn zeros(shape: &[usize]) -> Result<Tensor> {
+    Tensor::zeros(shape, DType::F32, &Device::Cpu).map_err(ce)
+}
+
+impl Llama {
+    /// Every linear layer that can carry a LoRA adapter, with its module path.
+    pub(super) fn linears_mut(&mut self) -> Vec<(String, &mut Linear)> {
+        let mut out = Vec::new();
+        for (l, blk) in self.blocks.iter_mut().enumerate() {
+            for (name, lin) in [
+                ("self_attn.q_proj", &mut blk.q),
+                ("self_attn.k_proj", &mut blk.k),
+                ("self_attn.v_proj", &mut blk.v),
+                ("self_attn.o_proj", &mut blk.o),
+                ("mlp.gate_proj", &mut blk.gate),
+                ("mlp.up_proj", &mut blk.up),
+                ("mlp.down_proj", &mut blk.down),
+            ] {
+                out.push((format!("model.layers.{l}.{name}"), lin));
+            }
+        }
+        out
+    }
+
+    /// Every adapter tensor under its file name (PEFT's for LoRA), in a fixed order.
+    fn adapter_slots(&mut self) -> Vec<(String, &mut Tensor)> {
+        let mut out = Vec::new();
+        if matches!(self.adapter, Some(AdapterKind::Houlsby(_))) {
+            for (l, blk) in self.blocks.iter_mut().enumerate() {
+                for (place, b) in houlsby::PLACES
+                    .iter()
+                    .zip([&mut blk.attn_adapter, &mut blk.mlp_adapter])
+                {
+                    if let Some(b) = b.as_mut() {
+                        for (proj, what, t) in b.slots() {
+                            out.push((houlsby::key(l, place, proj, what), t));
+                        }
+                    }
+                }
+            }
+            return out;
+        }
+        for (module, lin) in self.linears_mut() {
+            if let Some(l) = lin.lora.as_mut() {
+                out.push((crate::adapter::key(&module, 'A'), &mut l.a));
+                out.push((crate::adapter::key(&module, 'B'), &mut l.b));
+            }
+        }
+        out
+    }
+
+    /// Adds a fresh LoRA adapter on the configured modules, initialised as PEFT does: A
+    /// Kaiming-uniform (a = sqrt(5), so U(-1/sqrt(in), 1/sqrt(in))), seeded; B zeros, so the
+    /// model computes exactly what the base does until B moves.
+    pub fn add_adapter(&mut self, config: &LoraConfig, seed: u64) -> Result<()> {
+        let mut rng = crate::init::Normal::new(seed ^ 0x4c6f_5241);
+        let scale = config.scale();
+        for (module, lin) in self.linears_mut() {
+            let short = module.rsplit('.').next().unwrap_or("");
+            if !config.targets.iter().any(|t| t == short) {
+                continue;
+            }
+            let (out, inp) = (
+                lin.weight.dim(0).map_err(ce)?,
+                lin.weight.dim(1).map_err(ce)?,
+            );
+            lin.lora = Some(Lora {
+                a: kaiming_uniform(&mut rng, config.r, inp)?,
+                b: zeros(&[out, config.r])?,
+                scale,
+                dropout: config.dropout,
+            });
+        }
+        self.adapter = Some(AdapterKind::Lora(config.clone()));
+        Ok(())
+    }
+
+    /// Adds fresh Houlsby adapters after every attention block and MLP: down projection
+    /// Kaiming-uniform (seeded), up projection and both biases zero, so the model computes
+    /// exactly what the base does until the up projection moves.
+    pub fn add_houlsby(&mut self, config: &HoulsbyConfig, seed: u64) -> Result<()> {
+        let mut rng = crate::init::Normal::new(seed ^ 0x486f_756c);
+        let (h, m) = (self.config.hidden_size, config.size);
+        for blk in &mut self.blocks {
+            for slot in [&mut blk.attn_adapter, &mut blk.mlp_adapter] {
+                *slot = Some(Bottleneck {
+                    down: plain(kaiming_uniform(&mut rng, m, h)?, zeros(&[m])?),
+                    up: plain(zeros(&[h, m])?, zeros(&[h])?),
+                });
+            }
+        }
+        self.adapter = Some(AdapterKind::Houlsby(config.clone()));
+        Ok(())
+    }
+
+    /// The adapter the model carries, if any.
+    pub fn adapter(&self) -> Option<&AdapterKind> {
+        self.adapter.as_ref()
+    }
+
+    /// The adapter's tensors under their file names (PEFT's for LoRA).
+    pub fn adapter_tensors(&self) -> Vec<(String, Tensor)> {
+        let mut copy = self.clone();
+        copy.adapter_slots()
+            .into_iter()
+            .map(|(n, t)| (n, t.clone()))
+            .collect()
+    }
+
+    /// Turns the adapter's tensors (only) into trainable variables; the base stays frozen.
+    pub fn make_adapter_trainable(&mut self) -> Result<Vec<(String, Var)>> {
+        let mut vars = Vec::new();
+        for (name, slot) in self.adapter_slots() {
+            let var = Var::from_tensor(slot).map_err(ce)?;
+            *slot = var.as_tensor().clone();
+            vars.push((name, var));
+        }
+        Ok(vars)
+    }
+
+    /// Replaces adapter tensors by name (from a checkpoint or an adapter file); every one the
+    /// model carries must be there, with its shape.
+    pub fn set_adapter_tensors(&mut self, tensors: &HashMap<String, Tensor>) -> Result<()> {
+        for (k, slot) in self.adapter_slots() {
+            let t = tensors
+                .get(&k)
+                .ok_or_else(|| Error::msg(format!("missing adapter tensor {k}")))?;
+            if t.dims() != slot.dims() {
+                return Err(Error::msg(format!(
+                    "adapter tensor {k}: shape {:?}, expected {:?} (an adapter for another base model?)",
+                    t.dims(),
+                    slot.dims()
+                )));
+            }
+            *slot = t.clone();
+        }
+        Ok(())
+    }
+
+    /// Writes the adapter folder: adapter_config.json and adapter_model.safetensors (PEFT's
+    /// files for LoRA; wick's Houlsby layout otherwise).
+    pub fn save_adapter(&self, dir: &Path, base_model: &str) -> Result<()> {
+        let config = match &self.adapter {
+            Some(AdapterKind::Lora(c)) => c.to_json(base_model),
+            Some(AdapterKind::Houlsby(c)) => c.to_json(base_model),
+            None => return Err(Error::msg("the model carries no adapter")),
+        };
+        wick_io::create_dir_all(dir)?;
+        wick_io::write_atomic(dir.join("adapter_config.json"), config.as_bytes())?;
+        let tensors: HashMap<String, Tensor> = self.adapter_tensors().into_iter().collect();
+        save_safetensors(&tensors, &dir.join("adapter_model.safetensors"))
+    }
+
+    /// Puts a LoRA adapter on this model's linear layers (checked against their shapes).
+    pub fn apply_adapter(&mut self, adapter: &crate::Adapter) -> Result<()> {
+        let scale = adapter.config.scale();
+        for (module, (a, b)) in &adapter.weights {
+            let lin = self
+                .linears_mut()
+                .into_iter()
+                .find(|(name, _)| name == module)
+                .map(|(_, lin)| lin)
+                .ok_or_else(|| Error::msg(format!("adapter: the model has no layer {module}")))?;
+            let (out, inp) = (
+                lin.weight.dim(0).map_err(ce)?,
+                lin.weight.dim(1).map_err(ce)?,
+            );
+            if a.dim(1).map_err(ce)? != inp || b.dim(0).map_err(ce)? != out {
+                return Err(Error::msg(format!(
+                    "adapter: {module} has lora_A {:?} and lora_B {:?}, which do not fit its weight [{out}, {inp}] (an adapter for another base model?)",
+                    a.dims(),
+                    b.dims()
+                )));
+            }
+            lin.lora = Some(Lora {
+                a: a.clone(),
+                b: b.clone(),
+                scale,
+                dropout: adapter.config.dropout,
+            });
+        }
+        self.adapter = Some(AdapterKind::Lora(adapter.config.clone()));
+        Ok(())
+    }
+
+    /// Loads a Houlsby adapter folder onto this model (every tensor checked against the
+    /// model's width).
+    pub fn load_houlsby(&mut self, dir: &Path) -> Result<()> {
+        let config = HoulsbyConfig::read(&dir.join("adapter_config.json"))?;
+        let file = dir.join("adapter_model.safetensors");
+        let tensors = candle_core::safetensors::load(&file, &Device::Cpu)
+            .map_err(|e| Error::msg(format!("{}: cannot read: {e}", file.display())))?;
+        self.add_houlsby(&config, 0)?;
+        self.set_adapter_tensors(&tensors)
+            .map_err(|e| e.context(file.display()))?;
+        let known = self.adapter_slots().len();
+        if tensors.len() != known {
+            return Err(Error::msg(format!(
+                "{}: {} tensors, but a Houlsby adapter for this model has {known}",
+                file.display(),
+                tensors.len()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Loads an adapter folder of either kind (told apart by its adapter_config.json).
+    pub fn load_any_adapter(&mut self, dir: &Path) -> Result<()> {
+        if houlsby::is_houlsby(dir) {
+            self.load_houlsby(dir)
+        } else {
+            self.apply_adapter(&crate::Adapter::load(dir)?)
+        }
+    }
+
+    /// Folds every LoRA adapter into its weight: W + s B A. Houlsby adapters add layers and
+    /// cannot be folded.
+    pub fn merge_adapter(&mut self) -> Result<()> {
+        if matches!(self.adapter, Some(AdapterKind::Houlsby(_))) {
+            return Err(Error::msg(
+                "a Houlsby (bottleneck) adapter adds layers and cannot be folded into the weights",
+            ));
+        }
+        for (_, lin) in self.linears_mut() {
+            if let Some(l) = lin.lora.take() {
+                let delta = (l.b.matmul(&l.a).map_err(ce)? * l.scale).map_err(ce)?;
+                lin.weight = (&lin.weight + delta).map_err(ce)?;
+            }
+        }
+        self.adapter = None;
+        Ok(())
+    }
+}
