@@ -46,7 +46,9 @@ enum Sched {
 /// model.safetensors, tokenizer files) to -o, plus checkpoint/ (optimiser state), best/ (lowest
 /// val loss) and metrics.jsonl (one line per step: loss, lr, grad_norm, tokens_per_s, step_ms,
 /// elapsed_s, val_loss at evaluations). Ctrl-C writes a checkpoint and stops. With --method
-/// lora only a LoRA adapter trains and -o receives PEFT's adapter files instead of weights.
+/// lora or adapter only the adapter trains (the --init base is frozen: no gradients, no
+/// optimiser state) and -o receives the adapter folder instead of weights: PEFT's LoRA files,
+/// or wick's Houlsby adapter files; ppl, generate and eval take it with --adapter.
 ///
 /// Pretraining defaults follow nanoGPT: AdamW betas (0.9, 0.95), weight decay 0.1 on matrices
 /// only, gradient clipping at 1.0, lr 1e-3 with 100 warmup steps then cosine decay to lr/10.
@@ -67,6 +69,7 @@ enum Sched {
 ///   train --data shards/ --init runs/base --method lora --lora-r 16 -o runs/lora
 ///   tokenize --tokenizer runs/base sft.jsonl | pack --tokenizer runs/base -o sft-shards
 ///   train --task sft --method lora --init runs/base --data sft-shards/ -o runs/sft-lora
+///   train --task sft --method adapter --init runs/base --data sft-shards/ -o runs/sft-houlsby
 #[derive(Parser)]
 #[command(version, verbatim_doc_comment)]
 struct Cli {

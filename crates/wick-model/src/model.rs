@@ -60,6 +60,17 @@ impl Linear {
         let mut dims = x.dims().to_vec();
         let inp = dims.pop().expect("at least one dimension");
         let x = x.reshape(((), inp))?;
+        let dropout = dropout_key.filter(|_| self.lora.as_ref().is_some_and(|l| l.dropout > 0.0));
+        if let (Some(l), None, false) = (&self.lora, dropout, self.weight.track_op()) {
+            // A frozen weight with its adapter: one op, one [N, out] tensor.
+            let y = ops::lora_matmul(&x, &self.weight, &l.a, &l.b, l.scale)?;
+            let y = match &self.bias {
+                Some(b) => y.broadcast_add(b)?,
+                None => y,
+            };
+            dims.push(y.dim(1)?);
+            return y.reshape(dims);
+        }
         let mut y = if x.track_op() && !self.weight.track_op() {
             // A frozen weight under a trainable input (LoRA): no weight gradient.
             ops::frozen_matmul(&x, &self.weight)?
@@ -67,10 +78,8 @@ impl Linear {
             x.matmul(&self.weight.t()?)?
         };
         if let Some(l) = &self.lora {
-            let xd = match dropout_key {
-                Some(key) if l.dropout > 0.0 => {
-                    (&x * dropout_mask(key, x.dim(0)?, inp, l.dropout)?)?
-                }
+            let xd = match dropout {
+                Some(key) => (&x * dropout_mask(key, x.dim(0)?, inp, l.dropout)?)?,
                 _ => x.clone(),
             };
             // Through the rank-r bottleneck: never forms the [out, in] product B A.

@@ -28,10 +28,12 @@ use rayon::prelude::*;
 mod attention;
 mod frozen;
 mod head_loss;
+mod lora;
 mod product;
 pub use attention::attention;
 pub use frozen::frozen_matmul;
 pub use head_loss::{lm_head_logprobs, lm_head_loss};
+pub use lora::lora_matmul;
 
 // ---------------------------------------------------------------------------------------------
 // Public API

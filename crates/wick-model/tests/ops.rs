@@ -788,3 +788,58 @@ fn only_tracked_inputs_get_gradients() {
     assert_close("dw", grads.get(&w).unwrap(), want.get(&wr).unwrap(), TOL);
     assert!(grads.get(&u0).is_none());
 }
+
+#[test]
+fn lora_matmul_matches_the_composition_and_leaves_the_base_without_gradient() {
+    let mut rng = Rng(15);
+    for (n, inp, out, r, x_trains) in [
+        (7, 5, 3, 2, true),
+        (768, 128, 384, 8, true),
+        (33, 16, 48, 4, false),
+    ] {
+        let (x0, w) = (rng.tensor(&[n, inp], 1.0), rng.tensor(&[out, inp], 1.0));
+        let (a0, b0) = (rng.tensor(&[r, inp], 0.5), rng.tensor(&[out, r], 0.5));
+        let res = rng.tensor(&[n, out], 1.0);
+        let scale = 1.7;
+        let (x, a, b) = (var(&x0), var(&a0), var(&b0));
+        let xin = if x_trains { x.as_tensor().clone() } else { x0.clone() };
+        let y = ops::lora_matmul(&xin, &w, &a, &b, scale).unwrap();
+        let g = (&y * &res).unwrap().sum_all().unwrap().backward().unwrap();
+        let (xr, ar, br) = (var(&x0), var(&a0), var(&b0));
+        let xrin = if x_trains { xr.as_tensor().clone() } else { x0.clone() };
+        let yr = (xrin.matmul(&w.t().unwrap()).unwrap()
+            + (xrin
+                .matmul(&ar.t().unwrap())
+                .unwrap()
+                .matmul(&br.t().unwrap())
+                .unwrap()
+                * scale)
+                .unwrap())
+        .unwrap();
+        let gr = (&yr * &res).unwrap().sum_all().unwrap().backward().unwrap();
+        let what = format!("lora_matmul n {n} in {inp} out {out} r {r}");
+        assert_close(&format!("{what} y"), &y, &yr, TOL);
+        for (name, mine, theirs) in [("dA", &a, &ar), ("dB", &b, &br)] {
+            assert_close(
+                &format!("{what} {name}"),
+                g.get(mine).unwrap(),
+                gr.get(theirs).unwrap(),
+                TOL,
+            );
+        }
+        if x_trains {
+            assert_close(
+                &format!("{what} dx"),
+                g.get(&x).unwrap(),
+                gr.get(&xr).unwrap(),
+                TOL,
+            );
+        } else {
+            assert!(g.get(&x).is_none());
+        }
+        assert!(
+            g.get(&w).is_none(),
+            "{what}: the frozen weight got a gradient"
+        );
+    }
+}
