@@ -13,7 +13,9 @@ build:
 
 # The pipeline end to end on testdata/: clean and filter, deduplicate, train a tokenizer,
 # tokenize, pack, pretrain a small Llama (a few minutes on 2 cores), measure its perplexity,
-# let it write a few lines, score it on a multiple-choice task and draw its training curves.
+# let it write a few lines, score it on a multiple-choice task and draw its training curves;
+# then fine-tune it with LoRA on a small SFT task, merge the adapter and compare held-out
+# response perplexity before and after.
 DEMO_STEPS ?= 1500
 demo: build
 	@mkdir -p $(DEMO)
@@ -36,6 +38,15 @@ demo: build
 	@echo "Which line comes next? 40 Shakespeare contexts, 4 candidate lines each (chance: 0.25):"
 	$(BIN)/eval --task choice --model $(DEMO)/model --quiet testdata/eval/choice/choice.jsonl
 	$(BIN)/plot $(DEMO)/model/metrics.jsonl -o $(DEMO)/curves.png -o $(DEMO)/curves.svg
+	@echo "Supervised fine-tuning (LoRA) on testdata/sft: Song ci openings from their tune name, Shakespeare speech continuations:"
+	$(BIN)/tokenize --tokenizer $(DEMO)/model testdata/sft/train.jsonl > $(DEMO)/sft-ids.jsonl
+	$(BIN)/pack --tokenizer $(DEMO)/model --val-fraction 0.05 -o $(DEMO)/sft-shards $(DEMO)/sft-ids.jsonl
+	rm -rf $(DEMO)/sft-lora $(DEMO)/sft-merged
+	$(BIN)/train --task sft --method lora --init $(DEMO)/model --data $(DEMO)/sft-shards -o $(DEMO)/sft-lora
+	$(BIN)/lora-merge --base $(DEMO)/model --adapter $(DEMO)/sft-lora -o $(DEMO)/sft-merged
+	@echo "Held-out response perplexity (70 records, responses only): the base, then the merged SFT model:"
+	$(BIN)/ppl --model $(DEMO)/model --quiet testdata/sft/heldout.jsonl
+	$(BIN)/ppl --model $(DEMO)/sft-merged --quiet testdata/sft/heldout.jsonl
 
 test:
 	$(CARGO) test --workspace
