@@ -118,6 +118,8 @@ pub enum Start {
 
 pub struct Run {
     pub settings: Settings,
+    /// An adapter folder to continue (with Start::Init: its base).
+    pub adapter: Option<PathBuf>,
     pub start: Start,
     pub data: PathBuf,
     pub out: PathBuf,
@@ -282,7 +284,12 @@ pub fn run(r: Run) -> Result<Summary> {
                 )));
             }
             let mut model = Llama::load(dir)?;
-            r.settings.add_adapter(&mut model)?;
+            match &r.adapter {
+                Some(a) => model
+                    .load_any_adapter(a)
+                    .map_err(|e| e.context(a.display()))?,
+                None => r.settings.add_adapter(&mut model)?,
+            }
             (
                 model,
                 TrainState::default_for(&r.settings),

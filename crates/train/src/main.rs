@@ -70,6 +70,7 @@ enum Sched {
 ///   tokenize --tokenizer runs/base sft.jsonl | pack --tokenizer runs/base -o sft-shards
 ///   train --task sft --method lora --init runs/base --data sft-shards/ -o runs/sft-lora
 ///   train --task sft --method adapter --init runs/base --data sft-shards/ -o runs/sft-houlsby
+///   train --task sft --init runs/base --adapter runs/sft-lora --data more-sft/ -o runs/sft-lora2
 #[derive(Parser)]
 #[command(version, verbatim_doc_comment)]
 struct Cli {
@@ -91,9 +92,13 @@ struct Cli {
     /// Output directory (a Hugging Face folder plus checkpoint/, best/, metrics.jsonl).
     #[arg(short, long, required_unless_present = "resume")]
     out: Option<PathBuf>,
-    /// What trains.
-    #[arg(long, value_enum, default_value = "full")]
-    method: Method,
+    /// What trains [default: full; with --adapter, the adapter's kind].
+    #[arg(long, value_enum)]
+    method: Option<Method>,
+    /// Continue training this adapter folder (PEFT LoRA or wick's Houlsby) on the --init base;
+    /// its own settings (rank, alpha, targets, reduction) are kept.
+    #[arg(long, value_name = "DIR", requires = "init")]
+    adapter: Option<PathBuf>,
     /// LoRA rank.
     #[arg(long, default_value_t = 8)]
     lora_r: usize,
@@ -227,6 +232,49 @@ fn lora_settings(cli: &Cli) -> Result<LoraSettings> {
     })
 }
 
+/// The method and settings of an existing adapter folder, which `--adapter` continues.
+fn from_adapter(
+    dir: &std::path::Path,
+    asked: Option<Method>,
+) -> Result<(Option<LoraSettings>, Option<usize>)> {
+    let (method, lora, houlsby) = if wick_model::houlsby::is_houlsby(dir) {
+        let c = wick_model::HoulsbyConfig::read(&dir.join("adapter_config.json"))?;
+        (Method::Adapter, None, Some(c.reduction))
+    } else {
+        let c = wick_model::Adapter::load(dir)?.config;
+        let lora = LoraSettings {
+            r: c.r,
+            alpha: c.alpha,
+            rslora: c.rslora,
+            targets: c.targets,
+            dropout: c.dropout,
+        };
+        (Method::Lora, Some(lora), None)
+    };
+    if asked.is_some_and(|m| m != method) {
+        return Err(Error::msg(format!(
+            "{}: a {} adapter; --method must be {} (or left out) to continue it{}",
+            dir.display(),
+            if method == Method::Lora {
+                "LoRA"
+            } else {
+                "Houlsby"
+            },
+            if method == Method::Lora {
+                "lora"
+            } else {
+                "adapter"
+            },
+            if method == Method::Lora {
+                "; to train every weight, fold it in first with lora-merge"
+            } else {
+                ""
+            }
+        )));
+    }
+    Ok((lora, houlsby))
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     wick_io::run_main("train", || body(cli))
@@ -252,13 +300,22 @@ fn body(cli: Cli) -> Result<()> {
             ))
         }
     };
-    let lora = match cli.method {
-        Method::Lora => Some(lora_settings(&cli)?),
-        _ => None,
+    let (lora, houlsby) = match &cli.adapter {
+        Some(dir) => from_adapter(dir, cli.method)?,
+        None => {
+            let method = cli.method.unwrap_or(Method::Full);
+            if method == Method::Adapter && cli.adapter_reduction == 0 {
+                return Err(Error::msg("--adapter-reduction must be at least 1"));
+            }
+            let lora = (method == Method::Lora)
+                .then(|| lora_settings(&cli))
+                .transpose()?;
+            (
+                lora,
+                (method == Method::Adapter).then_some(cli.adapter_reduction),
+            )
+        }
     };
-    if cli.method == Method::Adapter && cli.adapter_reduction == 0 {
-        return Err(Error::msg("--adapter-reduction must be at least 1"));
-    }
     let sft = cli.task == Task::Sft;
     let context = match &start {
         Start::Config(spec) => train::config_from(spec, 1)?.max_position_embeddings,
@@ -307,7 +364,7 @@ fn body(cli: Cli) -> Result<()> {
             _ => None,
         },
         packing: !cli.no_packing,
-        houlsby: (cli.method == Method::Adapter).then_some(cli.adapter_reduction),
+        houlsby,
     };
     if sft && !matches!(start, Start::Resume) {
         if !(cli.epochs > 0.0 && cli.epochs.is_finite()) {
@@ -329,6 +386,7 @@ fn body(cli: Cli) -> Result<()> {
     settings.checkpoint_interval = cli.checkpoint_interval.unwrap_or(settings.eval_interval);
     run(Run {
         settings,
+        adapter: cli.adapter.clone(),
         start,
         data: cli.data,
         out,

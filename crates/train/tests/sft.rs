@@ -402,3 +402,75 @@ fn lora_dropout_changes_training_not_evaluation_and_resumes_exactly() {
     ]);
     assert_eq!(losses(&metrics(&part)), ld);
 }
+
+#[test]
+fn train_continues_an_adapter_folder_from_where_it_ended() {
+    let tmp = tempfile::tempdir().unwrap();
+    let base = base(tmp.path());
+    let sft = sft_shards(&tmp.path().join("sft"));
+    let d = sft.to_str().unwrap();
+    let common = [
+        "--task",
+        "sft",
+        "--init",
+        &base,
+        "--data",
+        d,
+        "--max-steps",
+        "4",
+        "--eval-interval",
+        "4",
+        "--lr",
+        "1e-2",
+        "--batch-size",
+        "8",
+        "--seq-len",
+        "256",
+        "--eval-batches",
+        "4",
+        "--threads",
+        "1",
+        "-q",
+    ];
+    for (method, extra) in [
+        ("lora", ["--lora-r", "2"]),
+        ("adapter", ["--adapter-reduction", "8"]),
+    ] {
+        let first = tmp.path().join(format!("{method}-1"));
+        let mut a = common.to_vec();
+        a.extend(["--method", method, "-o", first.to_str().unwrap()]);
+        a.extend(extra);
+        train(&a);
+        let end = metrics(&first).last().unwrap()["val_loss"]
+            .as_f64()
+            .unwrap();
+        // --adapter: the run starts from the saved adapter (its settings kept, so no --method
+        // or rank is needed): its step-0 val loss is where the first run ended, to the bit.
+        let second = tmp.path().join(format!("{method}-2"));
+        let mut a = common.to_vec();
+        a.extend([
+            "--adapter",
+            first.to_str().unwrap(),
+            "-o",
+            second.to_str().unwrap(),
+        ]);
+        train(&a);
+        assert_eq!(first_val(&second).to_bits(), end.to_bits(), "{method}");
+        assert!(second.join("adapter_model.safetensors").exists());
+    }
+    // Full training cannot continue an adapter without merging it.
+    let mut a = common.to_vec();
+    let lora = tmp.path().join("lora-1");
+    let out = tmp.path().join("full");
+    a.extend([
+        "--method",
+        "full",
+        "--adapter",
+        lora.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    let r = run(TRAIN, &a, b"");
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("lora-merge"), "{}", r.stderr);
+}

@@ -802,11 +802,19 @@ fn lora_matmul_matches_the_composition_and_leaves_the_base_without_gradient() {
         let res = rng.tensor(&[n, out], 1.0);
         let scale = 1.7;
         let (x, a, b) = (var(&x0), var(&a0), var(&b0));
-        let xin = if x_trains { x.as_tensor().clone() } else { x0.clone() };
+        let xin = if x_trains {
+            x.as_tensor().clone()
+        } else {
+            x0.clone()
+        };
         let y = ops::lora_matmul(&xin, &w, &a, &b, scale).unwrap();
         let g = (&y * &res).unwrap().sum_all().unwrap().backward().unwrap();
         let (xr, ar, br) = (var(&x0), var(&a0), var(&b0));
-        let xrin = if x_trains { xr.as_tensor().clone() } else { x0.clone() };
+        let xrin = if x_trains {
+            xr.as_tensor().clone()
+        } else {
+            x0.clone()
+        };
         let yr = (xrin.matmul(&w.t().unwrap()).unwrap()
             + (xrin
                 .matmul(&ar.t().unwrap())
