@@ -97,7 +97,7 @@ struct Cli {
     /// choice: Hugging Face model folder (config.json, model.safetensors, tokenizer.json).
     #[arg(long)]
     model: Option<PathBuf>,
-    /// choice: a PEFT LoRA adapter folder to apply on top of --model.
+    /// choice: an adapter folder (PEFT LoRA or wick's Houlsby) to load on top of --model.
     #[arg(long)]
     adapter: Option<PathBuf>,
     /// choice: field holding the context.

@@ -32,8 +32,8 @@ struct Cli {
     /// Hugging Face model folder (config.json, model.safetensors, tokenizer.json).
     #[arg(long)]
     model: PathBuf,
-    /// A PEFT LoRA adapter folder (adapter_config.json, adapter_model.safetensors) to apply
-    /// on top of --model.
+    /// An adapter folder (adapter_config.json, adapter_model.safetensors) to load on top of
+    /// --model: PEFT LoRA, or a Houlsby adapter from `train --method adapter`.
     #[arg(long)]
     adapter: Option<PathBuf>,
     /// Prompts: JSONL or text lines ('-' or none: stdin).

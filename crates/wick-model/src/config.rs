@@ -158,6 +158,38 @@ impl Config {
         })
     }
 
+    /// Some(labels) for a sequence-classification model (`architectures` names a
+    /// `...ForSequenceClassification`, e.g. a reward model with 1 label): its head is
+    /// `score.weight` [labels, hidden] instead of lm_head. Labels from `num_labels`, else
+    /// `id2label`, else transformers' default of 2.
+    pub fn num_labels(&self) -> Option<usize> {
+        let classifier = self
+            .json
+            .get("architectures")
+            .and_then(|a| a.as_array())
+            .is_some_and(|a| {
+                a.iter()
+                    .filter_map(|x| x.as_str())
+                    .any(|x| x.ends_with("ForSequenceClassification"))
+            });
+        if !classifier {
+            return None;
+        }
+        let from_map = self
+            .json
+            .get("id2label")
+            .and_then(|m| m.as_object())
+            .map(|m| m.len());
+        Some(
+            self.json
+                .get("num_labels")
+                .and_then(|n| n.as_u64())
+                .map(|n| n as usize)
+                .or(from_map)
+                .unwrap_or(2),
+        )
+    }
+
     /// config.json for this model, as transformers reads it: the fields read in are kept,
     /// the ones wick resolves are written back in their plain spelling.
     pub fn to_json(&self) -> String {

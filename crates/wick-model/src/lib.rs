@@ -15,6 +15,7 @@ pub mod houlsby;
 mod init;
 mod model;
 pub mod ops;
+pub mod reward;
 pub mod runtime;
 mod score;
 pub mod slow;

@@ -116,8 +116,10 @@ pub struct Llama {
     embed: Tensor,
     blocks: Vec<Block>,
     norm: Tensor,
-    /// None when tied to the embeddings.
+    /// None when tied to the embeddings (or for a sequence classifier).
     lm_head: Option<Tensor>,
+    /// A sequence classifier's head (`score.weight` [labels, hidden]; reward models).
+    score: Option<Tensor>,
     /// The adapter's settings when the model carries one (LoRA on the linear layers, or
     /// Houlsby bottlenecks in the blocks).
     adapter: Option<AdapterKind>,
@@ -260,7 +262,10 @@ impl Llama {
             file: file.display().to_string(),
         };
         let mut model = Llama::assemble(config, &mut src)?;
-        if model.config.tie_word_embeddings {
+        if let Some(labels) = model.config.num_labels() {
+            let h = model.config.hidden_size;
+            model.score = Some(src.get("score.weight", &[labels, h])?);
+        } else if model.config.tie_word_embeddings {
             src.map.remove("lm_head.weight");
         } else {
             model.lm_head = Some(src.get(
@@ -347,6 +352,7 @@ impl Llama {
             norm: w.get("model.norm.weight", &[h])?,
             blocks,
             lm_head: None,
+            score: None,
             adapter: None,
             dropout_key: None,
             config,
@@ -382,6 +388,9 @@ impl Llama {
         out.push(("model.norm.weight".to_string(), &mut self.norm));
         if let Some(head) = self.lm_head.as_mut() {
             out.push(("lm_head.weight".to_string(), head));
+        }
+        if let Some(score) = self.score.as_mut() {
+            out.push(("score.weight".to_string(), score));
         }
         out
     }
@@ -448,6 +457,11 @@ impl Llama {
         segments: Option<&Tensor>,
     ) -> Result<Tensor> {
         self.hidden_inner(ids, cache, segments).map_err(ce)
+    }
+
+    /// A sequence classifier's head `score.weight` [labels, hidden], if this is one.
+    pub fn score_head(&self) -> Option<&Tensor> {
+        self.score.as_ref()
     }
 
     /// The output head's weight [vocab, hidden] (the embeddings when tied).

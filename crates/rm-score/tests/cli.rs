@@ -1,0 +1,135 @@
+//! rm-score end to end on the tiny reward model of testdata/models/llama-rm (with the
+//! character tokenizer of testdata/eval/choice): records in, the same records out in order with
+//! "reward" equal to the library's score of the rendered ids; bad models and records refused.
+
+use std::path::Path;
+
+use serde_json::{Map, Value};
+use wick_model::reward::sequence_scores;
+use wick_model::Llama;
+use wick_testkit::{run, testdata};
+use wick_text::{render_sft, Format, Templates, Tok};
+
+const BIN: &str = env!("CARGO_BIN_EXE_rm-score");
+
+/// llama-rm with a tokenizer beside it.
+fn folder(dir: &Path, edit: impl Fn(&mut Value)) {
+    std::fs::create_dir_all(dir).unwrap();
+    let rm = testdata("models/llama-rm");
+    std::fs::copy(rm.join("model.safetensors"), dir.join("model.safetensors")).unwrap();
+    let mut cfg: Value =
+        serde_json::from_str(&std::fs::read_to_string(rm.join("config.json")).unwrap()).unwrap();
+    edit(&mut cfg);
+    std::fs::write(dir.join("config.json"), cfg.to_string()).unwrap();
+    for f in ["tokenizer.json", "tokenizer_config.json"] {
+        std::fs::copy(testdata("eval/choice/model").join(f), dir.join(f)).unwrap();
+    }
+}
+
+#[test]
+fn scores_every_record_in_order_as_the_library_does() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("rm");
+    folder(&dir, |_| {});
+    let input = [
+        r#"{"id": 1, "prompt": "to be, or not to be:", "response": " that is the question"}"#,
+        r#"{"id": 2, "prompt": "the rest", "response": " is silence"}"#,
+        r#"{"id": 3, "prompt": "o", "completion": "!"}"#,
+        r#"{"id": 4, "text": "something is rotten in the state of denmark"}"#,
+        r#"{"id": 5, "prompt": "", "response": "words, words, words"}"#,
+    ]
+    .join("\n");
+    let r = run(
+        BIN,
+        &["--model", dir.to_str().unwrap(), "--batch-size", "2", "-q"],
+        input.as_bytes(),
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let out: Vec<Map<String, Value>> = r
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(out.len(), 5);
+    let model = Llama::load(&dir).unwrap();
+    let tok = Tok::load(&dir).unwrap();
+    let t = Templates::new(None, None, None).unwrap();
+    for (i, (line, got)) in input.lines().zip(&out).enumerate() {
+        let rec: Map<String, Value> = serde_json::from_str(line).unwrap();
+        assert_eq!(got["id"], rec["id"], "order kept");
+        let mut m = Map::new();
+        let (p, c) = match (
+            rec.get("prompt"),
+            rec.get("response"),
+            rec.get("completion"),
+        ) {
+            (Some(p), Some(c), _) | (Some(p), None, Some(c)) => (p.clone(), c.clone()),
+            _ => (Value::from(""), rec["text"].clone()),
+        };
+        m.insert("prompt".into(), p);
+        m.insert("completion".into(), c);
+        let ids = tok
+            .encode_pieces(&render_sft(&m, Format::PromptCompletion, &t).unwrap())
+            .unwrap()
+            .ids;
+        assert_eq!(*ids.last().unwrap(), 2, "the response ends in EOS");
+        let want = sequence_scores(&model, &[&ids], 0).unwrap()[0][0];
+        let reward = got["reward"].as_f64().unwrap() as f32;
+        assert!(
+            (reward - want).abs() < 1e-5,
+            "record {i}: {reward} vs {want}"
+        );
+    }
+}
+
+#[test]
+fn models_and_records_it_cannot_score_are_refused_by_name() {
+    let tmp = tempfile::tempdir().unwrap();
+    let no_pad = tmp.path().join("no-pad");
+    folder(&no_pad, |c| {
+        c.as_object_mut().unwrap().remove("pad_token_id");
+    });
+    let r = run(
+        BIN,
+        &["--model", no_pad.to_str().unwrap()],
+        b"{\"text\": \"a\"}\n",
+    );
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("pad_token_id"), "{}", r.stderr);
+
+    let lm = tmp.path().join("lm");
+    folder(&lm, |c| {
+        c["architectures"] = serde_json::json!(["LlamaForCausalLM"]);
+    });
+    let r = run(
+        BIN,
+        &["--model", lm.to_str().unwrap()],
+        b"{\"text\": \"a\"}\n",
+    );
+    assert_ne!(r.code, 0);
+    // (No lm_head in the file either: the load itself says so.)
+    assert!(
+        r.stderr.contains("not a reward model") || r.stderr.contains("lm_head"),
+        "{}",
+        r.stderr
+    );
+
+    let ok = tmp.path().join("ok");
+    folder(&ok, |_| {});
+    let long = format!("{{\"text\": \"{}\"}}\n", "a".repeat(300));
+    let input = format!("{{\"text\": \"fine\"}}\n{long}");
+    let r = run(BIN, &["--model", ok.to_str().unwrap()], input.as_bytes());
+    assert_ne!(r.code, 0);
+    assert!(
+        r.stderr.contains("<stdin>:2") && r.stderr.contains("context"),
+        "{}",
+        r.stderr
+    );
+    let r = run(
+        BIN,
+        &["--model", ok.to_str().unwrap()],
+        b"{\"prompt\": \"p\", \"chosen\": \"a\", \"rejected\": \"b\"}\n",
+    );
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("preference pair"), "{}", r.stderr);
+}

@@ -1,0 +1,47 @@
+//! Sequence scores of a sequence-classification model (a reward model: one label): the head
+//! `score.weight` applied to the hidden state of each sequence's last token, chosen as
+//! transformers 5 does — the rightmost position whose id is not the pad id (position 0 when
+//! every id is the pad id), looking at the ids only.
+
+use candle_core::{Device, Tensor};
+use wick_io::{Error, Result};
+
+use crate::model::ce;
+use crate::Llama;
+
+/// The position transformers reads a score at in a (right-padded) row.
+pub fn score_position(row: &[u32], pad: u32) -> usize {
+    row.iter().rposition(|&id| id != pad).unwrap_or(0)
+}
+
+/// Scores [rows][labels] of token sequences (each unpadded; they are right-padded with `pad`
+/// into one batch, which causal attention makes harmless). Errors for a model without a
+/// `score` head.
+pub fn sequence_scores(model: &Llama, rows: &[&[u32]], pad: u32) -> Result<Vec<Vec<f32>>> {
+    let head = model.score_head().ok_or_else(|| {
+        Error::msg("not a sequence-classification model (config.json's architectures name no ...ForSequenceClassification, no score.weight)")
+    })?;
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let t = rows.iter().map(|r| r.len()).max().unwrap_or(0).max(1);
+    let b = rows.len();
+    let mut ids = Vec::with_capacity(b * t);
+    let mut picks = Vec::with_capacity(b);
+    for (i, r) in rows.iter().enumerate() {
+        let start = ids.len();
+        ids.extend_from_slice(r);
+        ids.resize(start + t, pad);
+        picks.push((i * t + score_position(&ids[start..], pad)) as u32);
+    }
+    let inner = || -> candle_core::Result<Vec<Vec<f32>>> {
+        let ids = Tensor::from_vec(ids, (b, t), &Device::Cpu)?;
+        let h = model
+            .hidden(&ids, None, None)
+            .map_err(|e| candle_core::Error::Msg(e.to_string()))?
+            .reshape((b * t, ()))?;
+        let picks = Tensor::from_vec(picks, b, &Device::Cpu)?;
+        h.index_select(&picks, 0)?.matmul(&head.t()?)?.to_vec2()
+    };
+    inner().map_err(ce)
+}
