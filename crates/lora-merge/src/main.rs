@@ -44,21 +44,7 @@ fn main() -> ExitCode {
 
 /// Houlsby adapters are refused with the reason, not as an unknown PEFT type.
 fn check_mergeable(adapter: &Path) -> Result<()> {
-    let file = adapter.join("adapter_config.json");
-    let Ok(text) = std::fs::read_to_string(&file) else {
-        return Ok(()); // Adapter::load reports the missing file.
-    };
-    let kind = serde_json::from_str::<serde_json::Value>(&text)
-        .ok()
-        .and_then(|v| {
-            v.get("peft_type")
-                .and_then(|t| t.as_str())
-                .map(str::to_string)
-        });
-    if kind
-        .as_deref()
-        .is_some_and(|k| k.eq_ignore_ascii_case("houlsby"))
-    {
+    if wick_model::houlsby::is_houlsby(adapter) {
         return Err(Error::msg(format!(
             "{}: a Houlsby (bottleneck) adapter adds layers and cannot be folded into the weights; load it beside the base with --adapter",
             adapter.display()

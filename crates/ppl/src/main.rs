@@ -157,12 +157,7 @@ fn body(cli: Cli) -> Result<()> {
     } else {
         let prefix = folder.doc_prefix();
         let tok = &folder.tok;
-        let templates = Templates::new(
-            tok.chat_template.as_deref(),
-            tok.bos_token.as_deref(),
-            tok.eos_token.as_deref(),
-        )
-        .map_err(|e| Error::msg(format!("{}: {e}", tok.path.display())))?;
+        let templates = Templates::for_tok(tok)?;
         for path in inputs_or_stdin(&cli.files) {
             let mut reader = LineReader::open(&path)?;
             let mut buf = Vec::new();

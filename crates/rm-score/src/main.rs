@@ -116,12 +116,7 @@ fn body(cli: Cli) -> Result<()> {
     })?;
     let context = config.max_position_embeddings;
     let tok = &folder.tok;
-    let templates = Templates::new(
-        tok.chat_template.as_deref(),
-        tok.bos_token.as_deref(),
-        tok.eos_token.as_deref(),
-    )
-    .map_err(|e| Error::msg(format!("{}: {e}", tok.path.display())))?;
+    let templates = Templates::for_tok(tok)?;
     let mut out = Output::create(cli.output.as_deref())?;
     let mut progress = Progress::new("rm-score", cli.quiet);
     let started = Instant::now();

@@ -53,12 +53,7 @@ pub struct Encoder<'a> {
 
 impl<'a> Encoder<'a> {
     pub fn new(tok: &'a Tok, opts: EncodeOptions) -> Result<Self> {
-        let templates = Templates::new(
-            tok.chat_template.as_deref(),
-            tok.bos_token.as_deref(),
-            tok.eos_token.as_deref(),
-        )
-        .map_err(|e| Error::msg(format!("{}: {e}", tok.path.display())))?;
+        let templates = Templates::for_tok(tok)?;
         // A document separator is needed to append EOS; fail now rather than on line 1.
         let eos = if opts.append_eos {
             Some(tok.require_eos()?)

@@ -241,7 +241,7 @@ fn from_adapter(
         let c = wick_model::HoulsbyConfig::read(&dir.join("adapter_config.json"))?;
         (Method::Adapter, None, Some(c.reduction))
     } else {
-        let c = wick_model::Adapter::load(dir)?.config;
+        let c = wick_model::adapter::read_config(&dir.join("adapter_config.json"))?;
         let lora = LoraSettings {
             r: c.r,
             alpha: c.alpha,

@@ -52,13 +52,10 @@ pub fn run(bin: &str, args: &[&str], stdin: &[u8]) -> Out {
     }
 }
 
-/// Packs testdata/english.jsonl (Shakespeare) with the 512-token tokenizer in
-/// testdata/tokenizers/shakespeare-512 into a shard directory `out` (10% val), the way
-/// `tokenize | pack` would, for the model tools' tests.
-pub fn shakespeare_shards(out: &std::path::Path) -> PathBuf {
-    let tok_dir = testdata("tokenizers/shakespeare-512");
-    let tok = wick_text::Tok::load(&tok_dir).expect("test tokenizer");
-    let eos = tok.require_eos().expect("eos");
+/// The 512-token test tokenizer (testdata/tokenizers/shakespeare-512) and a packer into `out`
+/// with it (10% val by key, shuffled with seed 1337), as `pack` would make.
+fn test_packer(out: &std::path::Path) -> (wick_text::Tok, wick_shard::Packer) {
+    let tok = wick_text::Tok::load(testdata("tokenizers/shakespeare-512")).expect("tokenizer");
     let opts = wick_shard::PackOptions {
         shard_tokens: 100_000_000,
         dtype: wick_shard::Dtype::Uint16,
@@ -66,10 +63,17 @@ pub fn shakespeare_shards(out: &std::path::Path) -> PathBuf {
         split_key: "id".into(),
         shuffle_seed: Some(1337),
         vocab_size: tok.vocab_size(),
-        eos_id: eos,
+        eos_id: tok.require_eos().expect("eos"),
     };
-    let mut packer =
-        wick_shard::Packer::create(out, opts, &tok.path, &tok.hash).expect("start a pack");
+    let packer = wick_shard::Packer::create(out, opts, &tok.path, &tok.hash).expect("start a pack");
+    (tok, packer)
+}
+
+/// Packs testdata/english.jsonl (Shakespeare) with the 512-token tokenizer in
+/// testdata/tokenizers/shakespeare-512 into a shard directory `out` (10% val), the way
+/// `tokenize | pack` would, for the model tools' tests.
+pub fn shakespeare_shards(out: &std::path::Path) -> PathBuf {
+    let (tok, mut packer) = test_packer(out);
     let text = std::fs::read_to_string(testdata("english.jsonl")).expect("english.jsonl");
     for (i, line) in text.lines().enumerate() {
         let rec: serde_json::Value = serde_json::from_str(line).expect("JSONL");
@@ -89,20 +93,8 @@ pub fn shakespeare_shards(out: &std::path::Path) -> PathBuf {
 /// `out` (10% val), the way `tokenize | pack` would.
 pub fn sft_shards(out: &std::path::Path) -> PathBuf {
     use wick_text::{render_sft, Format, Templates};
-    let tok = wick_text::Tok::load(testdata("tokenizers/shakespeare-512")).expect("tokenizer");
-    let eos = tok.require_eos().expect("eos");
+    let (tok, mut packer) = test_packer(out);
     let templates = Templates::new(None, None, None).expect("templates");
-    let opts = wick_shard::PackOptions {
-        shard_tokens: 100_000_000,
-        dtype: wick_shard::Dtype::Uint16,
-        val_fraction: 0.1,
-        split_key: "id".into(),
-        shuffle_seed: Some(1337),
-        vocab_size: tok.vocab_size(),
-        eos_id: eos,
-    };
-    let mut packer =
-        wick_shard::Packer::create(out, opts, &tok.path, &tok.hash).expect("start a pack");
     let text = std::fs::read_to_string(testdata("sft/train.jsonl")).expect("sft/train.jsonl");
     for line in text.lines() {
         let rec: serde_json::Map<String, serde_json::Value> =

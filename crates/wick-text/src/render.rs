@@ -132,6 +132,16 @@ impl Templates {
         })
     }
 
+    /// The templates of a tokenizer folder: its chat template (if any), BOS and EOS.
+    pub fn for_tok(tok: &crate::Tok) -> wick_io::Result<Self> {
+        Templates::new(
+            tok.chat_template.as_deref(),
+            tok.bos_token.as_deref(),
+            tok.eos_token.as_deref(),
+        )
+        .map_err(|e| wick_io::Error::msg(format!("{}: {e}", tok.path.display())))
+    }
+
     /// Renders `messages` as Hugging Face's `apply_chat_template(tokenize=False)` does.
     pub fn render(
         &self,
