@@ -1,14 +1,46 @@
-//! What a step trains on: random windows of the token stream (pretraining) or whole examples,
-//! packed or padded, with their loss masks (SFT); and the fixed val batches each evaluation
-//! uses.
+//! What a step trains on: random windows of the token stream (pretraining), whole examples,
+//! packed or padded, with their loss masks (SFT), or preference pairs (reward, DPO); and the
+//! fixed val batches each evaluation uses.
 
 use candle_core::{Device, Tensor};
 use wick_io::{Error, Result};
-use wick_model::{lm_eval_loss, Llama};
+use wick_model::{lm_eval_loss, lm_loss, Llama};
+use wick_rl::preference::PairStats;
 use wick_shard::{EpochLoader, Examples, Sampler, Sequential, SftBatch, ShardSet, Split};
 use wick_train::TrainState;
 
+use crate::pairs::{self, PairLoader, PairSet};
 use crate::Settings;
+
+/// Where a run's data comes from: a `pack` shard directory, or preference pairs.
+pub enum Corpus {
+    Shards(ShardSet),
+    Pairs(PairSet),
+}
+
+impl Corpus {
+    pub fn shards(&self) -> Option<&ShardSet> {
+        match self {
+            Corpus::Shards(s) => Some(s),
+            Corpus::Pairs(_) => None,
+        }
+    }
+}
+
+/// One micro-batch's loss (differentiable), the positions it processed, and for pairs how
+/// the batch compared them.
+pub struct StepLoss {
+    pub loss: Tensor,
+    pub tokens: u64,
+    pub pairs: Option<PairStats>,
+}
+
+/// An evaluation: the val loss, and for pairs the preference statistics.
+#[derive(Debug, Clone, Copy)]
+pub struct Eval {
+    pub loss: f64,
+    pub pairs: Option<PairStats>,
+}
 
 fn ce(e: candle_core::Error) -> Error {
     Error::msg(format!("tensor op failed: {e}"))
@@ -52,6 +84,7 @@ impl Micro {
 pub enum Data<'a> {
     Windows(Sampler<'a>),
     Examples(EpochLoader<'a>, bool),
+    Pairs(PairLoader, &'a PairSet),
 }
 
 /// The token that pads SFT rows (never a target): the shards' EOS.
@@ -60,7 +93,16 @@ pub fn pad_id(set: &ShardSet) -> u32 {
 }
 
 impl<'a> Data<'a> {
-    pub fn new(set: &'a ShardSet, s: &Settings) -> Result<Self> {
+    pub fn new(corpus: &'a Corpus, s: &Settings) -> Result<Self> {
+        let set = match corpus {
+            Corpus::Pairs(p) => {
+                return Ok(Data::Pairs(
+                    PairLoader::new(p.train.len(), s.seed, s.batch_size),
+                    p,
+                ))
+            }
+            Corpus::Shards(set) => set,
+        };
         Ok(if s.task == "sft" {
             let ex = Examples::new(set, Split::Train, pad_id(set))?;
             Data::Examples(
@@ -78,20 +120,41 @@ impl<'a> Data<'a> {
         })
     }
 
-    pub fn next_micro(&mut self) -> Result<Micro> {
-        match self {
+    /// The next micro-batch's loss.
+    pub fn next_loss(&mut self, model: &Llama) -> Result<StepLoss> {
+        let m = match self {
             Data::Windows(s) => {
                 let b = s.next_batch();
-                Micro::windows(b.b, b.t, &b.tokens)
+                Micro::windows(b.b, b.t, &b.tokens)?
             }
-            Data::Examples(l, packed) => Micro::examples(&l.next_batch(), *packed),
-        }
+            Data::Examples(l, packed) => Micro::examples(&l.next_batch(), *packed)?,
+            Data::Pairs(l, set) => {
+                let batch: Vec<&pairs::Pair> =
+                    l.next_batch().into_iter().map(|i| &set.train[i]).collect();
+                let p = pairs::pair_loss(model, &batch, set.pad, set.objective)?;
+                let stats = p.stats();
+                return Ok(StepLoss {
+                    loss: p.loss,
+                    tokens: p.tokens,
+                    pairs: Some(stats),
+                });
+            }
+        };
+        Ok(StepLoss {
+            loss: lm_loss(model, &m.window, m.weights.as_ref(), m.segments.as_ref())?,
+            tokens: m.tokens,
+            pairs: None,
+        })
     }
 
     pub fn save(&self, state: &mut TrainState) {
         match self {
             Data::Windows(s) => state.rng = s.rng.state,
             Data::Examples(l, _) => {
+                state.epoch = l.epoch;
+                state.row = l.row as u64;
+            }
+            Data::Pairs(l, _) => {
                 state.epoch = l.epoch;
                 state.row = l.row as u64;
             }
@@ -102,11 +165,20 @@ impl<'a> Data<'a> {
         match self {
             Data::Windows(s) => s.rng.state = state.rng,
             Data::Examples(l, _) => l.seek(state.epoch, state.row as usize),
+            Data::Pairs(l, _) => l.seek(state.epoch, state.row as usize),
         }
     }
 
     /// A line about the examples (SFT only).
     pub fn describe(&self, t: usize) -> Option<String> {
+        if let Data::Pairs(l, set) = self {
+            return Some(format!(
+                "{} train pairs, {} val pairs, {} per batch",
+                l.len(),
+                set.val.len(),
+                l.next_len()
+            ));
+        }
         let Data::Examples(l, packed) = self else {
             return None;
         };
@@ -128,6 +200,7 @@ impl<'a> Data<'a> {
             Data::Examples(l, _) => {
                 Some(l.epoch as f64 + l.row as f64 / l.rows_this_epoch().max(1) as f64)
             }
+            Data::Pairs(l, _) => Some(l.epoch as f64 + l.row as f64 / l.len().max(1) as f64),
         }
     }
 }
@@ -135,13 +208,24 @@ impl<'a> Data<'a> {
 /// Mean loss on the val split, over the same batches every time (so that evaluations are
 /// comparable): pretraining, the first `batches` sequential windows; SFT, the first `batches`
 /// batches of val examples in directory order, packed as in training, weighted by trained
-/// targets. None without a val split.
+/// targets; pairs, every val pair. None without a val split.
 pub fn val_loss(
     model: &Llama,
-    set: &ShardSet,
+    corpus: &Corpus,
     s: &Settings,
     batches: usize,
-) -> Result<Option<f64>> {
+) -> Result<Option<Eval>> {
+    let set = match corpus {
+        Corpus::Pairs(p) => {
+            return Ok(
+                pairs::evaluate(model, p, s.batch_size)?.map(|(loss, stats)| Eval {
+                    loss,
+                    pairs: Some(stats),
+                }),
+            )
+        }
+        Corpus::Shards(set) => set,
+    };
     let (b, t) = (s.batch_size, s.seq_len);
     let (mut sum, mut n) = (0f64, 0f64);
     if s.task == "sft" {
@@ -171,7 +255,10 @@ pub fn val_loss(
             n += m.tokens as f64;
         }
     }
-    Ok((n > 0.0).then(|| sum / n))
+    Ok((n > 0.0).then(|| Eval {
+        loss: sum / n,
+        pairs: None,
+    }))
 }
 
 /// Rows in one epoch of the train split's examples, for sizing an SFT run in epochs.

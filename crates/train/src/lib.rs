@@ -3,6 +3,7 @@
 //! validation, checkpoints, and an exact resume.
 
 pub mod data;
+pub mod pairs;
 pub mod presets;
 
 use std::path::{Path, PathBuf};
@@ -12,10 +13,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use wick_io::{Error, Progress, Result};
 use wick_model::adapter::LoraConfig;
-use wick_model::{lm_loss, Config, HoulsbyConfig, Llama};
+use wick_model::{Config, HoulsbyConfig, Llama};
 use wick_shard::{ShardSet, Split};
 
-use crate::data::{val_loss, Data};
+use crate::data::{val_loss, Corpus, Data, Eval};
+use crate::pairs::{Objective, PairSet};
 use wick_train::{
     install_ctrl_c, interrupted, AdamW, AdamWConfig, Checkpoint, MetricsLog, Schedule,
     ScheduleKind, TrainState,
@@ -58,6 +60,20 @@ pub struct Settings {
     /// SFT: several examples per row (block-diagonal attention) rather than one, padded.
     #[serde(default = "yes")]
     pub packing: bool,
+    /// Reward and DPO runs: where the pairs come from and DPO's settings.
+    #[serde(default)]
+    pub pairs: Option<PairSettings>,
+}
+
+/// `--task reward | dpo`'s settings.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PairSettings {
+    /// Val pairs (JSONL); None: every 20th pair of --data.
+    pub val: Option<String>,
+    /// DPO: the frozen reference model's folder, absolute.
+    pub reference: Option<String>,
+    /// DPO's beta.
+    pub beta: f64,
 }
 
 fn yes() -> bool {
@@ -68,6 +84,40 @@ impl Settings {
     /// True when only an adapter trains (LoRA or Houlsby).
     pub fn trains_adapter(&self) -> bool {
         self.lora.is_some() || self.houlsby.is_some()
+    }
+
+    fn objective(&self) -> Option<Objective> {
+        match self.task.as_str() {
+            "reward" => Some(Objective::Reward),
+            "dpo" => Some(Objective::Dpo {
+                beta: self.pairs.as_ref().map_or(0.1, |p| p.beta),
+            }),
+            _ => None,
+        }
+    }
+
+    /// A reward run turns its starting LM into a classifier with one label (unless it is one).
+    fn make_classifier(&self, model: &mut Llama) -> Result<()> {
+        if self.task != "reward" {
+            return Ok(());
+        }
+        match model.config.num_labels() {
+            Some(1) => return Ok(()),
+            Some(n) => {
+                return Err(Error::msg(format!(
+                    "--init is a classifier with {n} labels; a reward model has one"
+                )))
+            }
+            None => {}
+        }
+        let pad = model
+            .config
+            .pad_token_id
+            .or(model.config.eos_token_ids.first().copied())
+            .ok_or_else(|| {
+                Error::msg("the --init model's config.json names neither a pad_token_id nor an eos_token_id: a reward model needs a pad id")
+            })?;
+        model.into_classifier(1, pad, self.seed)
     }
 
     /// Puts a fresh adapter of the configured kind on the base, seeded.
@@ -243,13 +293,14 @@ pub struct Summary {
     pub step: u64,
     pub val_loss: Option<f64>,
     pub first_val_loss: Option<f64>,
+    /// Reward and DPO runs: how the val pairs compare at the end and at the start.
+    pub val_pairs: Option<wick_rl::preference::PairStats>,
+    pub first_val_pairs: Option<wick_rl::preference::PairStats>,
     pub interrupted: bool,
 }
 
 pub fn run(r: Run) -> Result<Summary> {
     let out = &r.out;
-    let set = ShardSet::open(&r.data)?;
-    let vocab = set.manifest.as_ref().map(|m| m.vocab_size).unwrap_or(0);
     let (mut model, mut state, moments, s) = match &r.start {
         Start::Resume => {
             let (weights, moments, state) = Checkpoint::read(out)?;
@@ -264,6 +315,7 @@ pub fn run(r: Run) -> Result<Summary> {
                 Some(base) if settings.trains_adapter() => {
                     let mut model = Llama::load(Path::new(base))
                         .map_err(|e| e.context("the adapter run's base model (--init)"))?;
+                    settings.make_classifier(&mut model)?;
                     settings.add_adapter(&mut model)?;
                     model.set_adapter_tensors(&weights)?;
                     model
@@ -284,6 +336,7 @@ pub fn run(r: Run) -> Result<Summary> {
                 )));
             }
             let mut model = Llama::load(dir)?;
+            r.settings.make_classifier(&mut model)?;
             match &r.adapter {
                 Some(a) => model
                     .load_any_adapter(a)
@@ -309,6 +362,13 @@ pub fn run(r: Run) -> Result<Summary> {
                     out.display()
                 )));
             }
+            if r.settings.objective().is_some() {
+                return Err(Error::msg(
+                    "--task reward|dpo starts from a trained model: give it with --init DIR",
+                ));
+            }
+            let set = ShardSet::open(&r.data)?;
+            let vocab = set.manifest.as_ref().map(|m| m.vocab_size).unwrap_or(0);
             let mut config = config_from(spec, vocab)?;
             if let Some(m) = &set.manifest {
                 if config.eos_token_ids.is_empty() {
@@ -331,11 +391,26 @@ pub fn run(r: Run) -> Result<Summary> {
         Start::Init(d) => Some(d.as_path()),
         _ => None,
     };
-    check_compatible(&model.config, &set, &s, init_dir)?;
+    // Read (and for DPO, score with the reference) before anything is written.
+    let corpus = match s.objective() {
+        None => Corpus::Shards(ShardSet::open(&r.data)?),
+        Some(objective) => Corpus::Pairs(load_pairs(
+            &r,
+            &s,
+            &model,
+            init_dir.unwrap_or(out),
+            objective,
+        )?),
+    };
+    if let Some(set) = corpus.shards() {
+        check_compatible(&model.config, set, &s, init_dir)?;
+    }
     prepare_out(out)?;
     if !matches!(r.start, Start::Resume) {
         // The shards' tokenizer (or the initial model's) goes with the weights.
-        wick_train::copy_tokenizer_files(&set.dir, out)?;
+        if let Some(set) = corpus.shards() {
+            wick_train::copy_tokenizer_files(&set.dir, out)?;
+        }
         if let Some(d) = init_dir {
             wick_train::copy_tokenizer_files(d, out)?;
         }
@@ -360,7 +435,7 @@ pub fn run(r: Run) -> Result<Summary> {
         opt.load_state(m, state.step)?;
     }
     let sched = schedule(&s)?;
-    let mut data = Data::new(&set, &s)?;
+    let mut data = Data::new(&corpus, &s)?;
     if matches!(r.start, Start::Resume) {
         data.restore(&state);
     }
@@ -374,28 +449,36 @@ pub fn run(r: Run) -> Result<Summary> {
     let (params, _) = model.config.param_counts();
     if !r.quiet {
         eprintln!(
-            "train: {} parameters ({} in matrix products), {} train tokens, batch {}x{}x{} from step {} to {}",
+            "train: {} parameters ({} in matrix products), {}, batch {}{}x{} from step {} to {}",
             opt.len(),
             params,
-            set.tokens(Split::Train),
+            match corpus.shards() {
+                Some(set) => format!("{} train tokens", set.tokens(Split::Train)),
+                None => "preference pairs".into(),
+            },
             s.batch_size,
-            s.seq_len,
+            match corpus.shards() {
+                Some(_) => format!("x{}", s.seq_len),
+                None => " pairs".into(),
+            },
             s.grad_accum,
             state.step,
             s.max_steps
         );
     }
     if let (false, Some(line)) = (r.quiet, data.describe(s.seq_len)) {
-        eprintln!("train: sft: {line}");
+        eprintln!("train: {}: {line}", s.task);
     }
-    let eval = |model: &Llama| val_loss(model, &set, &s, s.eval_batches);
-    let mut first_val = None;
-    let mut last_val = None;
+    let eval = |model: &Llama| val_loss(model, &corpus, &s, s.eval_batches);
+    let mut first_val: Option<Eval> = None;
+    let mut last_val: Option<Eval> = None;
     if state.step == 0 && s.eval_interval > 0 {
         last_val = eval(&model)?;
         first_val = last_val;
         if let Some(v) = last_val {
-            log.log(&json!({"step": 0, "val_loss": v, "elapsed_s": 0.0}))?;
+            let mut rec = json!({"step": 0, "elapsed_s": 0.0});
+            v.record(&mut rec);
+            log.log(&rec)?;
         }
     }
     let stop_at = r.stop_at.unwrap_or(s.max_steps).min(s.max_steps);
@@ -408,6 +491,7 @@ pub fn run(r: Run) -> Result<Summary> {
         let mut grads = None;
         let mut loss_sum = 0f64;
         let mut step_tokens = 0u64;
+        let mut step_pairs: Vec<wick_rl::preference::PairStats> = Vec::new();
         let dropout = s.lora.as_ref().is_some_and(|l| l.dropout > 0.0);
         for micro in 0..s.grad_accum {
             if dropout {
@@ -416,9 +500,10 @@ pub fn run(r: Run) -> Result<Summary> {
                     s.seed ^ (state.step << 16 | micro as u64).wrapping_mul(0xd1b5_4a32_d192_ed03);
                 model.set_dropout_key(Some(key));
             }
-            let m = data.next_micro()?;
+            let m = data.next_loss(&model)?;
             step_tokens += m.tokens;
-            let loss = lm_loss(&model, &m.window, m.weights.as_ref(), m.segments.as_ref())?;
+            step_pairs.extend(m.pairs);
+            let loss = m.loss;
             loss_sum += loss.to_scalar::<f32>().map_err(ce)? as f64;
             let loss = if s.grad_accum > 1 {
                 (loss / s.grad_accum as f64).map_err(ce)?
@@ -467,12 +552,18 @@ pub fn run(r: Run) -> Result<Summary> {
         if let Some(e) = data.epoch() {
             rec["epoch"] = json!(e);
         }
+        if !step_pairs.is_empty() {
+            let n = step_pairs.len() as f64;
+            rec["accuracy"] = json!(step_pairs.iter().map(|p| p.accuracy).sum::<f64>() / n);
+            rec["margin"] = json!(step_pairs.iter().map(|p| p.margin).sum::<f64>() / n);
+        }
         let last = state.step == stop_at;
         was_interrupted = interrupted();
         if s.eval_interval > 0 && (state.step % s.eval_interval == 0 || state.step == s.max_steps) {
             last_val = eval(&model)?;
-            if let Some(v) = last_val {
-                rec["val_loss"] = json!(v);
+            if let Some(e) = last_val {
+                e.record(&mut rec);
+                let v = e.loss;
                 if state.best_val_loss.is_none_or(|b| v < b) {
                     state.best_val_loss = Some(v);
                     Checkpoint::write_model(out, "best", &model, &state)?;
@@ -498,10 +589,18 @@ pub fn run(r: Run) -> Result<Summary> {
             break;
         }
     }
+    if s.task == "reward" && model.adapter().is_some() {
+        // What rm-score and ppo-step load: the classifier with the adapter folded in.
+        let mut merged = model.clone();
+        merged.merge_adapter()?;
+        merged.save(out)?;
+    }
     let summary = Summary {
         step: state.step,
-        val_loss: last_val,
-        first_val_loss: first_val,
+        val_loss: last_val.map(|e| e.loss),
+        first_val_loss: first_val.map(|e| e.loss),
+        val_pairs: last_val.and_then(|e| e.pairs),
+        first_val_pairs: first_val.and_then(|e| e.pairs),
         interrupted: was_interrupted,
     };
     progress.finish(|secs| {
@@ -513,9 +612,7 @@ pub fn run(r: Run) -> Result<Summary> {
                 "done"
             },
             state.step,
-            last_val
-                .map(|v| format!(", val loss {v:.4}"))
-                .unwrap_or_default(),
+            last_val.map(|e| e.describe()).unwrap_or_default(),
             out.display()
         )
     });
@@ -556,4 +653,91 @@ impl DefaultFor for TrainState {
             settings: serde_json::to_value(s).expect("settings serialise"),
         }
     }
+}
+
+impl Eval {
+    /// Adds the evaluation's fields to a metrics line.
+    fn record(&self, rec: &mut serde_json::Value) {
+        rec["val_loss"] = json!(self.loss);
+        if let Some(p) = &self.pairs {
+            rec["val_accuracy"] = json!(p.accuracy);
+            rec["val_margin"] = json!(p.margin);
+            rec["val_chosen"] = json!(p.chosen);
+            rec["val_rejected"] = json!(p.rejected);
+        }
+    }
+
+    fn describe(&self) -> String {
+        match &self.pairs {
+            Some(p) => format!(
+                ", val loss {:.4}, val pairwise accuracy {:.3} (margin {:.3})",
+                self.loss, p.accuracy, p.margin
+            ),
+            None => format!(", val loss {:.4}", self.loss),
+        }
+    }
+}
+
+/// Reads a reward or DPO run's pairs with the tokenizer in `tok_dir` (--init's, or the run's
+/// own on resume), and for DPO computes the reference model's log-probs of every response
+/// once.
+fn load_pairs(
+    r: &Run,
+    s: &Settings,
+    model: &Llama,
+    tok_dir: &Path,
+    objective: Objective,
+) -> Result<PairSet> {
+    let tok = wick_text::Tok::load(tok_dir)?;
+    let context = model.config.max_position_embeddings;
+    let dpo = matches!(objective, Objective::Dpo { .. });
+    let prefix = if dpo {
+        wick_model::doc_prefix(&model.config, &tok)
+    } else {
+        Vec::new()
+    };
+    let val = s
+        .pairs
+        .as_ref()
+        .and_then(|p| p.val.as_deref())
+        .map(Path::new);
+    let (mut train, mut val, too_long) = pairs::load(&r.data, val, &tok, &prefix, context)?;
+    if too_long > 0 && !r.quiet {
+        eprintln!(
+            "train: left out {too_long} pairs longer than the model's context of {context} tokens"
+        );
+    }
+    let pad = match objective {
+        Objective::Reward => model.config.pad_token_id.unwrap_or(0),
+        Objective::Dpo { .. } => tok.eos_id.unwrap_or(0),
+    };
+    if let Objective::Dpo { .. } = objective {
+        let dir = s
+            .pairs
+            .as_ref()
+            .and_then(|p| p.reference.as_deref())
+            .ok_or_else(|| Error::msg("--task dpo needs the reference model: --ref DIR"))?;
+        let reference = Llama::load(Path::new(dir)).map_err(|e| e.context("--ref"))?;
+        if reference.config.vocab_size != model.config.vocab_size {
+            return Err(Error::msg(format!(
+                "--ref {dir}: its vocabulary ({}) differs from the policy's ({})",
+                reference.config.vocab_size, model.config.vocab_size
+            )));
+        }
+        let total = train.len() + val.len();
+        let mut progress = Progress::new("train", r.quiet);
+        let mut done = 0;
+        for set in [&mut train, &mut val] {
+            pairs::set_reference(&reference, set, pad, s.batch_size, |n| {
+                progress.tick(|_| format!("reference log-probs: {}/{total} pairs", done + n));
+            })?;
+            done += set.len();
+        }
+    }
+    Ok(PairSet {
+        train,
+        val,
+        pad,
+        objective,
+    })
 }

@@ -15,6 +15,14 @@ enum Task {
     /// Supervised fine-tuning: whole examples (the shards' documents, packed from tokenized SFT
     /// records), loss only on the response tokens (the .mask sidecar), in epochs.
     Sft,
+    /// A reward model: --data is preference pairs (JSONL {prompt, chosen, rejected}, optional
+    /// margin); the --init model gets a scalar head and learns the Bradley-Terry loss
+    /// -log sigmoid(r_chosen - r_rejected - margin). Written as a Hugging Face
+    /// ...ForSequenceClassification folder (num_labels 1, pad_token_id) for rm-score.
+    Reward,
+    /// Direct preference optimisation: --data is preference pairs; the policy (--init) learns
+    /// DPO's sigmoid loss against the frozen --ref model (its log-probs computed once).
+    Dpo,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -77,9 +85,19 @@ struct Cli {
     /// What to train for.
     #[arg(long, value_enum, default_value = "pretrain")]
     task: Task,
-    /// Shard directory made by `pack` (or a directory of llm.c shards).
+    /// Shard directory made by `pack` (or a directory of llm.c shards); reward and dpo:
+    /// preference pairs, JSONL.
     #[arg(long)]
     data: PathBuf,
+    /// Reward and dpo: val pairs (JSONL) [default: every 20th pair of --data].
+    #[arg(long, value_name = "FILE")]
+    val: Option<PathBuf>,
+    /// DPO: the frozen reference model (usually the --init model).
+    #[arg(long = "ref", value_name = "DIR")]
+    reference: Option<PathBuf>,
+    /// DPO: beta, the strength of the implicit KL constraint to --ref.
+    #[arg(long, default_value_t = 0.1)]
+    beta: f64,
     /// Start from scratch with this config.json or preset (nano, small, tiny).
     #[arg(long, conflicts_with_all = ["init", "resume"])]
     config: Option<String>,
@@ -132,19 +150,20 @@ struct Cli {
     /// sft: --epochs worth].
     #[arg(long)]
     max_steps: Option<u64>,
-    /// SFT: passes over the examples (fractions allowed), unless --max-steps is given.
-    #[arg(long, default_value_t = 3.0)]
-    epochs: f64,
+    /// SFT, reward, dpo: passes over the examples or pairs (fractions allowed), unless
+    /// --max-steps is given [default: sft 3; reward, dpo 1].
+    #[arg(long)]
+    epochs: Option<f64>,
     /// SFT: one example per row, padded, instead of packing several per row.
     #[arg(long)]
     no_packing: bool,
-    /// Peak learning rate [default: 1e-3; sft: 1e-4].
+    /// Peak learning rate [default: 1e-3; sft, reward: 1e-4; dpo: 2e-5].
     #[arg(long)]
     lr: Option<f64>,
-    /// Final learning rate of the decay [default: lr / 10; sft: 1e-6].
+    /// Final learning rate of the decay [default: lr / 10; sft, reward, dpo: 1e-6].
     #[arg(long)]
     min_lr: Option<f64>,
-    /// Linear warmup steps [default: 100; sft: 3% of the steps].
+    /// Linear warmup steps [default: 100; sft, reward, dpo: 3% of the steps].
     #[arg(long)]
     warmup: Option<u64>,
     /// Decay after warmup.
@@ -153,7 +172,7 @@ struct Cli {
     /// Step at which the decay reaches --min-lr [default: --max-steps].
     #[arg(long)]
     decay_steps: Option<u64>,
-    /// Decoupled weight decay (AdamW) [default: 0.1; sft: 0].
+    /// Decoupled weight decay (AdamW) [default: 0.1; sft, reward, dpo: 0].
     #[arg(long)]
     weight_decay: Option<f64>,
     /// Decay 1-D parameters (norm weights, biases) too.
@@ -169,7 +188,7 @@ struct Cli {
     #[arg(long, default_value_t = 1.0)]
     grad_clip: f64,
     /// Evaluate on the val split every N steps and at the end (0: never) [default: 250; sft:
-    /// once per epoch].
+    /// once per epoch; reward, dpo: 5 times in the run].
     #[arg(long)]
     eval_interval: Option<u64>,
     /// Val batches per evaluation (the same windows each time).
@@ -316,7 +335,9 @@ fn body(cli: Cli) -> Result<()> {
             )
         }
     };
-    let sft = cli.task == Task::Sft;
+    let pairs = matches!(cli.task, Task::Reward | Task::Dpo);
+    // The fine-tuning tasks share their defaults (the seed recipe's SFT ones).
+    let sft = cli.task == Task::Sft || pairs;
     let context = match &start {
         Start::Config(spec) => train::config_from(spec, 1)?.max_position_embeddings,
         Start::Init(dir) => {
@@ -326,9 +347,36 @@ fn body(cli: Cli) -> Result<()> {
     };
     let seq_len = cli.seq_len.unwrap_or(context.min(1024));
     let grad_accum = cli.grad_accum.max(1);
-    let lr = cli.lr.unwrap_or(if sft { 1e-4 } else { 1e-3 });
+    let lr = cli.lr.unwrap_or(match cli.task {
+        Task::Pretrain => 1e-3,
+        Task::Sft | Task::Reward => 1e-4,
+        Task::Dpo => 2e-5,
+    });
+    if cli.task == Task::Dpo && cli.reference.is_none() && cli.resume.is_none() {
+        return Err(Error::msg(
+            "--task dpo needs the frozen reference model: --ref DIR (usually the --init model)",
+        ));
+    }
+    if cli.task != Task::Dpo && cli.reference.is_some() {
+        return Err(Error::msg("--ref is for --task dpo"));
+    }
+    if !(cli.beta > 0.0 && cli.beta.is_finite()) {
+        return Err(Error::msg("--beta must be a positive number"));
+    }
+    let absolute = |p: &std::path::Path| -> Result<String> {
+        Ok(std::fs::canonicalize(p)
+            .map_err(|e| Error::io(p.display(), e))?
+            .display()
+            .to_string())
+    };
     let mut settings = Settings {
-        task: if sft { "sft" } else { "pretrain" }.into(),
+        task: match cli.task {
+            Task::Pretrain => "pretrain",
+            Task::Sft => "sft",
+            Task::Reward => "reward",
+            Task::Dpo => "dpo",
+        }
+        .into(),
         batch_size: cli.batch_size,
         seq_len,
         grad_accum,
@@ -365,22 +413,40 @@ fn body(cli: Cli) -> Result<()> {
         },
         packing: !cli.no_packing,
         houlsby,
+        pairs: if pairs {
+            Some(train::PairSettings {
+                val: cli.val.as_deref().map(absolute).transpose()?,
+                reference: cli.reference.as_deref().map(absolute).transpose()?,
+                beta: cli.beta,
+            })
+        } else {
+            None
+        },
     };
     if sft && !matches!(start, Start::Resume) {
-        if !(cli.epochs > 0.0 && cli.epochs.is_finite()) {
+        let epochs = cli.epochs.unwrap_or(if pairs { 1.0 } else { 3.0 });
+        if !(epochs > 0.0 && epochs.is_finite()) {
             return Err(Error::msg("--epochs must be a positive number"));
         }
-        let set = wick_shard::ShardSet::open(&cli.data)?;
-        let rows = train::data::rows_per_epoch(&set, &settings)?;
+        let rows = if pairs {
+            train::pairs::train_count(&cli.data, cli.val.is_some())?
+        } else {
+            let set = wick_shard::ShardSet::open(&cli.data)?;
+            train::data::rows_per_epoch(&set, &settings)?
+        };
         let per_step = (settings.batch_size * grad_accum) as f64;
         let steps_per_epoch = (rows as f64 / per_step).ceil().max(1.0) as u64;
         settings.max_steps = cli
             .max_steps
-            .unwrap_or((cli.epochs * rows as f64 / per_step).ceil().max(1.0) as u64);
+            .unwrap_or((epochs * rows as f64 / per_step).ceil().max(1.0) as u64);
         settings.warmup = cli
             .warmup
             .unwrap_or((0.03 * settings.max_steps as f64).ceil() as u64);
-        settings.eval_interval = cli.eval_interval.unwrap_or(steps_per_epoch);
+        settings.eval_interval = cli.eval_interval.unwrap_or(if pairs {
+            settings.max_steps.div_ceil(5)
+        } else {
+            steps_per_epoch
+        });
     }
     settings.decay_steps = cli.decay_steps.unwrap_or(settings.max_steps);
     settings.checkpoint_interval = cli.checkpoint_interval.unwrap_or(settings.eval_interval);

@@ -6,19 +6,11 @@
 use std::path::Path;
 
 use serde_json::Value;
-use wick_testkit::{run, sft_shards, shakespeare_shards};
+use wick_testkit::{run, sft_shards};
 
 mod common;
 
-use common::metrics;
-
-const TRAIN: &str = env!("CARGO_BIN_EXE_train");
-
-fn train(args: &[&str]) -> String {
-    let r = run(TRAIN, args, b"");
-    assert_eq!(r.code, 0, "train {args:?}: {}", r.stderr);
-    r.stderr
-}
+use common::{base, metrics, train, TRAIN};
 
 fn first_val(dir: &Path) -> f64 {
     metrics(dir)[0]["val_loss"].as_f64().unwrap()
@@ -28,40 +20,6 @@ fn losses(m: &[Value]) -> Vec<(u64, String)> {
     m.iter()
         .filter_map(|v| Some((v["step"].as_u64()?, format!("{}", v.get("loss")?))))
         .collect()
-}
-
-/// A tiny base model (the tiny preset with a 256-token context, so that short examples pack
-/// several to a row) pretrained for a few steps on Shakespeare (same tokenizer as the SFT
-/// shards).
-fn base(tmp: &Path) -> String {
-    let data = shakespeare_shards(&tmp.join("pre"));
-    let out = tmp.join("base");
-    let cfg = tmp.join("tiny128.json");
-    std::fs::write(&cfg, r#"{"vocab_size": 512, "hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "num_key_value_heads": 2, "max_position_embeddings": 256}"#).unwrap();
-    train(&[
-        "--data",
-        data.to_str().unwrap(),
-        "--config",
-        cfg.to_str().unwrap(),
-        "-o",
-        out.to_str().unwrap(),
-        "--max-steps",
-        "20",
-        "--eval-interval",
-        "0",
-        "--lr",
-        "3e-3",
-        "--warmup",
-        "2",
-        "--batch-size",
-        "8",
-        "--seq-len",
-        "32",
-        "--threads",
-        "1",
-        "-q",
-    ]);
-    out.to_str().unwrap().to_string()
 }
 
 #[test]

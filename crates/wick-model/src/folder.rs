@@ -48,16 +48,7 @@ impl Folder {
     /// The token a document starts after: the model's BOS when it has one, else EOS — wick's
     /// packed shards put EOS between documents, so that is what a document follows in training.
     pub fn doc_prefix(&self) -> Vec<u32> {
-        let bos = self.model.config.bos_token_id.or_else(|| {
-            self.tok
-                .bos_token
-                .as_deref()
-                .and_then(|t| self.tok.inner.token_to_id(t))
-        });
-        bos.or(self.tok.eos_id)
-            .or(self.model.config.eos_token_ids.first().copied())
-            .into_iter()
-            .collect()
+        doc_prefix(&self.model.config, &self.tok)
     }
 
     /// Ids that end generation: the config's EOS ids and the tokenizer's.
@@ -68,4 +59,17 @@ impl Folder {
         ids.dedup();
         ids
     }
+}
+
+/// The token a document starts after (see `Folder::doc_prefix`), from a config and tokenizer.
+pub fn doc_prefix(config: &crate::Config, tok: &Tok) -> Vec<u32> {
+    let bos = config.bos_token_id.or_else(|| {
+        tok.bos_token
+            .as_deref()
+            .and_then(|t| tok.inner.token_to_id(t))
+    });
+    bos.or(tok.eos_id)
+        .or(config.eos_token_ids.first().copied())
+        .into_iter()
+        .collect()
 }

@@ -22,7 +22,7 @@ pub mod slow;
 
 pub use adapter::Adapter;
 pub use config::Config;
-pub use folder::Folder;
+pub use folder::{doc_prefix, Folder};
 pub use houlsby::HoulsbyConfig;
 pub use model::{
     lm_eval_loss, lm_loss, log_softmax, save_safetensors, AdapterKind, KvCache, Llama,

@@ -459,6 +459,71 @@ impl Llama {
         self.hidden_inner(ids, cache, segments).map_err(ce)
     }
 
+    /// Turns a causal LM into a sequence classifier with `labels` outputs (a reward model has
+    /// one), as transformers' `...ForSequenceClassification` loads a causal checkpoint: the LM
+    /// head goes, a `score` head drawn from N(0, initializer_range) (seeded) takes its place,
+    /// and config.json will name the classifier and its pad id.
+    pub fn into_classifier(&mut self, labels: usize, pad: u32, seed: u64) -> Result<()> {
+        let c = &mut self.config;
+        let archs: Vec<String> = c
+            .json
+            .get("architectures")
+            .and_then(|a| a.as_array())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| x.as_str())
+                    .map(str::to_string)
+                    .collect()
+            })
+            .filter(|a: &Vec<String>| !a.is_empty())
+            .unwrap_or_else(|| vec!["LlamaForCausalLM".into()]);
+        let archs: Vec<String> = archs
+            .iter()
+            .map(|a| {
+                let stem = a.strip_suffix("ForCausalLM").unwrap_or(a);
+                let stem = stem
+                    .strip_suffix("ForSequenceClassification")
+                    .unwrap_or(stem);
+                format!("{stem}ForSequenceClassification")
+            })
+            .collect();
+        let id2label: serde_json::Map<String, serde_json::Value> = (0..labels)
+            .map(|i| (i.to_string(), format!("LABEL_{i}").into()))
+            .collect();
+        let label2id: serde_json::Map<String, serde_json::Value> = (0..labels)
+            .map(|i| (format!("LABEL_{i}"), i.into()))
+            .collect();
+        c.json.insert("architectures".into(), archs.into());
+        c.json.insert("num_labels".into(), labels.into());
+        c.json.insert("id2label".into(), id2label.into());
+        c.json.insert("label2id".into(), label2id.into());
+        c.pad_token_id = Some(pad);
+        let mut rng = crate::init::Normal::new(seed ^ 0x5c0e);
+        let std = c.initializer_range;
+        let data: Vec<f32> = (0..labels * c.hidden_size)
+            .map(|_| (rng.sample() * std) as f32)
+            .collect();
+        self.score =
+            Some(Tensor::from_vec(data, (labels, c.hidden_size), &Device::Cpu).map_err(ce)?);
+        self.lm_head = None;
+        Ok(())
+    }
+
+    /// log p(target) through the output head for hidden states h [N, hidden] and targets [N]
+    /// -> [N]; differentiable in the model when `grad` (DPO, PPO).
+    pub fn head_logprobs(&self, h: &Tensor, targets: &Tensor, grad: bool) -> Result<Tensor> {
+        if grad {
+            ops::lm_head_logprobs_train(h, self.head(), targets).map_err(ce)
+        } else {
+            ops::lm_head_logprobs(&h.detach(), &self.head().detach(), targets).map_err(ce)
+        }
+    }
+
+    /// The entropy of the next-token distribution for hidden states h [N, hidden] -> [N].
+    pub fn head_entropy(&self, h: &Tensor) -> Result<Tensor> {
+        ops::lm_head_entropy(&h.detach(), &self.head().detach()).map_err(ce)
+    }
+
     /// A sequence classifier's head `score.weight` [labels, hidden], if this is one.
     pub fn score_head(&self) -> Option<&Tensor> {
         self.score.as_ref()

@@ -580,6 +580,64 @@ fn lm_head_logprobs_match_token_logprobs_of_the_product() {
     }
 }
 
+/// The differentiable log-probs (DPO, PPO) against log_softmax + gather of the product:
+/// values, and the gradients of h and the head for a random weighting of the outputs; the
+/// entropy against -sum p log p.
+#[test]
+fn lm_head_logprobs_train_and_entropy_match_composition() {
+    let mut rng = Rng(14);
+    for (n, hd, v) in [(7, 5, 13), (300, 32, 1000), (1, 3, 5)] {
+        let targets: Vec<u32> = (0..n).map(|_| rng.below(v as u32)).collect();
+        let t = Tensor::from_vec(targets, n, &Device::Cpu).unwrap();
+        let (h0, w0) = (rng.tensor(&[n, hd], 3.0), rng.tensor(&[v, hd], 1.0));
+        let coef = rng.tensor(&[n], 1.0);
+        let (h, w) = (var(&h0), var(&w0));
+        let lp = ops::lm_head_logprobs_train(&h, &w, &t).unwrap();
+        let g = (&lp * &coef)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        let (hr, wr) = (var(&h0), var(&w0));
+        let logp =
+            candle_nn::ops::log_softmax(&hr.matmul(&wr.t().unwrap()).unwrap(), D::Minus1).unwrap();
+        let lpr = logp
+            .gather(&t.unsqueeze(1).unwrap(), 1)
+            .unwrap()
+            .squeeze(1)
+            .unwrap();
+        let gr = (&lpr * &coef)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        let what = format!("lm_head_logprobs_train [{n}, {hd}] x [{v}, {hd}]");
+        assert_close(&format!("{what} value"), &lp, &lpr, TOL);
+        assert_close(
+            &format!("{what} dh"),
+            g.get(&h).unwrap(),
+            gr.get(&hr).unwrap(),
+            TOL,
+        );
+        assert_close(
+            &format!("{what} dw"),
+            g.get(&w).unwrap(),
+            gr.get(&wr).unwrap(),
+            TOL,
+        );
+        let ent = ops::lm_head_entropy(&h0, &w0).unwrap();
+        let ent_ref = (logp.exp().unwrap() * &logp)
+            .unwrap()
+            .sum(1)
+            .unwrap()
+            .neg()
+            .unwrap();
+        assert_close(&format!("{what} entropy"), &ent, &ent_ref, TOL);
+    }
+}
+
 #[test]
 fn frozen_matmul_matches_matmul_and_gives_the_weight_no_gradient() {
     let mut rng = Rng(14);

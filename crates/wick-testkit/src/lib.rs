@@ -27,6 +27,18 @@ impl Out {
     }
 }
 
+/// Another workspace binary beside `own` (a `CARGO_BIN_EXE_*` path): for tests that chain
+/// tools across crates. `cargo test --workspace` (`make test`) builds them all first.
+pub fn sibling_bin(own: &str, name: &str) -> String {
+    let p = std::path::Path::new(own).with_file_name(name);
+    assert!(
+        p.is_file(),
+        "{} is not built: run the workspace's tests (make test), or cargo build -p {name} first",
+        p.display()
+    );
+    p.to_str().expect("UTF-8 path").to_string()
+}
+
 /// Runs `bin` with `args`, feeding `stdin` from another thread (so a tool that writes before it
 /// has read everything cannot deadlock the test), and collects its output.
 pub fn run(bin: &str, args: &[&str], stdin: &[u8]) -> Out {

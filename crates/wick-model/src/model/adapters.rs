@@ -68,31 +68,45 @@ fn zeros(shape: &[usize]) -> Result<Tensor> {
     Tensor::zeros(shape, DType::F32, &Device::Cpu).map_err(ce)
 }
 
+fn block_linears(blocks: &mut [super::Block]) -> Vec<(String, &mut Linear)> {
+    let mut out = Vec::new();
+    for (l, blk) in blocks.iter_mut().enumerate() {
+        for (name, lin) in [
+            ("self_attn.q_proj", &mut blk.q),
+            ("self_attn.k_proj", &mut blk.k),
+            ("self_attn.v_proj", &mut blk.v),
+            ("self_attn.o_proj", &mut blk.o),
+            ("mlp.gate_proj", &mut blk.gate),
+            ("mlp.up_proj", &mut blk.up),
+            ("mlp.down_proj", &mut blk.down),
+        ] {
+            out.push((format!("model.layers.{l}.{name}"), lin));
+        }
+    }
+    out
+}
+
+/// A classifier head's name in an adapter file (PEFT saves `modules_to_save` so).
+pub const SCORE_KEY: &str = "base_model.model.score.weight";
+
 impl Llama {
     /// Every linear layer that can carry a LoRA adapter, with its module path.
     pub(super) fn linears_mut(&mut self) -> Vec<(String, &mut Linear)> {
-        let mut out = Vec::new();
-        for (l, blk) in self.blocks.iter_mut().enumerate() {
-            for (name, lin) in [
-                ("self_attn.q_proj", &mut blk.q),
-                ("self_attn.k_proj", &mut blk.k),
-                ("self_attn.v_proj", &mut blk.v),
-                ("self_attn.o_proj", &mut blk.o),
-                ("mlp.gate_proj", &mut blk.gate),
-                ("mlp.up_proj", &mut blk.up),
-                ("mlp.down_proj", &mut blk.down),
-            ] {
-                out.push((format!("model.layers.{l}.{name}"), lin));
-            }
-        }
-        out
+        block_linears(&mut self.blocks)
     }
 
-    /// Every adapter tensor under its file name (PEFT's for LoRA), in a fixed order.
+    /// Every adapter tensor under its file name (PEFT's for LoRA), in a fixed order; a
+    /// classifier's head last, since it trains with the adapter (PEFT's `modules_to_save`).
     fn adapter_slots(&mut self) -> Vec<(String, &mut Tensor)> {
+        let Llama {
+            blocks,
+            adapter,
+            score,
+            ..
+        } = self;
         let mut out = Vec::new();
-        if matches!(self.adapter, Some(AdapterKind::Houlsby(_))) {
-            for (l, blk) in self.blocks.iter_mut().enumerate() {
+        if matches!(adapter, Some(AdapterKind::Houlsby(_))) {
+            for (l, blk) in blocks.iter_mut().enumerate() {
                 for (place, b) in houlsby::PLACES
                     .iter()
                     .zip([&mut blk.attn_adapter, &mut blk.mlp_adapter])
@@ -104,13 +118,16 @@ impl Llama {
                     }
                 }
             }
-            return out;
-        }
-        for (module, lin) in self.linears_mut() {
-            if let Some(l) = lin.lora.as_mut() {
-                out.push((crate::adapter::key(&module, 'A'), &mut l.a));
-                out.push((crate::adapter::key(&module, 'B'), &mut l.b));
+        } else {
+            for (module, lin) in block_linears(blocks) {
+                if let Some(l) = lin.lora.as_mut() {
+                    out.push((crate::adapter::key(&module, 'A'), &mut l.a));
+                    out.push((crate::adapter::key(&module, 'B'), &mut l.b));
+                }
             }
+        }
+        if adapter.is_some() {
+            out.extend(score.as_mut().map(|t| (SCORE_KEY.to_string(), t)));
         }
         out
     }
@@ -188,6 +205,9 @@ impl Llama {
     /// model carries must be there, with its shape.
     pub fn set_adapter_tensors(&mut self, tensors: &HashMap<String, Tensor>) -> Result<()> {
         for (k, slot) in self.adapter_slots() {
+            if k == SCORE_KEY && !tensors.contains_key(&k) {
+                continue; // an adapter without the head leaves the classifier's own
+            }
             let t = tensors
                 .get(&k)
                 .ok_or_else(|| Error::msg(format!("missing adapter tensor {k}")))?;
@@ -206,11 +226,18 @@ impl Llama {
     /// Writes the adapter folder: adapter_config.json and adapter_model.safetensors (PEFT's
     /// files for LoRA; wick's Houlsby layout otherwise).
     pub fn save_adapter(&self, dir: &Path, base_model: &str) -> Result<()> {
-        let config = match &self.adapter {
+        let mut config = match &self.adapter {
             Some(AdapterKind::Lora(c)) => c.to_json(base_model),
             Some(AdapterKind::Houlsby(c)) => c.to_json(base_model),
             None => return Err(Error::msg("the model carries no adapter")),
         };
+        if self.score.is_some() {
+            // A classifier's adapter also carries its head, as PEFT's SEQ_CLS adapters do.
+            let mut v: serde_json::Value = serde_json::from_str(&config).expect("our own JSON");
+            v["modules_to_save"] = serde_json::json!(["score"]);
+            v["task_type"] = serde_json::json!("SEQ_CLS");
+            config = serde_json::to_string_pretty(&v).expect("serialises") + "\n";
+        }
         wick_io::create_dir_all(dir)?;
         wick_io::write_atomic(dir.join("adapter_config.json"), config.as_bytes())?;
         let tensors: HashMap<String, Tensor> = self.adapter_tensors().into_iter().collect();

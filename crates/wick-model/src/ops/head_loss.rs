@@ -81,7 +81,7 @@ pub fn lm_head_logprobs(h: &Tensor, w: &Tensor, targets: &Tensor) -> Result<Tens
 }
 
 /// (N, H, V) of h [N, H], w [V, H], targets u32 [N].
-fn check_shapes(
+pub(super) fn check_shapes(
     op: &str,
     h: &Tensor,
     w: &Tensor,
@@ -114,11 +114,11 @@ struct HeadLoss {
 }
 
 /// The [N, V] buffer, kept between steps: reused memory is already mapped.
-static BUFFER: Mutex<Vec<f32>> = Mutex::new(Vec::new());
+pub(super) static BUFFER: Mutex<Vec<f32>> = Mutex::new(Vec::new());
 
 /// h W^T (h: n x hd, w: v x hd, both contiguous) into the kept buffer, which the caller gives
 /// back to BUFFER when done with it.
-fn logits_in_buffer(h: &[f32], w: &[f32], n: usize, v: usize, hd: usize) -> Vec<f32> {
+pub(super) fn logits_in_buffer(h: &[f32], w: &[f32], n: usize, v: usize, hd: usize) -> Vec<f32> {
     let mut buf = std::mem::take(&mut *BUFFER.lock().expect("not poisoned"));
     buf.resize(n * v, 0.0);
     assert!(
@@ -145,7 +145,7 @@ fn logits_in_buffer(h: &[f32], w: &[f32], n: usize, v: usize, hd: usize) -> Vec<
 
 /// One row of logits -> (loss of the row, and, with `grad`, the row replaced by
 /// (softmax - onehot) * coef).
-fn row_loss(x: &mut [f32], target: usize, coef: f32, grad: bool) -> f64 {
+pub(super) fn row_loss(x: &mut [f32], target: usize, coef: f32, grad: bool) -> f64 {
     #[inline(always)]
     fn body(x: &mut [f32], target: usize, coef: f32, grad: bool) -> f64 {
         let m = max_scaled(x, 1.0);
@@ -259,56 +259,69 @@ impl CustomOp2 for HeadLoss {
             bail!("lm_head_loss: backward ran twice, or on a loss computed without gradients");
         };
         let upstream = grad.to_dtype(DType::F32)?.to_scalar::<f32>()? as f64;
-        let n = self.targets.len();
         let k = if self.wsum == 0.0 {
             0.0
         } else {
             (upstream / self.wsum) as f32
         };
-        let (hd, v) = (h.dim(1)?, w.dim(0)?);
-        let ((sh, lh), (sw, lw)) = (h.storage_and_layout(), w.storage_and_layout());
-        let (hv, wv) = (
-            cpu_f32(&sh, lh, "lm_head_loss h")?,
-            cpu_f32(&sw, lw, "lm_head_loss w")?,
-        );
-        let mut dh = output(n * hd);
-        // SAFETY: d is n x v, w is v x hd, all contiguous; dh is n x hd.
+        let (dh, dw) = head_backward(&d, h, w, k, self.w_grad)?;
+        *BUFFER.lock().expect("not poisoned") = d;
+        Ok((Some(dh), dw))
+    }
+}
+
+/// The backward pass of logits = h W^T given d = k * dloss/dlogits (k applied here):
+/// dh = k d W and, when the head trains, dW = k d^T h.
+pub(super) fn head_backward(
+    d: &[f32],
+    h: &Tensor,
+    w: &Tensor,
+    k: f32,
+    w_grad: bool,
+) -> Result<(Tensor, Option<Tensor>)> {
+    let n = h.dim(0)?;
+    let (hd, v) = (h.dim(1)?, w.dim(0)?);
+    let ((sh, lh), (sw, lw)) = (h.storage_and_layout(), w.storage_and_layout());
+    let (hv, wv) = (
+        cpu_f32(&sh, lh, "lm_head_loss h")?,
+        cpu_f32(&sw, lw, "lm_head_loss w")?,
+    );
+    let mut dh = output(n * hd);
+    // SAFETY: d is n x v, w is v x hd, all contiguous; dh is n x hd.
+    unsafe {
+        mm(
+            (n, hd, v),
+            dh.as_mut_ptr(),
+            hd,
+            d.as_ptr(),
+            rows(v),
+            wv.as_ptr(),
+            rows(hd),
+            k,
+            false,
+            true,
+        )
+    };
+    let dw = if w_grad {
+        let mut dw = output(v * hd);
+        // SAFETY: d is n x v, h is n x hd, contiguous; dw is v x hd.
         unsafe {
             mm(
-                (n, hd, v),
-                dh.as_mut_ptr(),
+                (v, hd, n),
+                dw.as_mut_ptr(),
                 hd,
                 d.as_ptr(),
-                rows(v),
-                wv.as_ptr(),
+                transposed(v),
+                hv.as_ptr(),
                 rows(hd),
                 k,
                 false,
                 true,
             )
         };
-        let dw = if self.w_grad {
-            let mut dw = output(v * hd);
-            // SAFETY: d is n x v, h is n x hd, contiguous; dw is v x hd.
-            unsafe {
-                mm(
-                    (v, hd, n),
-                    dw.as_mut_ptr(),
-                    hd,
-                    d.as_ptr(),
-                    transposed(v),
-                    hv.as_ptr(),
-                    rows(hd),
-                    k,
-                    false,
-                    true,
-                )
-            };
-            Some(Tensor::from_vec(dw, w.dims(), w.device())?)
-        } else {
-            None
-        };
-        *BUFFER.lock().expect("not poisoned") = d;
-        Ok((Some(Tensor::from_vec(dh, h.dims(), h.device())?), dw))
-    }
+        Some(Tensor::from_vec(dw, w.dims(), w.device())?)
+    } else {
+        None
+    };
+    Ok((Tensor::from_vec(dh, h.dims(), h.device())?, dw))
 }
