@@ -39,6 +39,10 @@ struct Cli {
     /// Field holding a plain document (records without prompt/response or messages).
     #[arg(long, default_value = "text")]
     field: String,
+    /// Score records longer than the reward model's context on their last `context` tokens
+    /// (the earliest ones are dropped; the score is read at the end) instead of refusing them.
+    #[arg(long)]
+    truncate: bool,
     /// Records per forward pass.
     #[arg(long, default_value_t = 16)]
     batch_size: usize,
@@ -121,6 +125,7 @@ fn body(cli: Cli) -> Result<()> {
     let mut progress = Progress::new("rm-score", cli.quiet);
     let started = Instant::now();
     let mut done = 0u64;
+    let mut truncated = 0u64;
     let mut batch: Vec<(Map<String, Value>, Vec<u32>)> = Vec::new();
     let flush = |batch: &mut Vec<(Map<String, Value>, Vec<u32>)>, out: &mut Output| -> Result<()> {
         let rows: Vec<&[u32]> = batch.iter().map(|(_, ids)| ids.as_slice()).collect();
@@ -142,10 +147,14 @@ fn body(cli: Cli) -> Result<()> {
             let rec = wick_io::parse_object(reader.name(), line, &buf)?;
             let bad = |e: String| Error::record(reader.name(), line, e);
             let p = pieces(&rec, &cli.field, &templates).map_err(bad)?;
-            let ids = tok.encode_pieces(&p).map_err(bad)?.ids;
+            let mut ids = tok.encode_pieces(&p).map_err(bad)?.ids;
+            if ids.len() > context && cli.truncate {
+                ids.drain(..ids.len() - context);
+                truncated += 1;
+            }
             if ids.len() > context {
                 return Err(bad(format!(
-                    "{} tokens, longer than the reward model's context of {context}",
+                    "{} tokens, longer than the reward model's context of {context} (--truncate scores the last {context})",
                     ids.len()
                 )));
             }
@@ -161,6 +170,15 @@ fn body(cli: Cli) -> Result<()> {
     flush(&mut batch, &mut out)?;
     out.finish()?;
     let secs = started.elapsed().as_secs_f64();
-    progress.finish(|_| format!("{done} records scored in {secs:.2}s"));
+    progress.finish(|_| {
+        format!(
+            "{done} records scored in {secs:.2}s{}",
+            if truncated > 0 {
+                format!(" ({truncated} cut to their last {context} tokens)")
+            } else {
+                String::new()
+            }
+        )
+    });
     Ok(())
 }

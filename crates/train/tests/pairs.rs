@@ -14,7 +14,6 @@ mod common;
 
 use common::{base, metrics, train, TRAIN};
 
-
 /// The first `n` pairs of a testdata/pref file.
 fn pairs(tmp: &Path, name: &str, n: usize) -> String {
     let text = std::fs::read_to_string(testdata(&format!("pref/{name}.jsonl"))).unwrap();

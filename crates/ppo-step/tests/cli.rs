@@ -1,0 +1,317 @@
+//! ppo-step on rollouts of a tiny model: the first iteration from the reference itself sees
+//! no KL; an update makes rewarded responses more likely and penalised ones less; the value
+//! head, optimiser state and iteration count carry over to the next step; LoRA steps leave
+//! the base alone; bad rollouts and mismatched references are refused before anything is
+//! written.
+
+use std::path::{Path, PathBuf};
+
+use ppo_step::rollouts::{self, Rollout};
+use ppo_step::step::{recompute, Options};
+use ppo_step::value_head::ValueHead;
+use serde_json::Value;
+use wick_model::Llama;
+use wick_rl::ppo::Hyper;
+use wick_testkit::{run, shakespeare_shards, sibling_bin};
+
+const PPO: &str = env!("CARGO_BIN_EXE_ppo-step");
+
+/// A tiny model pretrained for a few steps on Shakespeare, and 8 sampled rollouts of it with
+/// rewards +1 (even lines) and -1 (odd lines).
+fn setup(tmp: &Path) -> (String, PathBuf) {
+    let data = shakespeare_shards(&tmp.join("pre"));
+    let model = tmp.join("base");
+    let cfg = tmp.join("tiny.json");
+    std::fs::write(&cfg, r#"{"vocab_size": 512, "hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "num_key_value_heads": 2, "max_position_embeddings": 64}"#).unwrap();
+    let r = run(
+        &sibling_bin(PPO, "train"),
+        &[
+            "--data",
+            data.to_str().unwrap(),
+            "--config",
+            cfg.to_str().unwrap(),
+            "-o",
+            model.to_str().unwrap(),
+            "--max-steps",
+            "20",
+            "--eval-interval",
+            "0",
+            "--lr",
+            "3e-3",
+            "--warmup",
+            "2",
+            "--batch-size",
+            "8",
+            "--seq-len",
+            "32",
+            "--threads",
+            "1",
+            "-q",
+        ],
+        b"",
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let prompts = "ROMEO:\nJULIET:\nKING:\nHAMLET:\nFirst Citizen:\nO, \nThe \nWhat \n";
+    let g = run(
+        &sibling_bin(PPO, "generate"),
+        &[
+            "--model",
+            model.to_str().unwrap(),
+            "--max-new-tokens",
+            "12",
+            "--seed",
+            "3",
+            "-q",
+        ],
+        prompts.as_bytes(),
+    );
+    assert_eq!(g.code, 0, "{}", g.stderr);
+    let scored: Vec<String> = g
+        .stdout
+        .lines()
+        .enumerate()
+        .map(|(i, l)| {
+            let mut v: Value = serde_json::from_str(l).unwrap();
+            v["reward"] = if i % 2 == 0 { 1.0 } else { -1.0 }.into();
+            v.to_string()
+        })
+        .collect();
+    let file = tmp.join("scored.jsonl");
+    std::fs::write(&file, scored.join("\n") + "\n").unwrap();
+    (model.to_str().unwrap().to_string(), file)
+}
+
+fn step(args: &[&str]) -> Value {
+    let r = run(PPO, args, b"");
+    assert_eq!(r.code, 0, "ppo-step {args:?}: {}", r.stderr);
+    serde_json::from_str(r.stdout.trim()).unwrap()
+}
+
+fn opts() -> Options {
+    Options {
+        hyper: Hyper::default(),
+        epochs: 1,
+        minibatches: 1,
+        lr: 0.0,
+        temperature: 1.0,
+        grad_clip: 1.0,
+        batch_size: 4,
+        seed: 1,
+    }
+}
+
+/// Summed log-probs of each rollout's response under `model`.
+fn response_logprobs(model: &Llama, rollouts: &[Rollout]) -> Vec<f64> {
+    let v = ValueHead::zeros(model.config.hidden_size).unwrap();
+    recompute(model, &v, model, rollouts, &opts())
+        .unwrap()
+        .rollouts
+        .iter()
+        .map(|r| r.logprobs.iter().sum())
+        .collect()
+}
+
+#[test]
+fn an_update_follows_the_rewards_and_carries_its_state_to_the_next_step() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (model, scored) = setup(tmp.path());
+    let s = scored.to_str().unwrap();
+    let out1 = tmp.path().join("p1");
+    let o1 = out1.to_str().unwrap();
+    let stats = step(&[
+        "--policy", &model, "--ref", &model, "-o", o1, "--lr", "3e-3", s, "-q",
+    ]);
+    // The policy is its reference: every KL estimate is exactly 0.
+    assert_eq!(stats["kl"].as_f64().unwrap(), 0.0, "{stats}");
+    assert_eq!(stats["iteration"], 1);
+    assert_eq!(stats["score"].as_f64().unwrap(), 0.0);
+    assert!(stats["entropy"].as_f64().unwrap() > 0.0);
+    assert_eq!(stats["updates"].as_f64().unwrap(), 4.0);
+    for f in [
+        "config.json",
+        "model.safetensors",
+        "tokenizer.json",
+        "value_head.safetensors",
+        "ppo_optimizer.safetensors",
+        "ppo_state.json",
+    ] {
+        assert!(out1.join(f).is_file(), "{f} missing");
+    }
+
+    // Rewarded responses became more likely, penalised ones less.
+    let rollouts = rollouts::read(&[s.to_string()], 64, 512, &[]).unwrap();
+    let before = response_logprobs(&Llama::load(Path::new(&model)).unwrap(), &rollouts);
+    let after = response_logprobs(&Llama::load(&out1).unwrap(), &rollouts);
+    for (i, (b, a)) in before.iter().zip(&after).enumerate() {
+        if rollouts[i].reward > 0.0 {
+            assert!(a > b, "rollout {i} (reward +1): log-prob {b} -> {a}");
+        } else {
+            assert!(a < b, "rollout {i} (reward -1): log-prob {b} -> {a}");
+        }
+    }
+
+    // The next step starts from the first one's value head, moments and count.
+    let out2 = tmp.path().join("p2");
+    let stats2 = step(&[
+        "--policy",
+        o1,
+        "--ref",
+        &model,
+        "-o",
+        out2.to_str().unwrap(),
+        s,
+        "-q",
+    ]);
+    assert_eq!(stats2["iteration"], 2);
+    assert!(stats2["kl"].as_f64().unwrap() > 0.0, "{stats2}");
+    let state: Value =
+        serde_json::from_str(&std::fs::read_to_string(out2.join("ppo_state.json")).unwrap())
+            .unwrap();
+    assert_eq!(state["optimizer_steps"], 8);
+    let v1 = ValueHead::load(&out1, 16).unwrap().unwrap();
+    let w = v1
+        .weight
+        .as_tensor()
+        .abs()
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap();
+    assert!(w > 0.0, "the value head learned nothing");
+}
+
+#[test]
+fn lora_steps_write_an_adapter_and_leave_the_base_alone() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (model, scored) = setup(tmp.path());
+    let s = scored.to_str().unwrap();
+    let weights = std::fs::read(Path::new(&model).join("model.safetensors")).unwrap();
+    let out1 = tmp.path().join("l1");
+    let o1 = out1.to_str().unwrap();
+    step(&[
+        "--policy", &model, "--ref", &model, "--method", "lora", "-o", o1, "--lr", "1e-2", s, "-q",
+    ]);
+    assert!(out1.join("adapter_config.json").is_file());
+    assert!(out1.join("value_head.safetensors").is_file());
+    assert!(!out1.join("model.safetensors").exists());
+    let out2 = tmp.path().join("l2");
+    let stats = step(&[
+        "--policy",
+        &model,
+        "--adapter",
+        o1,
+        "--ref",
+        &model,
+        "-o",
+        out2.to_str().unwrap(),
+        s,
+        "-q",
+    ]);
+    assert_eq!(stats["iteration"], 2);
+    assert!(stats["kl"].as_f64().unwrap() != 0.0, "{stats}");
+    assert_eq!(
+        weights,
+        std::fs::read(Path::new(&model).join("model.safetensors")).unwrap()
+    );
+}
+
+#[test]
+fn bad_rollouts_and_references_are_refused_before_writing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (model, scored) = setup(tmp.path());
+    let lines: Vec<String> = std::fs::read_to_string(&scored)
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect();
+    let out = tmp.path().join("never");
+    let o = out.to_str().unwrap();
+    let check = |name: &str, edit: &dyn Fn(&mut Value), want: &str| {
+        let mut v: Value = serde_json::from_str(&lines[2]).unwrap();
+        edit(&mut v);
+        let f = tmp.path().join(name);
+        std::fs::write(&f, format!("{}\n{}\n{v}\n", lines[0], lines[1])).unwrap();
+        let r = run(
+            PPO,
+            &[
+                "--policy",
+                &model,
+                "--ref",
+                &model,
+                "-o",
+                o,
+                f.to_str().unwrap(),
+                "-q",
+            ],
+            b"",
+        );
+        assert_ne!(r.code, 0, "{name}");
+        assert!(
+            r.stderr.contains(&format!("{name}:3")) && r.stderr.contains(want),
+            "{name}: {}",
+            r.stderr
+        );
+        assert!(!out.exists(), "{name}: something was written");
+    };
+    check(
+        "unscored.jsonl",
+        &|v| {
+            v.as_object_mut().unwrap().remove("reward");
+        },
+        "rm-score",
+    );
+    check(
+        "long.jsonl",
+        &|v| {
+            v["response_ids"] = vec![5u32; 80].into();
+        },
+        "context",
+    );
+    check(
+        "foreign.jsonl",
+        &|v| {
+            v["response_ids"] = vec![5000u32].into();
+        },
+        "vocabulary",
+    );
+
+    let other = tmp.path().join("other");
+    std::fs::create_dir_all(&other).unwrap();
+    let mut config: Value = serde_json::from_str(
+        &std::fs::read_to_string(Path::new(&model).join("config.json")).unwrap(),
+    )
+    .unwrap();
+    config["vocab_size"] = 600.into();
+    std::fs::write(other.join("config.json"), config.to_string()).unwrap();
+    let mut w = candle_core::safetensors::load(
+        Path::new(&model).join("model.safetensors"),
+        &candle_core::Device::Cpu,
+    )
+    .unwrap();
+    for k in ["model.embed_tokens.weight", "lm_head.weight"] {
+        if let Some(t) = w.get(k) {
+            let grown = candle_core::Tensor::zeros((600, t.dim(1).unwrap()), t.dtype(), t.device())
+                .unwrap();
+            w.insert(k.to_string(), grown);
+        }
+    }
+    candle_core::safetensors::save(&w, other.join("model.safetensors")).unwrap();
+    let r = run(
+        PPO,
+        &[
+            "--policy",
+            &model,
+            "--ref",
+            other.to_str().unwrap(),
+            "-o",
+            o,
+            scored.to_str().unwrap(),
+            "-q",
+        ],
+        b"",
+    );
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("vocabulary"), "{}", r.stderr);
+    assert!(!out.exists());
+}
