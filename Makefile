@@ -4,7 +4,7 @@ BIN := target/release
 DEMO := runs/demo
 CORPUS := testdata/english.jsonl testdata/chinese.jsonl
 
-.PHONY: all build demo test bench fmt lint clean
+.PHONY: all build demo rlhf test bench fmt lint clean
 
 all: build
 
@@ -15,7 +15,8 @@ build:
 # tokenize, pack, pretrain a small Llama (a few minutes on 2 cores), measure its perplexity,
 # let it write a few lines, score it on a multiple-choice task and draw its training curves;
 # then fine-tune it with LoRA on a small SFT task, merge the adapter and compare held-out
-# response perplexity before and after.
+# response perplexity before and after; then train a reward model on testdata/pref and run a
+# few PPO steps against it (make rlhf runs the longer loop).
 DEMO_STEPS ?= 1500
 demo: build
 	@mkdir -p $(DEMO)
@@ -47,6 +48,22 @@ demo: build
 	@echo "Held-out response perplexity (70 records, responses only): the base, then the merged SFT model:"
 	$(BIN)/ppl --model $(DEMO)/model --quiet testdata/sft/heldout.jsonl
 	$(BIN)/ppl --model $(DEMO)/sft-merged --quiet testdata/sft/heldout.jsonl
+	@echo "Reward model on testdata/pref (chosen = the true continuation); held-out pairwise accuracy, chance 0.5:"
+	rm -rf $(DEMO)/rm
+	$(BIN)/train --task reward --init $(DEMO)/sft-merged --data testdata/pref/train.jsonl --val testdata/pref/heldout.jsonl -o $(DEMO)/rm
+	@echo "PPO against it, $(DEMO_PPO_STEPS) steps of generate -> rm-score -> ppo-step (make rlhf runs $(RLHF_STEPS)):"
+	EVAL_EVERY=$(DEMO_PPO_STEPS) bash scripts/rlhf.sh $(BIN) $(DEMO)/sft-merged $(DEMO)/rm $(DEMO)/ppo $(DEMO_PPO_STEPS)
+
+# RLHF on the demo's SFT model: a reward model on testdata/pref, then RLHF_STEPS iterations of
+# generate -> rm-score -> ppo-step; held-out reward and KL in runs/demo/rlhf/metrics.jsonl and
+# curves.png. Needs `make demo` first.
+DEMO_PPO_STEPS ?= 3
+RLHF_STEPS ?= 20
+rlhf: build
+	@test -d $(DEMO)/sft-merged || { echo "make rlhf starts from the demo's SFT model: run make demo first"; exit 1; }
+	rm -rf $(DEMO)/rm
+	$(BIN)/train --task reward --init $(DEMO)/sft-merged --data testdata/pref/train.jsonl --val testdata/pref/heldout.jsonl -o $(DEMO)/rm
+	bash scripts/rlhf.sh $(BIN) $(DEMO)/sft-merged $(DEMO)/rm $(DEMO)/rlhf $(RLHF_STEPS)
 
 test:
 	$(CARGO) test --workspace

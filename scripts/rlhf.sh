@@ -17,6 +17,9 @@ HELDOUT=${HELDOUT:-testdata/pref/prompts.jsonl}
 mkdir -p "$OUT"
 : > "$OUT/metrics.jsonl"
 total=$(grep -c . "$TRAIN_PROMPTS")
+# Batch k takes every STRIDE-th prompt from offset k, so that each batch mixes the file's kinds
+# (testdata/pref lists its Song ci prompts before its Shakespeare ones).
+stride=$(( total / BATCH > 0 ? total / BATCH : 1 ))
 
 mean_reward() { # mean of the "reward" fields of JSONL on stdin
     awk 'match($0, /"reward":-?[0-9.eE+-]+/) { s += substr($0, RSTART + 9, RLENGTH - 9); n++ }
@@ -36,8 +39,7 @@ policy=(--model "$SFT")
 heldout 0 "${policy[@]}"
 prev=""
 for ((k = 1; k <= STEPS; k++)); do
-    start=$(( ((k - 1) * BATCH) % total + 1 ))
-    sed -n "${start},$((start + BATCH - 1))p" "$TRAIN_PROMPTS" > "$OUT/prompts-$k.jsonl"
+    awk -v s="$stride" -v k="$k" 'NR % s == k % s' "$TRAIN_PROMPTS" | head -n "$BATCH" > "$OUT/prompts-$k.jsonl"
     t0=$(date +%s.%N)
     "$BIN/generate" "${policy[@]}" --max-new-tokens "$NEW_TOKENS" --seed "$k" --quiet "$OUT/prompts-$k.jsonl" > "$OUT/rollouts-$k.jsonl"
     t1=$(date +%s.%N)
@@ -61,5 +63,6 @@ for ((k = 1; k <= STEPS; k++)); do
 done
 rm -rf "$OUT/policy"
 mv "$prev" "$OUT/policy"
-"$BIN/plot" "$OUT/metrics.jsonl" -o "$OUT/curves.png"
+"$BIN/plot" "$OUT/metrics.jsonl" -o "$OUT/curves.png" \
+    --only score,kl,rlhf_reward,entropy,pg_loss,vf_loss,clipfrac,approx_kl,mean_response_len,generate_s,score_s,step_s
 echo "rlhf: final policy in $OUT/policy, metrics in $OUT/metrics.jsonl, curves in $OUT/curves.png"

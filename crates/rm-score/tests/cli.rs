@@ -133,3 +133,26 @@ fn models_and_records_it_cannot_score_are_refused_by_name() {
     assert_ne!(r.code, 0);
     assert!(r.stderr.contains("preference pair"), "{}", r.stderr);
 }
+
+/// --truncate scores an over-long record on its last `context` tokens: the same reward as
+/// a record holding just that tail (one character per token, EOS last).
+#[test]
+fn truncate_scores_the_last_context_tokens() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ok = tmp.path().join("ok");
+    folder(&ok, |_| {});
+    let text: String = (0..300)
+        .map(|i| ["a", "b", "c", "d", "e"][i * 7 % 5])
+        .collect();
+    let tail = &text[text.len() - 127..];
+    let input = format!("{{\"text\": \"{text}\"}}\n{{\"text\": \"{tail}\"}}\n");
+    let r = run(
+        BIN,
+        &["--model", ok.to_str().unwrap(), "--truncate", "-q"],
+        input.as_bytes(),
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let rewards = wick_testkit::numbers(&r.stdout, "reward");
+    assert_eq!(rewards.len(), 2);
+    assert_eq!(rewards[0], rewards[1]);
+}

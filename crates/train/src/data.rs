@@ -40,6 +40,8 @@ pub struct StepLoss {
 pub struct Eval {
     pub loss: f64,
     pub pairs: Option<PairStats>,
+    /// DPO: how the policy's likelihoods alone rank the pairs.
+    pub logps: Option<PairStats>,
 }
 
 fn ce(e: candle_core::Error) -> Error {
@@ -217,12 +219,11 @@ pub fn val_loss(
 ) -> Result<Option<Eval>> {
     let set = match corpus {
         Corpus::Pairs(p) => {
-            return Ok(
-                pairs::evaluate(model, p, s.batch_size)?.map(|(loss, stats)| Eval {
-                    loss,
-                    pairs: Some(stats),
-                }),
-            )
+            return Ok(pairs::evaluate(model, p, s.batch_size)?.map(|e| Eval {
+                loss: e.loss,
+                pairs: Some(e.stats),
+                logps: e.logps,
+            }))
         }
         Corpus::Shards(set) => set,
     };
@@ -258,6 +259,7 @@ pub fn val_loss(
     Ok((n > 0.0).then(|| Eval {
         loss: sum / n,
         pairs: None,
+        logps: None,
     }))
 }
 

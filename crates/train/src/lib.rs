@@ -449,17 +449,16 @@ pub fn run(r: Run) -> Result<Summary> {
     let (params, _) = model.config.param_counts();
     if !r.quiet {
         eprintln!(
-            "train: {} parameters ({} in matrix products), {}, batch {}{}x{} from step {} to {}",
+            "train: {} parameters ({} in matrix products), {}, batch {} x {} from step {} to {}",
             opt.len(),
             params,
             match corpus.shards() {
                 Some(set) => format!("{} train tokens", set.tokens(Split::Train)),
                 None => "preference pairs".into(),
             },
-            s.batch_size,
             match corpus.shards() {
-                Some(_) => format!("x{}", s.seq_len),
-                None => " pairs".into(),
+                Some(_) => format!("{}x{}", s.batch_size, s.seq_len),
+                None => format!("{} pairs", s.batch_size),
             },
             s.grad_accum,
             state.step,
@@ -664,6 +663,11 @@ impl Eval {
             rec["val_margin"] = json!(p.margin);
             rec["val_chosen"] = json!(p.chosen);
             rec["val_rejected"] = json!(p.rejected);
+        }
+        if let Some(l) = &self.logps {
+            // DPO: does the policy's likelihood alone prefer the chosen response?
+            rec["val_logp_accuracy"] = json!(l.accuracy);
+            rec["val_logp_margin"] = json!(l.margin);
         }
     }
 

@@ -230,6 +230,8 @@ pub struct PairLoss {
     pub loss: Tensor,
     pub chosen: Vec<f64>,
     pub rejected: Vec<f64>,
+    /// DPO: the policy's summed log-probs of the chosen and rejected responses.
+    pub logps: Option<(Vec<f64>, Vec<f64>)>,
     pub tokens: u64,
 }
 
@@ -273,6 +275,7 @@ pub fn pair_loss(
                 loss,
                 chosen: dpo_rewards(&sums[..n], &rc, beta),
                 rejected: dpo_rewards(&sums[n..], &rr, beta),
+                logps: Some((sums[..n].to_vec(), sums[n..].to_vec())),
                 tokens: pairs
                     .iter()
                     .map(|p| (p.chosen.len() + p.rejected.len()) as u64)
@@ -323,6 +326,7 @@ fn reward_loss(model: &Llama, pairs: &[&Pair], pad: u32) -> Result<PairLoss> {
         loss,
         chosen: r[..n].to_vec(),
         rejected: r[n..].to_vec(),
+        logps: None,
         tokens: (b * t) as u64,
     })
 }
@@ -386,23 +390,37 @@ pub fn set_reference(
     Ok(())
 }
 
+/// An evaluation on the val pairs: the mean loss, how the compared scores rank the pairs, and
+/// for DPO how the policy's own likelihoods do.
+pub struct PairEval {
+    pub loss: f64,
+    pub stats: PairStats,
+    pub logps: Option<PairStats>,
+}
+
 /// Loss and preference statistics over every val pair (in file order), as plain numbers.
-pub fn evaluate(model: &Llama, set: &PairSet, batch: usize) -> Result<Option<(f64, PairStats)>> {
+pub fn evaluate(model: &Llama, set: &PairSet, batch: usize) -> Result<Option<PairEval>> {
     if set.val.is_empty() {
         return Ok(None);
     }
     let (mut sum, mut chosen, mut rejected) = (0f64, Vec::new(), Vec::new());
+    let (mut lc, mut lr) = (Vec::new(), Vec::new());
     for chunk in set.val.chunks(batch.max(1)) {
         let refs: Vec<&Pair> = chunk.iter().collect();
         let l = pair_loss(model, &refs, set.pad, set.objective)?;
         sum += l.loss.to_scalar::<f32>().map_err(ce)? as f64 * chunk.len() as f64;
         chosen.extend(l.chosen);
         rejected.extend(l.rejected);
+        if let Some((c, r)) = l.logps {
+            lc.extend(c);
+            lr.extend(r);
+        }
     }
-    Ok(Some((
-        sum / set.val.len() as f64,
-        PairStats::of(&chosen, &rejected),
-    )))
+    Ok(Some(PairEval {
+        loss: sum / set.val.len() as f64,
+        stats: PairStats::of(&chosen, &rejected),
+        logps: (!lc.is_empty()).then(|| PairStats::of(&lc, &lr)),
+    }))
 }
 
 /// Reads the pairs of a run: `data`, and `val` (or every 20th pair of `data`); the third

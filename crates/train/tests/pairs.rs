@@ -54,15 +54,7 @@ fn rm_scores(model: &str, file: &str) -> Vec<(f64, f64)> {
     let rm_score = sibling_bin(TRAIN, "rm-score");
     let out = run(&rm_score, &["--model", model, "-q"], sides.as_bytes());
     assert_eq!(out.code, 0, "{}", out.stderr);
-    let rewards: Vec<f64> = out
-        .stdout
-        .lines()
-        .map(|l| {
-            serde_json::from_str::<Value>(l).unwrap()["reward"]
-                .as_f64()
-                .unwrap()
-        })
-        .collect();
+    let rewards = wick_testkit::numbers(&out.stdout, "reward");
     rewards.chunks(2).map(|c| (c[0], c[1])).collect()
 }
 

@@ -27,6 +27,19 @@ impl Out {
     }
 }
 
+/// The numeric field `field` of every JSONL line of a tool's output (e.g. rm-score's rewards).
+pub fn numbers(jsonl: &str, field: &str) -> Vec<f64> {
+    jsonl
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).expect("a JSON line");
+            v[field]
+                .as_f64()
+                .unwrap_or_else(|| panic!("no number {field:?} in {l}"))
+        })
+        .collect()
+}
+
 /// Another workspace binary beside `own` (a `CARGO_BIN_EXE_*` path): for tests that chain
 /// tools across crates. `cargo test --workspace` (`make test`) builds them all first.
 pub fn sibling_bin(own: &str, name: &str) -> String {
