@@ -10,16 +10,10 @@ use wick_testkit::{run, sft_shards};
 
 mod common;
 
-use common::{base, metrics, train, TRAIN};
+use common::{base, losses, metrics, train, TRAIN};
 
 fn first_val(dir: &Path) -> f64 {
     metrics(dir)[0]["val_loss"].as_f64().unwrap()
-}
-
-fn losses(m: &[Value]) -> Vec<(u64, String)> {
-    m.iter()
-        .filter_map(|v| Some((v["step"].as_u64()?, format!("{}", v.get("loss")?))))
-        .collect()
 }
 
 #[test]

@@ -56,3 +56,10 @@ pub fn base(tmp: &Path) -> String {
     ]);
     out.to_str().unwrap().to_string()
 }
+
+/// (step, loss as written) of every training line: equal lists mean the same run bit for bit.
+pub fn losses(m: &[Value]) -> Vec<(u64, String)> {
+    m.iter()
+        .filter_map(|v| Some((v["step"].as_u64()?, format!("{}", v.get("loss")?))))
+        .collect()
+}
