@@ -335,6 +335,11 @@ fn body(cli: Cli) -> Result<()> {
             )
         }
     };
+    if cli.task == Task::Reward && houlsby.is_some() {
+        return Err(Error::msg(
+            "--task reward trains --method full or lora (a Houlsby reward model could not be folded into the LlamaForSequenceClassification folder rm-score loads)",
+        ));
+    }
     let pairs = matches!(cli.task, Task::Reward | Task::Dpo);
     // The fine-tuning tasks share their defaults (the seed recipe's SFT ones).
     let sft = cli.task == Task::Sft || pairs;

@@ -178,7 +178,8 @@ fn dpo_starts_at_ln2_against_itself_and_learns() {
     assert!(last["val_margin"].as_f64().unwrap() > 0.0, "{last}");
 
     // Stopped and resumed (the reference log-probs recomputed from the saved --ref): the same
-    // run bit for bit (on as many threads: with another count DPO's losses move by ~1e-7).
+    // run bit for bit (on as many threads, as for pretraining: the summation order of candle's
+    // matmul depends on the thread count, and with another count the losses move by ~1e-7).
     let part = tmp.path().join("part");
     let p = part.to_str().unwrap();
     let mut a = common_args(&init, &data, &data, p);
@@ -234,6 +235,29 @@ fn bad_pairs_and_mismatched_references_are_refused_before_writing() {
     );
     assert!(!out.exists(), "nothing may be written for bad input");
 
+    // Houlsby adapters cannot become the classifier folder rm-score loads.
+    let data = pairs(tmp.path(), "train", 8);
+    let r = run(
+        TRAIN,
+        &[
+            "--task",
+            "reward",
+            "--method",
+            "adapter",
+            "--init",
+            &init,
+            "--data",
+            &data,
+            "-o",
+            out.to_str().unwrap(),
+            "-q",
+        ],
+        b"",
+    );
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("full or lora"), "{}", r.stderr);
+    assert!(!out.exists());
+
     // A reference with another vocabulary.
     let other = tmp.path().join("other");
     std::fs::create_dir_all(&other).unwrap();
@@ -256,7 +280,7 @@ fn bad_pairs_and_mismatched_references_are_refused_before_writing() {
         }
     }
     candle_core::safetensors::save(&w, other.join("model.safetensors")).unwrap();
-    let data = pairs(tmp.path(), "train", 8);
+
     let r = run(
         TRAIN,
         &[
