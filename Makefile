@@ -18,6 +18,9 @@ build:
 # response perplexity before and after; then train a reward model on testdata/pref and run a
 # few PPO steps against it (make rlhf runs the longer loop).
 DEMO_STEPS ?= 1500
+# The reward model of the demo and of make rlhf, trained on the demo's SFT model.
+REWARD_MODEL = rm -rf $(DEMO)/rm && $(BIN)/train --task reward --init $(DEMO)/sft-merged \
+	--data testdata/pref/train.jsonl --val testdata/pref/heldout.jsonl -o $(DEMO)/rm
 demo: build
 	@mkdir -p $(DEMO)
 	$(BIN)/filter --rejected $(DEMO)/rejected.jsonl $(CORPUS) > $(DEMO)/filtered.jsonl
@@ -49,8 +52,7 @@ demo: build
 	$(BIN)/ppl --model $(DEMO)/model --quiet testdata/sft/heldout.jsonl
 	$(BIN)/ppl --model $(DEMO)/sft-merged --quiet testdata/sft/heldout.jsonl
 	@echo "Reward model on testdata/pref (chosen = the true continuation); held-out pairwise accuracy, chance 0.5:"
-	rm -rf $(DEMO)/rm
-	$(BIN)/train --task reward --init $(DEMO)/sft-merged --data testdata/pref/train.jsonl --val testdata/pref/heldout.jsonl -o $(DEMO)/rm
+	$(REWARD_MODEL)
 	@echo "PPO against it, $(DEMO_PPO_STEPS) steps of generate -> rm-score -> ppo-step (make rlhf runs $(RLHF_STEPS)):"
 	EVAL_EVERY=$(DEMO_PPO_STEPS) bash scripts/rlhf.sh $(BIN) $(DEMO)/sft-merged $(DEMO)/rm $(DEMO)/ppo $(DEMO_PPO_STEPS)
 
@@ -61,8 +63,7 @@ DEMO_PPO_STEPS ?= 3
 RLHF_STEPS ?= 20
 rlhf: build
 	@test -d $(DEMO)/sft-merged || { echo "make rlhf starts from the demo's SFT model: run make demo first"; exit 1; }
-	rm -rf $(DEMO)/rm
-	$(BIN)/train --task reward --init $(DEMO)/sft-merged --data testdata/pref/train.jsonl --val testdata/pref/heldout.jsonl -o $(DEMO)/rm
+	$(REWARD_MODEL)
 	bash scripts/rlhf.sh $(BIN) $(DEMO)/sft-merged $(DEMO)/rm $(DEMO)/rlhf $(RLHF_STEPS)
 
 test:

@@ -167,6 +167,7 @@ fn body(cli: Cli) -> Result<()> {
         ));
     }
     let folder = Folder::open(&cli.policy)?;
+    let stop = folder.stop_ids();
     let mut policy = folder.model;
     let lora = cli.adapter.is_some() || cli.method == Some(Method::Lora);
     // Where the value head and optimiser state of the previous iteration live.
@@ -198,11 +199,6 @@ fn body(cli: Cli) -> Result<()> {
             policy.config.vocab_size
         )));
     }
-    let stop = {
-        let mut s = policy.config.eos_token_ids.clone();
-        s.extend(folder.tok.eos_id);
-        s
-    };
     let rollouts = rollouts::read(
         &cli.files,
         policy.config.max_position_embeddings,

@@ -180,6 +180,8 @@ pub fn update(
         let m = v.len();
         Tensor::from_vec(v, m, &Device::Cpu).map_err(ce)
     };
+    let old_logprobs: Vec<Vec<f64>> = rec.rollouts.iter().map(|r| r.logprobs.clone()).collect();
+    let old_values: Vec<Vec<f64>> = rec.rollouts.iter().map(|r| r.values.clone()).collect();
     for epoch in 0..o.epochs {
         let mut order: Vec<usize> = (0..n).collect();
         Rng::new(o.seed ^ (iteration << 20 | epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15))
@@ -193,10 +195,8 @@ pub fn update(
                         .collect::<Vec<f64>>(),
                 )
             };
-            let old_lp: Vec<Vec<f64>> = rec.rollouts.iter().map(|r| r.logprobs.clone()).collect();
-            let old_v: Vec<Vec<f64>> = rec.rollouts.iter().map(|r| r.values.clone()).collect();
-            let old_lp = gather(&old_lp)?;
-            let old_v = gather(&old_v)?;
+            let old_lp = gather(&old_logprobs)?;
+            let old_v = gather(&old_values)?;
             let adv = gather(&targets.advantages)?;
             let ret = gather(&targets.returns)?;
             let (h, tg) = response_states(policy, &batch)?;

@@ -12,45 +12,14 @@ use ppo_step::value_head::ValueHead;
 use serde_json::Value;
 use wick_model::Llama;
 use wick_rl::ppo::Hyper;
-use wick_testkit::{run, shakespeare_shards, sibling_bin};
+use wick_testkit::{run, sibling_bin, tiny_base};
 
 const PPO: &str = env!("CARGO_BIN_EXE_ppo-step");
 
 /// A tiny model pretrained for a few steps on Shakespeare, and 8 sampled rollouts of it with
 /// rewards +1 (even lines) and -1 (odd lines).
 fn setup(tmp: &Path) -> (String, PathBuf) {
-    let data = shakespeare_shards(&tmp.join("pre"));
-    let model = tmp.join("base");
-    let cfg = tmp.join("tiny.json");
-    std::fs::write(&cfg, r#"{"vocab_size": 512, "hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "num_key_value_heads": 2, "max_position_embeddings": 64}"#).unwrap();
-    let r = run(
-        &sibling_bin(PPO, "train"),
-        &[
-            "--data",
-            data.to_str().unwrap(),
-            "--config",
-            cfg.to_str().unwrap(),
-            "-o",
-            model.to_str().unwrap(),
-            "--max-steps",
-            "20",
-            "--eval-interval",
-            "0",
-            "--lr",
-            "3e-3",
-            "--warmup",
-            "2",
-            "--batch-size",
-            "8",
-            "--seq-len",
-            "32",
-            "--threads",
-            "1",
-            "-q",
-        ],
-        b"",
-    );
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    let model = PathBuf::from(tiny_base(&sibling_bin(PPO, "train"), tmp, 64));
     let prompts = "ROMEO:\nJULIET:\nKING:\nHAMLET:\nFirst Citizen:\nO, \nThe \nWhat \n";
     let g = run(
         &sibling_bin(PPO, "generate"),
@@ -277,26 +246,7 @@ fn bad_rollouts_and_references_are_refused_before_writing() {
     );
 
     let other = tmp.path().join("other");
-    std::fs::create_dir_all(&other).unwrap();
-    let mut config: Value = serde_json::from_str(
-        &std::fs::read_to_string(Path::new(&model).join("config.json")).unwrap(),
-    )
-    .unwrap();
-    config["vocab_size"] = 600.into();
-    std::fs::write(other.join("config.json"), config.to_string()).unwrap();
-    let mut w = candle_core::safetensors::load(
-        Path::new(&model).join("model.safetensors"),
-        &candle_core::Device::Cpu,
-    )
-    .unwrap();
-    for k in ["model.embed_tokens.weight", "lm_head.weight"] {
-        if let Some(t) = w.get(k) {
-            let grown = candle_core::Tensor::zeros((600, t.dim(1).unwrap()), t.dtype(), t.device())
-                .unwrap();
-            w.insert(k.to_string(), grown);
-        }
-    }
-    candle_core::safetensors::save(&w, other.join("model.safetensors")).unwrap();
+    wick_testkit::with_vocab(Path::new(&model), &other, 600);
     let r = run(
         PPO,
         &[

@@ -83,7 +83,6 @@ pub fn read_pairs(
         };
         let p = render_preference(&rec, &templates).map_err(bad)?;
         let side = |resp: &[wick_text::Piece]| -> Result<(Vec<u32>, Vec<u8>)> {
-            // (over-long sides are checked by the caller)
             let pieces: Vec<_> = p.prompt.iter().chain(resp).cloned().collect();
             let e = tok.encode_pieces(&pieces).map_err(bad)?;
             let mut ids = prefix.to_vec();
@@ -259,18 +258,21 @@ pub fn pair_loss(
                 .iter()
                 .map(|&x| x as f64)
                 .collect();
-            let refs = |f: fn(&Pair) -> f64| -> Result<Tensor> {
-                let v: Vec<f32> = pairs.iter().map(|p| f(p) as f32).collect();
-                Tensor::from_vec(v, n, &Device::Cpu).map_err(ce)
+            let rc: Vec<f64> = pairs.iter().map(|p| p.reference.0).collect();
+            let rr: Vec<f64> = pairs.iter().map(|p| p.reference.1).collect();
+            let tensor = |v: &[f64]| {
+                Tensor::from_vec(
+                    v.iter().map(|&x| x as f32).collect::<Vec<f32>>(),
+                    n,
+                    &Device::Cpu,
+                )
+                .map_err(ce)
             };
-            let (rc, rr) = (refs(|p| p.reference.0)?, refs(|p| p.reference.1)?);
             let (pc, pr) = (
                 logps.narrow(0, 0, n).map_err(ce)?,
                 logps.narrow(0, n, n).map_err(ce)?,
             );
-            let loss = dpo_loss(&pc, &pr, &rc, &rr, beta).map_err(ce)?;
-            let rc: Vec<f64> = pairs.iter().map(|p| p.reference.0).collect();
-            let rr: Vec<f64> = pairs.iter().map(|p| p.reference.1).collect();
+            let loss = dpo_loss(&pc, &pr, &tensor(&rc)?, &tensor(&rr)?, beta).map_err(ce)?;
             Ok(PairLoss {
                 loss,
                 chosen: dpo_rewards(&sums[..n], &rc, beta),

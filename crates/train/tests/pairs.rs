@@ -260,26 +260,7 @@ fn bad_pairs_and_mismatched_references_are_refused_before_writing() {
 
     // A reference with another vocabulary.
     let other = tmp.path().join("other");
-    std::fs::create_dir_all(&other).unwrap();
-    let mut config: Value = serde_json::from_str(
-        &std::fs::read_to_string(Path::new(&init).join("config.json")).unwrap(),
-    )
-    .unwrap();
-    config["vocab_size"] = 600.into();
-    std::fs::write(other.join("config.json"), config.to_string()).unwrap();
-    let mut w = candle_core::safetensors::load(
-        Path::new(&init).join("model.safetensors"),
-        &candle_core::Device::Cpu,
-    )
-    .unwrap();
-    for k in ["model.embed_tokens.weight", "lm_head.weight"] {
-        if let Some(t) = w.get(k) {
-            let grown = candle_core::Tensor::zeros((600, t.dim(1).unwrap()), t.dtype(), t.device())
-                .unwrap();
-            w.insert(k.to_string(), grown);
-        }
-    }
-    candle_core::safetensors::save(&w, other.join("model.safetensors")).unwrap();
+    wick_testkit::with_vocab(Path::new(&init), &other, 600);
 
     let r = run(
         TRAIN,

@@ -133,3 +133,64 @@ pub fn sft_shards(out: &std::path::Path) -> PathBuf {
     packer.finish().expect("finish the pack");
     out.to_path_buf()
 }
+
+/// A tiny model (2 layers x 16 wide, the 512-token test tokenizer, context `context`)
+/// pretrained for 20 steps on Shakespeare by the `train` binary at `train`, in `tmp/base`.
+pub fn tiny_base(train: &str, tmp: &std::path::Path, context: usize) -> String {
+    let data = shakespeare_shards(&tmp.join("pre"));
+    let out = tmp.join("base");
+    let cfg = tmp.join("tiny.json");
+    let json = format!(
+        r#"{{"vocab_size": 512, "hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "num_key_value_heads": 2, "max_position_embeddings": {context}}}"#
+    );
+    std::fs::write(&cfg, json).unwrap();
+    let r = run(
+        train,
+        &[
+            "--data",
+            data.to_str().unwrap(),
+            "--config",
+            cfg.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+            "--max-steps",
+            "20",
+            "--eval-interval",
+            "0",
+            "--lr",
+            "3e-3",
+            "--warmup",
+            "2",
+            "--batch-size",
+            "8",
+            "--seq-len",
+            "32",
+            "--threads",
+            "1",
+            "-q",
+        ],
+        b"",
+    );
+    assert_eq!(r.code, 0, "train (tiny base): {}", r.stderr);
+    out.to_str().unwrap().to_string()
+}
+
+/// A copy of the model folder `model` in `out` whose vocabulary is `vocab` (embeddings and
+/// head zero-filled to that size): a model that does not belong with the first one.
+pub fn with_vocab(model: &std::path::Path, out: &std::path::Path, vocab: usize) {
+    std::fs::create_dir_all(out).unwrap();
+    let mut config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(model.join("config.json")).unwrap()).unwrap();
+    config["vocab_size"] = vocab.into();
+    std::fs::write(out.join("config.json"), config.to_string()).unwrap();
+    let cpu = candle_core::Device::Cpu;
+    let mut w = candle_core::safetensors::load(model.join("model.safetensors"), &cpu).unwrap();
+    for k in ["model.embed_tokens.weight", "lm_head.weight"] {
+        if let Some(t) = w.get(k) {
+            let grown =
+                candle_core::Tensor::zeros((vocab, t.dim(1).unwrap()), t.dtype(), &cpu).unwrap();
+            w.insert(k.to_string(), grown);
+        }
+    }
+    candle_core::safetensors::save(&w, out.join("model.safetensors")).unwrap();
+}
