@@ -124,11 +124,11 @@ struct Cli {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    wick_io::run_main("eval", || body(cli))
+    let threads = cli.threads;
+    wick_io::run_main("eval", || wick_model::runtime::run(threads, || body(cli)))
 }
 
 fn body(cli: Cli) -> Result<()> {
-    wick_model::runtime::setup(cli.threads);
     let lang = match cli.lang {
         LangArg::En => Lang::En,
         LangArg::Zh => Lang::Zh,

@@ -79,7 +79,10 @@ struct Cli {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    wick_io::run_main("generate", || body(cli))
+    let threads = cli.threads;
+    wick_io::run_main("generate", || {
+        wick_model::runtime::run(threads, || body(cli))
+    })
 }
 
 struct Draw(Rng);
@@ -91,8 +94,6 @@ impl Uniform for Draw {
 }
 
 fn body(cli: Cli) -> Result<()> {
-    // Before the first tensor op: candle sizes its thread pools from the environment.
-    wick_model::runtime::setup(cli.threads);
     if cli.temperature < 0.0 || !(0.0..=1.0).contains(&cli.top_p) || cli.top_p == 0.0 {
         return Err(Error::msg(
             "--temperature must be >= 0 and --top-p in (0, 1]",

@@ -81,12 +81,11 @@ struct Cli {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    wick_io::run_main("ppl", || body(cli))
+    let threads = cli.threads;
+    wick_io::run_main("ppl", || wick_model::runtime::run(threads, || body(cli)))
 }
 
 fn body(cli: Cli) -> Result<()> {
-    // Before the first tensor op: candle sizes its thread pools from the environment.
-    wick_model::runtime::setup(cli.threads);
     let folder = Folder::open_with_adapter(&cli.model, cli.adapter.as_deref())?;
     let seq_len = cli
         .seq_len

@@ -133,14 +133,16 @@ struct Cli {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    wick_io::run_main("ppo-step", || body(cli))
+    let threads = cli.threads;
+    wick_io::run_main("ppo-step", || {
+        wick_model::runtime::run(threads, || body(cli))
+    })
 }
 
 const STATE: &str = "ppo_state.json";
 const OPTIMISER: &str = "ppo_optimizer.safetensors";
 
 fn body(cli: Cli) -> Result<()> {
-    wick_model::runtime::setup(cli.threads);
     let started = Instant::now();
     for (name, v, lo, hi) in [
         ("--cliprange", cli.cliprange, 0.0, 1.0),

@@ -58,7 +58,10 @@ struct Cli {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    wick_io::run_main("rm-score", || body(cli))
+    let threads = cli.threads;
+    wick_io::run_main("rm-score", || {
+        wick_model::runtime::run(threads, || body(cli))
+    })
 }
 
 /// The pieces a record is scored on: prompt (if any), response, EOS.
@@ -94,7 +97,6 @@ fn pieces(
 }
 
 fn body(cli: Cli) -> Result<()> {
-    wick_model::runtime::setup(cli.threads);
     let folder = Folder::open_with_adapter(&cli.model, cli.adapter.as_deref())?;
     let config = &folder.model.config;
     match config.num_labels() {

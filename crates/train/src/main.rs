@@ -296,12 +296,11 @@ fn from_adapter(
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    wick_io::run_main("train", || body(cli))
+    let threads = cli.threads;
+    wick_io::run_main("train", || wick_model::runtime::run(threads, || body(cli)))
 }
 
 fn body(cli: Cli) -> Result<()> {
-    // Before the first tensor op: candle sizes its thread pools from the environment.
-    wick_model::runtime::setup(cli.threads);
     let (start, out) = match (&cli.resume, &cli.init, &cli.config) {
         (Some(dir), _, _) => {
             if cli.out.as_ref().is_some_and(|o| o != dir) {

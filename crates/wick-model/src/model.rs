@@ -71,7 +71,10 @@ impl Linear {
             dims.push(y.dim(1)?);
             return y.reshape(dims);
         }
-        let mut y = if x.track_op() && !self.weight.track_op() {
+        let mut y = if !x.track_op() && !self.weight.track_op() && x.dim(0)? <= ops::GEMV_MAX_ROWS {
+            // Decoding: a few rows against every weight (no gradients anywhere).
+            ops::gemv(&x, &self.weight)?
+        } else if x.track_op() && !self.weight.track_op() {
             // A frozen weight under a trainable input (LoRA): no weight gradient.
             ops::frozen_matmul(&x, &self.weight)?
         } else {

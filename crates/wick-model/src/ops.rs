@@ -27,12 +27,14 @@ use rayon::prelude::*;
 
 mod attention;
 mod frozen;
+mod gemv;
 mod head_logprobs;
 mod head_loss;
 mod lora;
 mod product;
 pub use attention::attention;
 pub use frozen::frozen_matmul;
+pub use gemv::{gemv, GEMV_MAX_ROWS};
 pub use head_logprobs::{lm_head_entropy, lm_head_logprobs_train};
 pub use head_loss::{lm_head_logprobs, lm_head_loss};
 pub use lora::lora_matmul;

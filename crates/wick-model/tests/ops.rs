@@ -666,6 +666,44 @@ fn frozen_matmul_matches_matmul_and_gives_the_weight_no_gradient() {
 }
 
 #[test]
+fn gemv_matches_a_double_precision_product_and_each_row_alone() {
+    let mut rng = Rng(15);
+    // Every tile shape (1, 2-3, 4-7 and 8+ rows of x), slices of 16 with and without a tail,
+    // and outputs big enough to be split over the threads.
+    for n in 1..=ops::GEMV_MAX_ROWS + 1 {
+        for (inp, out) in [(1, 3), (15, 9), (16, 4), (17, 1), (100, 37), (384, 1536)] {
+            let (x, w) = (rng.tensor(&[n, inp], 1.0), rng.tensor(&[out, inp], 1.0));
+            let y = ops::gemv(&x, &w).unwrap();
+            let (xv, wv) = (flat(&x), flat(&w));
+            let want: Vec<f32> = (0..n * out)
+                .map(|e| {
+                    let (i, j) = (e / out, e % out);
+                    (0..inp)
+                        .map(|c| xv[i * inp + c] as f64 * wv[j * inp + c] as f64)
+                        .sum::<f64>() as f32
+                })
+                .collect();
+            let want = Tensor::from_vec(want, (n, out), &Device::Cpu).unwrap();
+            let what = format!("gemv [{n}, {inp}] x [{out}, {inp}]");
+            assert_close(&what, &y, &want, 1e-5);
+            // A row's result does not depend on the rows decoded beside it (batched decoding
+            // gives each sequence what it would get alone).
+            for i in 0..n {
+                let alone = ops::gemv(&x.narrow(0, i, 1).unwrap(), &w).unwrap();
+                assert_eq!(
+                    flat(&alone),
+                    flat(&y.narrow(0, i, 1).unwrap()),
+                    "{what}: row {i} alone"
+                );
+            }
+        }
+    }
+    let x = var(&rng.tensor(&[1, 4], 1.0));
+    let err = ops::gemv(&x, &rng.tensor(&[3, 4], 1.0)).unwrap_err();
+    assert!(err.to_string().contains("inference only"), "{err}");
+}
+
+#[test]
 fn cross_entropy_with_all_weights_zero_is_zero() {
     let mut rng = Rng(9);
     let x0 = rng.tensor(&[5, 11], 3.0);
