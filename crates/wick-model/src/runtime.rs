@@ -15,5 +15,19 @@ pub fn setup(threads: Option<usize>) {
 /// on 2 threads: `generate` at batch 1 went from 256 to 460 tokens/s.
 pub fn run<R: Send>(threads: Option<usize>, f: impl FnOnce() -> R + Send) -> R {
     setup(threads);
+    keep_freed_memory();
     rayon::scope(|_| f())
+}
+
+/// `mi_option_purge_delay` in mimalloc 3's option enum (libmimalloc-sys names only some options).
+const MI_OPTION_PURGE_DELAY: std::ffi::c_int = 15;
+
+/// Tells mimalloc (the model tools' allocator) to keep freed memory instead of returning it to
+/// the OS 10 ms later. A training step or a scoring batch frees and reallocates the same large
+/// buffers every time; returned, each comes back as fresh pages the kernel must zero on first
+/// touch. Measured on 12 steps of the small preset: 89,808 page faults down to 932, and
+/// clear_page_erms had been 14% of the samples; peak RSS the same (972 vs 980 MB).
+fn keep_freed_memory() {
+    // SAFETY: sets one integer option; mimalloc reads options at any time.
+    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) };
 }
