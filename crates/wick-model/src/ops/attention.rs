@@ -10,7 +10,7 @@ use candle_core::{bail, CpuStorage, CustomOp3, DType, Layout, Result, Shape, Ten
 use rayon::prelude::*;
 
 use super::product::{cpu_f32, mm, rows, transposed};
-use super::{check_f32, exp, f32s, has_avx2, max_scaled, output, sum_map2, MIN_TASK_WORK};
+use super::{check_f32, exp, f32s, has_avx2, max_scaled, output, sum_map2, LANES, MIN_TASK_WORK};
 
 /// Causal attention. q [B, nh, Tq, hd]; k, v [B, nkv, Tk, hd] with nh a multiple of nkv (query
 /// head h reads key/value head h / (nh / nkv)) and Tk >= Tq: query i sits at absolute position
@@ -191,12 +191,22 @@ fn softmax_row(x: &mut [f32], scale: f32) {
     #[inline(always)]
     fn body(x: &mut [f32], scale: f32) {
         let m = max_scaled(x, scale);
+        // Lane accumulators: a single running sum is a dependency chain that keeps LLVM from
+        // vectorising the exp (measured: 5% of a small-preset training step went here).
+        let mut acc = [0f32; LANES];
+        let mut chunks = x.chunks_exact_mut(LANES);
+        for c in &mut chunks {
+            for k in 0..LANES {
+                c[k] = exp(scale * c[k] - m);
+                acc[k] += c[k];
+            }
+        }
         let mut sum = 0f32;
-        for v in x.iter_mut() {
+        for v in chunks.into_remainder() {
             *v = exp(scale * *v - m);
             sum += *v;
         }
-        let inv = 1.0 / sum;
+        let inv = 1.0 / (acc.iter().sum::<f32>() + sum);
         x.iter_mut().for_each(|v| *v *= inv);
     }
     #[cfg(target_arch = "x86_64")]
