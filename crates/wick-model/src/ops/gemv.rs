@@ -1,8 +1,8 @@
 //! Products with a handful of rows, for decoding: y = x W^T with x [n, in], n small (one row per
 //! sequence being decoded), W [out, in]. Such a product reads every weight once for a few
-//! multiply-adds, so its speed is how fast the weights stream through the cache; the gemm crate
-//! under candle treats it as a general product and runs it on one thread at about a third of
-//! the bandwidth (measured: 58% of `generate`'s time at batch 1 was its m = 1 path).
+//! multiply-adds, so its speed is how fast the weights stream through the cache. At one row the
+//! gemm crate under candle is about as fast; from two rows on it packs the operands as for a
+//! general product (at 384 x 1536, 8 rows: 0.36 ms against 0.08 ms here).
 //!
 //! Here each task takes a block of W's rows and dots every row with the n rows of x, which stay
 //! in L1; the tasks run over rayon's threads. Each output element is one dot product in a fixed
