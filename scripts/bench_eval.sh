@@ -7,11 +7,10 @@
 # Steps: build the release binaries (cargo build --release -p tokenize -p pack -p ppl -p generate),
 # make sure the venv has torch + transformers (scripts/requirements-models.txt, installed into
 # .venv when `import torch` fails), then, each made once and kept under bench-data/eval/:
-#   - a model: BENCH_EVAL_MODEL, else bench-data/train/wick-quality when it exists (a wick-trained
-#     model), else model-small/: a seeded random-init LlamaForCausalLM (vocab 4096, hidden 384,
-#     intermediate 1536, 6 layers, 6 heads / 6 KV heads, 256 positions, float32, 17.3M parameters;
-#     weights N(0, 1.5^2/fan_in), embeddings N(0, 1)) written with save_pretrained, with the
-#     tokenizer below copied in;
+#   - a model: BENCH_EVAL_MODEL, else model-small/: a seeded random-init LlamaForCausalLM (vocab
+#     4096, hidden 384, intermediate 1536, 6 layers, 6 heads / 6 KV heads, 256 positions,
+#     float32, 17.3M parameters; weights N(0, 1.5^2/fan_in), embeddings N(0, 1)) written with
+#     save_pretrained, with the tokenizer below copied in;
 #   - tokenizer/: `tokenize train --vocab-size 4096` on testdata/english.jsonl (for model-small);
 #   - shards-<tokenizer hash>-<val fraction>/: testdata/english.jsonl tokenized with the model's
 #     tokenizer.json and packed with --val-fraction BENCH_EVAL_VAL_FRACTION;
@@ -40,7 +39,10 @@
 #   BENCH_EVAL_NEW_TOKENS=128   generated tokens per prompt
 #   BENCH_EVAL_PROMPTS=8        number of prompts
 #   BENCH_EVAL_VAL_FRACTION=0.1 val fraction of the eval shards (0.1 -> ~15k val tokens)
-#   BENCH_EVAL_MODEL=DIR        benchmark this model folder (needs tokenizer.json in it)
+#   BENCH_EVAL_MODEL=DIR        benchmark this model folder (needs tokenizer.json in it). For the
+#                               nano model that bench_train.sh's quality run writes (context 64):
+#                               BENCH_EVAL_MODEL=bench-data/train/wick-quality BENCH_EVAL_SEQ_LEN=64
+#                               BENCH_EVAL_BATCH=12 BENCH_EVAL_NEW_TOKENS=32
 #   BENCH_EVAL_NLL_TOL=1e-3     largest |nll_wick - nll_transformers| that counts as agreement
 #   BENCH_EVAL_HF_ONLY=1        run only the transformers side (no ppl/generate binaries needed)
 #   BENCH_NO_BUILD=1            use the existing target/release binaries, do not run cargo
@@ -103,8 +105,6 @@ fi
 mkdir -p "$EVAL"
 if [ -n "${BENCH_EVAL_MODEL:-}" ]; then
   MODEL=$BENCH_EVAL_MODEL
-elif [ -f bench-data/train/wick-quality/config.json ]; then
-  MODEL=bench-data/train/wick-quality
 else
   MODEL=$EVAL/model-small
   if [ ! -f "$EVAL/tokenizer/tokenizer.json" ]; then
