@@ -19,13 +19,14 @@ pub fn run<R: Send>(threads: Option<usize>, f: impl FnOnce() -> R + Send) -> R {
     rayon::scope(|_| f())
 }
 
-/// `mi_option_purge_delay` in mimalloc 3's option enum (libmimalloc-sys names only some options).
+/// `mi_option_purge_delay` in mimalloc's option enum, 15 in both mimalloc 2 and 3 (libmimalloc-sys
+/// names only some options).
 const MI_OPTION_PURGE_DELAY: std::ffi::c_int = 15;
 
 /// Tells mimalloc (the model tools' allocator) to keep freed memory instead of returning it to
 /// the OS 10 ms later. A training step or a scoring batch frees and reallocates the same large
 /// buffers every time; returned, each comes back as fresh pages the kernel must zero on first
-/// touch. Measured on 12 steps of the small preset: 89,808 page faults down to 932, and
+/// touch. Measured on 12 steps of the small preset: 89,808 page faults down to 1,007, and
 /// clear_page_erms had been 14% of the samples; peak RSS the same (972 vs 980 MB).
 fn keep_freed_memory() {
     // SAFETY: sets one integer option; mimalloc reads options at any time.
