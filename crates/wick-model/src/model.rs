@@ -78,7 +78,7 @@ impl Linear {
             // A frozen weight under a trainable input (LoRA): no weight gradient.
             ops::frozen_matmul(&x, &self.weight)?
         } else {
-            x.matmul(&self.weight.t()?)?
+            ops::linear(&x, &self.weight)?
         };
         if let Some(l) = &self.lora {
             let xd = match dropout {
@@ -86,7 +86,7 @@ impl Linear {
                 _ => x.clone(),
             };
             // Through the rank-r bottleneck: never forms the [out, in] product B A.
-            y = (y + (xd.matmul(&l.a.t()?)?.matmul(&l.b.t()?)? * l.scale)?)?;
+            y = (y + (ops::linear(&ops::linear(&xd, &l.a)?, &l.b)? * l.scale)?)?;
         }
         let y = match &self.bias {
             Some(b) => y.broadcast_add(b)?,
@@ -95,6 +95,32 @@ impl Linear {
         dims.push(y.dim(1)?);
         y.reshape(dims)
     }
+}
+
+/// The layers `parts` as one whose output is theirs side by side, so that one product (and in
+/// the backward pass one product for the input's gradient) replaces several, and the input is
+/// packed for the matrix kernel once. None when any part has a LoRA adapter (its dropout and
+/// bottleneck are per layer), when only some have a bias, or off the CPU. The weights are
+/// concatenated on every call: the copy is small next to the product over a batch, and the
+/// parameters stay the Hugging Face tensors, each with its own gradient.
+fn fuse(parts: &[&Linear]) -> candle_core::Result<Option<Linear>> {
+    let biases: Vec<&Tensor> = parts.iter().filter_map(|l| l.bias.as_ref()).collect();
+    if parts
+        .iter()
+        .any(|l| l.lora.is_some() || !l.weight.device().is_cpu())
+        || !(biases.is_empty() || biases.len() == parts.len())
+    {
+        return Ok(None);
+    }
+    let weights: Vec<&Tensor> = parts.iter().map(|l| &l.weight).collect();
+    Ok(Some(Linear {
+        weight: Tensor::cat(&weights, 0)?,
+        bias: match biases.is_empty() {
+            true => None,
+            false => Some(Tensor::cat(&biases, 0)?),
+        },
+        lora: None,
+    }))
 }
 
 #[derive(Clone)]
@@ -571,41 +597,57 @@ impl Llama {
                     .map(|k| k ^ ((l as u64) << 8 | slot).wrapping_mul(0x9e37_79b9_7f4a_7c15))
             };
             let hn = ops::rms_norm(&x, &blk.input_norm, c.rms_norm_eps)?;
-            let heads = |lin: &Linear, n: usize, slot: u64| -> candle_core::Result<Tensor> {
-                lin.forward_train(&hn, key(slot))?
-                    .reshape((b, t, n, hd))?
-                    .transpose(1, 2)
-            };
-            let q = ops::rope(&heads(&blk.q, nh, 0)?, &cos, &sin)?;
-            let mut k = ops::rope(&heads(&blk.k, nkv, 1)?, &cos, &sin)?;
-            let mut v = heads(&blk.v, nkv, 2)?.contiguous()?;
-            if let Some(cache) = cache.as_deref_mut() {
-                if let Some((pk, pv)) = &cache.layers[l] {
-                    k = Tensor::cat(&[pk, &k], 2)?;
-                    v = Tensor::cat(&[pv, &v], 2)?;
-                }
-                cache.layers[l] = Some((k.clone(), v.clone()));
-            }
+            let scale = 1.0 / (hd as f64).sqrt();
             // Grouped-query attention (each key/value head serves nh / nkv query heads),
             // causal, within documents when packed; y [B, T, nh, hd].
-            let y = ops::attention(&q, &k, &v, 1.0 / (hd as f64).sqrt(), segments)?.reshape((
-                b,
-                t,
-                nh * hd,
-            ))?;
+            let fused = match cache {
+                None => fuse(&[&blk.q, &blk.k, &blk.v])?,
+                Some(_) => None,
+            };
+            let y = if let Some(qkv) = fused {
+                // One product, and the heads stay where it wrote them: q, k, v [B, T, heads, hd].
+                let qkv = qkv
+                    .forward_train(&hn, None)?
+                    .reshape((b, t, nh + 2 * nkv, hd))?;
+                let qkv = ops::rope_heads(&qkv, nh + nkv, &cos, &sin)?;
+                ops::attention_packed(&qkv, nh, nkv, scale, segments)?
+            } else {
+                let heads = |lin: &Linear, n: usize, slot: u64| -> candle_core::Result<Tensor> {
+                    lin.forward_train(&hn, key(slot))?
+                        .reshape((b, t, n, hd))?
+                        .transpose(1, 2)
+                };
+                let q = ops::rope(&heads(&blk.q, nh, 0)?, &cos, &sin)?;
+                let mut k = ops::rope(&heads(&blk.k, nkv, 1)?, &cos, &sin)?;
+                let mut v = heads(&blk.v, nkv, 2)?.contiguous()?;
+                if let Some(cache) = cache.as_deref_mut() {
+                    if let Some((pk, pv)) = &cache.layers[l] {
+                        k = Tensor::cat(&[pk, &k], 2)?;
+                        v = Tensor::cat(&[pv, &v], 2)?;
+                    }
+                    cache.layers[l] = Some((k.clone(), v.clone()));
+                }
+                ops::attention(&q, &k, &v, scale, segments)?
+            }
+            .reshape((b, t, nh * hd))?;
             let mut attn = blk.o.forward_train(&y, key(3))?;
             if let Some(a) = &blk.attn_adapter {
                 attn = a.forward(&attn)?;
             }
             x = (x + attn)?;
             let hn = ops::rms_norm(&x, &blk.post_norm, c.rms_norm_eps)?;
-            let mut mlp = blk.down.forward_train(
-                &ops::silu_mul(
+            let fused = match cache {
+                None => fuse(&[&blk.gate, &blk.up])?,
+                Some(_) => None,
+            };
+            let act = match fused {
+                Some(gu) => ops::silu_mul_packed(&gu.forward_train(&hn, None)?)?,
+                None => ops::silu_mul(
                     &blk.gate.forward_train(&hn, key(4))?,
                     &blk.up.forward_train(&hn, key(5))?,
                 )?,
-                key(6),
-            )?;
+            };
+            let mut mlp = blk.down.forward_train(&act, key(6))?;
             if let Some(a) = &blk.mlp_adapter {
                 mlp = a.forward(&mlp)?;
             }

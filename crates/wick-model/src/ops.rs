@@ -26,17 +26,17 @@ use candle_core::{
 use rayon::prelude::*;
 
 mod attention;
-mod frozen;
 mod gemv;
 mod head_logprobs;
 mod head_loss;
+mod linear;
 mod lora;
 mod product;
-pub use attention::attention;
-pub use frozen::frozen_matmul;
+pub use attention::{attention, attention_packed};
 pub use gemv::{gemv, GEMV_MAX_ROWS};
 pub use head_logprobs::{lm_head_entropy, lm_head_logprobs_train};
 pub use head_loss::{lm_head_logprobs, lm_head_loss};
+pub use linear::{frozen_matmul, linear};
 pub use lora::lora_matmul;
 
 // ---------------------------------------------------------------------------------------------
@@ -100,6 +100,40 @@ pub fn rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
     )
 }
 
+/// Rotary embedding of the first `n_rot` heads of x [B, T, H, D] (contiguous; heads n_rot..H are
+/// copied unchanged): the layout a fused q/k/v projection writes, queries and keys first, values
+/// last. cos and sin [T, D]. The same rotation as `rope`; differentiable in x.
+pub fn rope_heads(x: &Tensor, n_rot: usize, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
+    let (_b, t, h, d) = x.dims4()?;
+    if d % 2 != 0 || n_rot > h {
+        bail!(
+            "rope_heads: x {:?} needs an even head dimension and at least {n_rot} heads",
+            x.dims()
+        );
+    }
+    if cos.dims() != [t, d] || sin.dims() != [t, d] {
+        bail!(
+            "rope_heads: cos {:?} and sin {:?} must be [T, D] = [{t}, {d}] for x {:?}",
+            cos.dims(),
+            sin.dims(),
+            x.dims()
+        );
+    }
+    if !x.device().is_cpu() {
+        let rot = composed::rope(&x.narrow(2, 0, n_rot)?.transpose(1, 2)?, cos, sin)?;
+        return Tensor::cat(&[&rot.transpose(1, 2)?, &x.narrow(2, n_rot, h - n_rot)?], 2);
+    }
+    check_f32("rope_heads", &[x, cos, sin])?;
+    x.contiguous()?.apply_op3(
+        &cos.contiguous()?,
+        &sin.contiguous()?,
+        RopeHeads {
+            n_rot,
+            backward: false,
+        },
+    )
+}
+
 /// Causal softmax of attention scores: `softmax(scale * att)` over the visible keys, exactly 0
 /// elsewhere. att [B, H, Tq, Tk] with Tk >= Tq: query i sits at absolute position Tk - Tq + i
 /// (so a KV cache works) and sees key j iff j <= Tk - Tq + i and, with `segments` ([B, Tk] u32
@@ -146,6 +180,29 @@ pub fn silu_mul(gate: &Tensor, up: &Tensor) -> Result<Tensor> {
     }
     check_f32("silu_mul", &[gate, up])?;
     gate.contiguous()?.apply_op2(&up.contiguous()?, SiluMul)
+}
+
+/// `silu(gate) * up` with gate and up side by side in each row of gu [.., 2 I] (gate the first
+/// I columns, up the last I), as one fused gate/up projection writes them; returns [.., I].
+/// Differentiable in gu, whose gradient comes back in the same layout.
+pub fn silu_mul_packed(gu: &Tensor) -> Result<Tensor> {
+    let width = *gu.dims().last().unwrap_or(&0);
+    if gu.rank() == 0 || !width.is_multiple_of(2) {
+        bail!(
+            "silu_mul_packed: the last dim of {:?} must be even (gate and up side by side)",
+            gu.dims()
+        );
+    }
+    if !gu.device().is_cpu() {
+        let last = gu.rank() - 1;
+        let (gate, up) = (
+            gu.narrow(last, 0, width / 2)?,
+            gu.narrow(last, width / 2, width / 2)?,
+        );
+        return gate.silu()? * up;
+    }
+    check_f32("silu_mul_packed", &[gu])?;
+    gu.contiguous()?.apply_op1(SiluMulPacked)
 }
 
 /// Mean token cross-entropy, a scalar: `sum_i w_i * -log_softmax(logits_i)[t_i] / sum_i w_i`
@@ -349,6 +406,28 @@ fn has_avx2() -> bool {
     std::is_x86_feature_detected!("avx2")
 }
 
+/// `simd_dispatch!(body(a: A, b: B) -> R)`, as a function's last expression: calls the
+/// `#[inline(always)]` fn `body` compiled for AVX2 when the CPU has it, else as built.
+/// (An AVX-512 build of these kernels measured no faster: they wait on memory and on exp.)
+macro_rules! simd_dispatch {
+    ($body:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)?) => {{
+        #[cfg(target_arch = "x86_64")]
+        {
+            #[target_feature(enable = "avx2")]
+            #[allow(clippy::too_many_arguments)]
+            unsafe fn avx2($($arg: $ty),*) $(-> $ret)? {
+                $body($($arg),*)
+            }
+            if $crate::ops::has_avx2() {
+                // SAFETY: the CPU has AVX2.
+                return unsafe { avx2($($arg),*) };
+            }
+        }
+        $body($($arg),*)
+    }};
+}
+pub(crate) use simd_dispatch;
+
 /// Defines a kernel twice, from one body: as portable code (SSE2 on x86-64, the build's
 /// baseline: 4-wide) and compiled for AVX2 (8-wide), chosen at run time. The body and the
 /// primitives it calls are `#[inline(always)]` so that they are compiled into each version;
@@ -364,19 +443,7 @@ macro_rules! simd_kernel {
             #[inline(always)]
             #[allow(clippy::too_many_arguments)]
             fn portable($($arg: $ty),*) $(-> $ret)? $body
-            #[cfg(target_arch = "x86_64")]
-            {
-                #[target_feature(enable = "avx2")]
-                #[allow(clippy::too_many_arguments)]
-                unsafe fn avx2($($arg: $ty),*) $(-> $ret)? {
-                    portable($($arg),*)
-                }
-                if has_avx2() {
-                    // SAFETY: the CPU supports the features avx2() was compiled with.
-                    return unsafe { avx2($($arg),*) };
-                }
-            }
-            portable($($arg),*)
+            simd_dispatch!(portable($($arg: $ty),*) $(-> $ret)?)
         }
     };
 }
@@ -740,6 +807,29 @@ impl<'a> RowOffsets<'a> {
     }
 }
 
+/// One row of rotary embedding (or, with `backward`, its transpose) into y.
+#[inline]
+fn rotate(x: &[f32], cos: &[f32], sin: &[f32], y: &mut [f32], backward: bool) {
+    let h = x.len() / 2;
+    let (x1, x2) = x.split_at(h);
+    let (c1, c2) = cos.split_at(h);
+    let (s1, s2) = sin.split_at(h);
+    let (y1, y2) = y.split_at_mut(h);
+    if backward {
+        // Transpose of the forward map (does not assume the halves of cos and sin are equal,
+        // although Hugging Face's tables are).
+        for i in 0..h {
+            y1[i] = x1[i] * c1[i] + x2[i] * s2[i];
+            y2[i] = x2[i] * c2[i] - x1[i] * s1[i];
+        }
+    } else {
+        for i in 0..h {
+            y1[i] = x1[i] * c1[i] - x2[i] * s1[i];
+            y2[i] = x2[i] * c2[i] + x1[i] * s2[i];
+        }
+    }
+}
+
 impl CustomOp3 for Rope {
     fn name(&self) -> &'static str {
         if self.backward {
@@ -766,30 +856,19 @@ impl CustomOp3 for Rope {
             bail!("rope: x must be [.., T, D] with contiguous rows");
         }
         let d = dims[dims.len() - 1];
-        let h = d / 2;
         let backward = self.backward;
         let mut out = output(l1.shape().elem_count());
         map_rows(&mut out, d, d, |r0, dst| {
             let mut rows = RowOffsets::new(l1, r0);
             for y in dst.chunks_exact_mut(d) {
                 let (off, t) = rows.next_row();
-                let (x1, x2) = x[off..off + d].split_at(h);
-                let (c1, c2) = cos[t * d..(t + 1) * d].split_at(h);
-                let (s1, s2) = sin[t * d..(t + 1) * d].split_at(h);
-                let (y1, y2) = y.split_at_mut(h);
-                if backward {
-                    // Transpose of the forward map (does not assume the halves of cos and sin
-                    // are equal, although Hugging Face's tables are).
-                    for i in 0..h {
-                        y1[i] = x1[i] * c1[i] + x2[i] * s2[i];
-                        y2[i] = x2[i] * c2[i] - x1[i] * s1[i];
-                    }
-                } else {
-                    for i in 0..h {
-                        y1[i] = x1[i] * c1[i] - x2[i] * s1[i];
-                        y2[i] = x2[i] * c2[i] + x1[i] * s2[i];
-                    }
-                }
+                rotate(
+                    &x[off..off + d],
+                    &cos[t * d..(t + 1) * d],
+                    &sin[t * d..(t + 1) * d],
+                    y,
+                    backward,
+                );
             }
         });
         Ok((CpuStorage::F32(out), l1.shape().clone()))
@@ -809,6 +888,73 @@ impl CustomOp3 for Rope {
             grad.contiguous()?
         };
         let dx = grad.apply_op3_no_bwd(cos, sin, &Rope { backward: true })?;
+        Ok((Some(dx), None, None))
+    }
+}
+
+/// `rope_heads`: forward (x, cos, sin) -> y, or with `backward` (dy, cos, sin) -> dx, on
+/// contiguous [B, T, H, D] with heads n_rot.. passed through.
+struct RopeHeads {
+    n_rot: usize,
+    backward: bool,
+}
+
+impl CustomOp3 for RopeHeads {
+    fn name(&self) -> &'static str {
+        if self.backward {
+            "wick-rope-heads-bwd"
+        } else {
+            "wick-rope-heads"
+        }
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let x = f32s(s1, l1, "rope_heads x")?;
+        let cos = f32s(s2, l2, "rope_heads cos")?;
+        let sin = f32s(s3, l3, "rope_heads sin")?;
+        let (_b, t, h, d) = l1.shape().dims4()?;
+        let (n_rot, backward) = (self.n_rot, self.backward);
+        let mut out = output(x.len());
+        map_rows(&mut out, d, d, |r0, dst| {
+            for (i, y) in dst.chunks_exact_mut(d).enumerate() {
+                let r = r0 + i;
+                let (head, pos) = (r % h, (r / h) % t);
+                let x = &x[r * d..(r + 1) * d];
+                if head < n_rot {
+                    let tab = pos * d..(pos + 1) * d;
+                    rotate(x, &cos[tab.clone()], &sin[tab], y, backward);
+                } else {
+                    y.copy_from_slice(x);
+                }
+            }
+        });
+        Ok((CpuStorage::F32(out), l1.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        _x: &Tensor,
+        cos: &Tensor,
+        sin: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let dx = grad.contiguous()?.apply_op3_no_bwd(
+            cos,
+            sin,
+            &RopeHeads {
+                n_rot: self.n_rot,
+                backward: true,
+            },
+        )?;
         Ok((Some(dx), None, None))
     }
 }
@@ -1051,6 +1197,69 @@ impl CustomOp2 for SiluMul {
             }
         };
         Ok((part(gate, 0)?, part(up, n)?))
+    }
+}
+
+/// `silu_mul_packed`: rows of [gate | up] -> rows of silu(gate) * up.
+struct SiluMulPacked;
+
+impl CustomOp1 for SiluMulPacked {
+    fn name(&self) -> &'static str {
+        "wick-silu-mul-packed"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let gu = f32s(s, l, "silu_mul_packed gu")?;
+        let mut dims = l.dims().to_vec();
+        let width = dims.pop().unwrap_or(0);
+        let i = width / 2;
+        dims.push(i);
+        let mut out = output(gu.len() / 2);
+        map_rows(&mut out, i, i, |r0, dst| {
+            for (r, y) in (r0..).zip(dst.chunks_exact_mut(i)) {
+                let (g, u) = gu[r * width..(r + 1) * width].split_at(i);
+                silu_mul_kernel(g, u, y);
+            }
+        });
+        Ok((CpuStorage::F32(out), Shape::from(dims)))
+    }
+
+    fn bwd(&self, gu: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        Ok(Some(gu.apply_op2_no_bwd(
+            &grad.contiguous()?,
+            &SiluMulPackedBwd,
+        )?))
+    }
+}
+
+/// (gu, dy) -> d gu, the rows of `SiluMulBwd`'s [d gate | d up] side by side.
+struct SiluMulPackedBwd;
+
+impl CustomOp2 for SiluMulPackedBwd {
+    fn name(&self) -> &'static str {
+        "wick-silu-mul-packed-bwd"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let gu = f32s(s1, l1, "silu_mul_packed gu")?;
+        let dy = f32s(s2, l2, "silu_mul_packed grad")?;
+        let width = *l1.dims().last().unwrap_or(&0);
+        let i = width / 2;
+        let mut out = output(gu.len());
+        map_rows(&mut out, width, width, |r0, dst| {
+            for (r, d) in (r0..).zip(dst.chunks_exact_mut(width)) {
+                let (g, u) = gu[r * width..(r + 1) * width].split_at(i);
+                let (dg, du) = d.split_at_mut(i);
+                silu_mul_bwd_kernel(g, u, &dy[r * i..(r + 1) * i], dg, du);
+            }
+        });
+        Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
 }
 

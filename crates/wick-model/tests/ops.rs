@@ -428,6 +428,98 @@ fn attention_matches_composition() {
     }
 }
 
+/// The packed forms the model uses for fused projections (q/k/v heads side by side in one
+/// [B, T, heads, hd] tensor; gate and up side by side in each row) against the unpacked ops on
+/// views of the same tensor: values, and the gradient of the packed tensor.
+#[test]
+fn packed_attention_and_rope_match_the_unpacked_ops_on_views() {
+    let mut rng = Rng(12);
+    // (B, T, nh, nkv, hd)
+    let cases = [
+        (2, 5, 4, 2, 8),
+        (3, 13, 2, 1, 4),
+        (1, 1, 2, 2, 4),    // one position
+        (12, 64, 4, 4, 32), // nanoGPT's shape: runs in parallel
+        (2, 40, 6, 3, 16),
+    ];
+    for (b, t, nh, nkv, hd) in cases {
+        let heads = nh + 2 * nkv;
+        let (cos, sin) = rope_tables(t, hd);
+        for seg_kind in 0..3 {
+            let seg = match seg_kind {
+                0 => None,
+                1 => Some(segments(&mut rng, b, t, false)),
+                _ => Some(segments(&mut rng, b, t, true)),
+            };
+            let seg_t = seg
+                .as_ref()
+                .map(|s| Tensor::from_vec(s.concat(), (b, t), &Device::Cpu).unwrap());
+            let scale = 1.0 / (hd as f64).sqrt();
+            let x0 = rng.tensor(&[b, t, heads, hd], 1.5);
+            let r = rng.tensor(&[b, t, nh, hd], 1.0);
+            let rr = rng.tensor(&[b, t, heads, hd], 1.0);
+            let x = var(&x0);
+            let roped = ops::rope_heads(&x, nh + nkv, &cos, &sin).unwrap();
+            let y = ops::attention_packed(&roped, nh, nkv, scale, seg_t.as_ref()).unwrap();
+            let loss = ((&y * &r).unwrap().sum_all().unwrap()
+                + (&roped * &rr).unwrap().sum_all().unwrap())
+            .unwrap();
+            let g = loss.backward().unwrap();
+
+            let xr = var(&x0);
+            let head =
+                |from: usize, n: usize| xr.narrow(2, from, n).unwrap().transpose(1, 2).unwrap();
+            let (q, k, v) = (
+                rope_ref(&head(0, nh), &cos, &sin),
+                rope_ref(&head(nh, nkv), &cos, &sin),
+                head(nh + nkv, nkv),
+            );
+            let roped_r = Tensor::cat(&[&q, &k, &v], 1)
+                .unwrap()
+                .transpose(1, 2)
+                .unwrap();
+            let yr = wick_model::slow::attention(&q, &k, &v, scale, seg_t.as_ref()).unwrap();
+            let loss_r = ((&yr * &r).unwrap().sum_all().unwrap()
+                + (&roped_r * &rr).unwrap().sum_all().unwrap())
+            .unwrap();
+            let gr = loss_r.backward().unwrap();
+            let what = format!("packed {:?} segments {seg_kind}", [b, t, nh, nkv, hd]);
+            assert_close(&format!("{what} rope_heads"), &roped, &roped_r, TOL);
+            assert_close(&format!("{what} y"), &y, &yr, TOL);
+            let d = g.get(&x).unwrap();
+            assert_close(&format!("{what} dqkv"), d, gr.get(&xr).unwrap(), TOL);
+            if seg_kind == 0 {
+                assert_nonzero(&format!("{what} dqkv"), d);
+            }
+        }
+    }
+}
+
+#[test]
+fn packed_silu_mul_matches_silu_mul_on_the_halves() {
+    let mut rng = Rng(13);
+    for shape in [vec![3, 7, 22], vec![1000, 2], vec![12, 64, 694], vec![1, 2]] {
+        let gu0 = rng.tensor(&shape, 6.0);
+        let last = shape.len() - 1;
+        let i = shape[last] / 2;
+        let gu = var(&gu0);
+        let y = ops::silu_mul_packed(&gu).unwrap();
+        let r = rng.tensor(y.dims(), 1.0);
+        let g = (&y * &r).unwrap().sum_all().unwrap().backward().unwrap();
+        let gur = var(&gu0);
+        let yr = (gur.narrow(last, 0, i).unwrap().silu().unwrap()
+            * gur.narrow(last, i, i).unwrap())
+        .unwrap();
+        let gr = (&yr * &r).unwrap().sum_all().unwrap().backward().unwrap();
+        let what = format!("silu_mul_packed {shape:?}");
+        assert_close(&format!("{what} y"), &y, &yr, TOL);
+        let d = g.get(&gu).unwrap();
+        assert_close(&format!("{what} dgu"), d, gr.get(&gur).unwrap(), TOL);
+        assert_nonzero(&format!("{what} dgu"), d);
+    }
+    assert!(ops::silu_mul_packed(&rng.tensor(&[2, 3], 1.0)).is_err());
+}
+
 #[test]
 fn causal_softmax_rows_sum_to_one() {
     let mut rng = Rng(6);
@@ -666,6 +758,39 @@ fn frozen_matmul_matches_matmul_and_gives_the_weight_no_gradient() {
 }
 
 #[test]
+fn linear_matches_matmul_and_gives_each_tracked_operand_a_contiguous_gradient() {
+    let mut rng = Rng(15);
+    for (n, inp, out) in [(7, 5, 3), (768, 128, 384), (1, 4, 9), (0, 3, 2)] {
+        let (x0, w0) = (rng.tensor(&[n, inp], 1.0), rng.tensor(&[out, inp], 1.0));
+        let r = rng.tensor(&[n, out], 1.0);
+        let (x, w) = (var(&x0), var(&w0));
+        let y = ops::linear(&x, &w).unwrap();
+        let g = (&y * &r).unwrap().sum_all().unwrap().backward().unwrap();
+        let (xr, wr) = (var(&x0), var(&w0));
+        let yr = xr.matmul(&wr.t().unwrap()).unwrap();
+        let gr = (&yr * &r).unwrap().sum_all().unwrap().backward().unwrap();
+        let what = format!("linear [{n}, {inp}] x [{out}, {inp}]");
+        assert_close(&format!("{what} y"), &y, &yr, TOL);
+        for (name, a, b) in [("dx", &x, &xr), ("dw", &w, &wr)] {
+            let d = g.get(a).unwrap();
+            assert!(d.is_contiguous(), "{what} {name}: a strided gradient");
+            assert_close(&format!("{what} {name}"), d, gr.get(b).unwrap(), TOL);
+        }
+        // A constant operand gets no gradient.
+        let y = ops::linear(&x0, &w).unwrap();
+        let g = (&y * &r).unwrap().sum_all().unwrap().backward().unwrap();
+        assert!(g.get(&x0).is_none());
+        assert_close(
+            &format!("{what} dw, constant x"),
+            g.get(&w).unwrap(),
+            gr.get(&wr).unwrap(),
+            TOL,
+        );
+    }
+    assert!(ops::linear(&rng.tensor(&[2, 3], 1.0), &rng.tensor(&[4, 5], 1.0)).is_err());
+}
+
+#[test]
 fn gemv_matches_a_double_precision_product_and_each_row_alone() {
     let mut rng = Rng(15);
     // Every tile shape (1, 2-3, 4-7 and 8+ rows of x), slices of 16 with and without a tail,
@@ -816,12 +941,18 @@ fn all_ops_with_grads(seed: u64) -> Vec<(String, Tensor)> {
     let targets: Vec<u32> = (0..300).map(|_| rng.below(500)).collect();
     let targets = Tensor::from_vec(targets, 300, &Device::Cpu).unwrap();
     let (cos, sin) = rope_tables(40, 32);
+    let qkv = var(&rng.tensor(&[8, 40, 8, 32], 1.0));
+    let seg40 = seg.narrow(1, 0, 40).unwrap();
+    let roped = ops::rope_heads(&qkv, 6, &cos, &sin).unwrap();
     let ys = [
         ops::rms_norm(&x, &w, 1e-5).unwrap(),
         ops::rope(&q, &cos, &sin).unwrap(),
         ops::causal_softmax(&att, 0.5, Some(&seg)).unwrap(),
         ops::silu_mul(&x, &x.sin().unwrap()).unwrap(),
         ops::log_softmax_rows(&logits).unwrap(),
+        ops::attention_packed(&roped, 4, 2, 0.2, Some(&seg40)).unwrap(),
+        ops::silu_mul_packed(&x).unwrap(),
+        ops::linear(&x, &x.narrow(0, 0, 50).unwrap()).unwrap(),
     ];
     let mut loss = ops::cross_entropy(&logits, &targets, None).unwrap();
     for (k, y) in ys.iter().enumerate() {
@@ -837,6 +968,7 @@ fn all_ops_with_grads(seed: u64) -> Vec<(String, Tensor)> {
         ("dq", &q),
         ("datt", &att),
         ("dlogits", &logits),
+        ("dqkv", &qkv),
     ] {
         out.push((name.into(), g.get(v).unwrap().clone()));
     }

@@ -6,11 +6,13 @@
 //! one thread with single-threaded gemm calls, the tasks spread over the threads. The backward
 //! pass recomputes the probabilities instead of keeping a [B, H, T, T] tensor alive.
 
-use candle_core::{bail, CpuStorage, CustomOp3, DType, Layout, Result, Shape, Tensor};
+use candle_core::{bail, CpuStorage, CustomOp1, CustomOp3, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
 use super::product::{cpu_f32, mm, rows, transposed};
-use super::{check_f32, exp, f32s, has_avx2, max_scaled, output, sum_map2, LANES, MIN_TASK_WORK};
+use super::{
+    check_f32, exp, f32s, max_scaled, output, simd_dispatch, sum_map2, LANES, MIN_TASK_WORK,
+};
 
 /// Causal attention. q [B, nh, Tq, hd]; k, v [B, nkv, Tk, hd] with nh a multiple of nkv (query
 /// head h reads key/value head h / (nh / nkv)) and Tk >= Tq: query i sits at absolute position
@@ -55,6 +57,52 @@ pub fn attention(
         .apply_op3(&k.contiguous()?, &v.contiguous()?, op)
 }
 
+/// The same attention with q, k and v packed as heads of one tensor, as one fused q/k/v
+/// projection writes them: qkv [B, T, nh + 2 nkv, hd] holds the nh query heads, then the nkv
+/// key heads, then the nkv value heads. Returns y [B, T, nh, hd]; the gradient comes back in
+/// qkv's layout, so neither direction copies a head into place.
+pub fn attention_packed(
+    qkv: &Tensor,
+    nh: usize,
+    nkv: usize,
+    scale: f64,
+    segments: Option<&Tensor>,
+) -> Result<Tensor> {
+    let (b, t, heads, _hd) = qkv.dims4()?;
+    if nkv == 0 || !nh.is_multiple_of(nkv) || heads != nh + 2 * nkv {
+        bail!(
+            "attention_packed: qkv {:?} does not hold {nh} query and 2 x {nkv} key/value heads (nh a multiple of nkv)",
+            qkv.dims()
+        );
+    }
+    if let Some(s) = segments {
+        if s.dims() != [b, t] || s.dtype() != DType::U32 {
+            bail!(
+                "attention_packed: segments must be u32 [B, T] = [{b}, {t}], got {:?} {:?}",
+                s.dtype(),
+                s.dims()
+            );
+        }
+    }
+    if !qkv.device().is_cpu() {
+        let head = |from: usize, n: usize| qkv.narrow(2, from, n)?.transpose(1, 2);
+        return composed(
+            &head(0, nh)?,
+            &head(nh, nkv)?,
+            &head(nh + nkv, nkv)?,
+            scale,
+            segments,
+        );
+    }
+    check_f32("attention_packed", &[qkv])?;
+    qkv.contiguous()?.apply_op1(AttentionPacked {
+        nh,
+        nkv,
+        scale: scale as f32,
+        segments: segments.map(|s| s.contiguous()).transpose()?,
+    })
+}
+
 /// The same with basic candle ops, for other devices.
 fn composed(
     q: &Tensor,
@@ -92,6 +140,9 @@ struct Dims {
     tq: usize,
     tk: usize,
     hd: usize,
+    /// q, k and v (and their gradients) are heads of one [B, T, nh + 2 nkv, hd] tensor
+    /// (`attention_packed`) rather than three [B, heads, T, hd] ones.
+    packed: bool,
 }
 
 impl Dims {
@@ -105,7 +156,58 @@ impl Dims {
             tq,
             tk,
             hd,
+            packed: false,
         })
+    }
+
+    fn packed(qkv: &Layout, nh: usize, nkv: usize) -> Result<Dims> {
+        let (b, t, _, hd) = qkv.shape().dims4()?;
+        Ok(Dims {
+            b,
+            nh,
+            nkv,
+            tq: t,
+            tk: t,
+            hd,
+            packed: true,
+        })
+    }
+
+    /// Distance between successive positions' rows of one head, in q, k, v and their gradients.
+    fn rs(&self) -> usize {
+        match self.packed {
+            true => (self.nh + 2 * self.nkv) * self.hd,
+            false => self.hd,
+        }
+    }
+
+    /// Elements from a head's first row to the end of its last one, over `t` positions.
+    fn span(&self, t: usize) -> usize {
+        t.saturating_sub(1) * self.rs() + self.hd * t.min(1)
+    }
+
+    /// Offset of query head h's first row in sequence bi.
+    fn q_at(&self, bi: usize, h: usize) -> usize {
+        match self.packed {
+            true => bi * self.tq * self.rs() + h * self.hd,
+            false => (bi * self.nh + h) * self.tq * self.hd,
+        }
+    }
+
+    /// Offset of key head g's first row in sequence bi.
+    fn k_at(&self, bi: usize, g: usize) -> usize {
+        match self.packed {
+            true => bi * self.tk * self.rs() + (self.nh + g) * self.hd,
+            false => (bi * self.nkv + g) * self.tk * self.hd,
+        }
+    }
+
+    /// Offset of value head g's first row in sequence bi.
+    fn v_at(&self, bi: usize, g: usize) -> usize {
+        match self.packed {
+            true => self.k_at(bi, g) + self.nkv * self.hd,
+            false => self.k_at(bi, g),
+        }
     }
 
     fn rep(&self) -> usize {
@@ -209,18 +311,7 @@ fn softmax_row(x: &mut [f32], scale: f32) {
         let inv = 1.0 / (acc.iter().sum::<f32>() + sum);
         x.iter_mut().for_each(|v| *v *= inv);
     }
-    #[cfg(target_arch = "x86_64")]
-    {
-        #[target_feature(enable = "avx2")]
-        unsafe fn avx2(x: &mut [f32], scale: f32) {
-            body(x, scale)
-        }
-        if has_avx2() {
-            // SAFETY: the CPU has AVX2.
-            return unsafe { avx2(x, scale) };
-        }
-    }
-    body(x, scale)
+    simd_dispatch!(body(x: &mut [f32], scale: f32))
 }
 
 /// Probabilities of query head `h` of sequence `bi` into `p` (Tq x Tk).
@@ -236,8 +327,8 @@ fn probabilities(
     p: &mut [f32],
 ) {
     let g = h / d.rep();
-    let qh = &q[(bi * d.nh + h) * d.tq * d.hd..][..d.tq * d.hd];
-    let kg = &k[(bi * d.nkv + g) * d.tk * d.hd..][..d.tk * d.hd];
+    let qh = &q[d.q_at(bi, h)..][..d.span(d.tq)];
+    let kg = &k[d.k_at(bi, g)..][..d.span(d.tk)];
     // SAFETY: the slices hold the m x k, k x n and m x n elements the strides reach.
     unsafe {
         mm(
@@ -245,15 +336,47 @@ fn probabilities(
             p.as_mut_ptr(),
             d.tk,
             qh.as_ptr(),
-            rows(d.hd),
+            rows(d.rs()),
             kg.as_ptr(),
-            transposed(d.hd),
+            transposed(d.rs()),
             1.0,
             false,
             false,
         );
     }
     softmax_rows(d, p, scale, seg);
+}
+
+/// y [B, Tq, nh, hd] = softmax(scale * q k^T) v, each (sequence, kv head) pair one task.
+fn forward(d: &Dims, q: &[f32], k: &[f32], v: &[f32], scale: f32, seg: Option<&[u32]>) -> Vec<f32> {
+    let d = *d;
+    let mut y = output(d.b * d.tq * d.nh * d.hd);
+    let yp = Shared(y.as_mut_ptr());
+    for_tasks(d.b * d.nkv, d.task_work(), |task| {
+        let (bi, g) = (task / d.nkv, task % d.nkv);
+        let seg = seg.map(|s| &s[bi * d.tk..(bi + 1) * d.tk]);
+        let mut p = vec![0f32; d.tq * d.tk];
+        let vg = &v[d.v_at(bi, g)..][..d.span(d.tk)];
+        for h in g * d.rep()..(g + 1) * d.rep() {
+            probabilities(&d, q, k, bi, h, scale, seg, &mut p);
+            // SAFETY: y[bi, :, h, :] belongs to this task alone; rows are nh * hd apart.
+            unsafe {
+                mm(
+                    (d.tq, d.hd, d.tk),
+                    yp.at((bi * d.tq * d.nh + h) * d.hd),
+                    d.nh * d.hd,
+                    p.as_ptr(),
+                    rows(d.tk),
+                    vg.as_ptr(),
+                    rows(d.rs()),
+                    1.0,
+                    false,
+                    false,
+                );
+            }
+        }
+    });
+    y
 }
 
 impl CustomOp3 for Attention {
@@ -277,32 +400,7 @@ impl CustomOp3 for Attention {
             f32s(sv, lv, "attention v")?,
         );
         let seg = segments_data(&self.segments)?;
-        let mut y = output(d.b * d.tq * d.nh * d.hd);
-        let yp = Shared(y.as_mut_ptr());
-        for_tasks(d.b * d.nkv, d.task_work(), |task| {
-            let (bi, g) = (task / d.nkv, task % d.nkv);
-            let seg = seg.as_deref().map(|s| &s[bi * d.tk..(bi + 1) * d.tk]);
-            let mut p = vec![0f32; d.tq * d.tk];
-            let vg = &v[(bi * d.nkv + g) * d.tk * d.hd..][..d.tk * d.hd];
-            for h in g * d.rep()..(g + 1) * d.rep() {
-                probabilities(&d, q, k, bi, h, self.scale, seg, &mut p);
-                // SAFETY: y[bi, :, h, :] belongs to this task alone; rows are nh * hd apart.
-                unsafe {
-                    mm(
-                        (d.tq, d.hd, d.tk),
-                        yp.at((bi * d.tq * d.nh + h) * d.hd),
-                        d.nh * d.hd,
-                        p.as_ptr(),
-                        rows(d.tk),
-                        vg.as_ptr(),
-                        rows(d.hd),
-                        1.0,
-                        false,
-                        false,
-                    );
-                }
-            }
-        });
+        let y = forward(&d, q, k, v, self.scale, seg.as_deref());
         Ok((CpuStorage::F32(y), Shape::from((d.b, d.tq, d.nh, d.hd))))
     }
 
@@ -315,7 +413,10 @@ impl CustomOp3 for Attention {
         dy: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let dy = dy.contiguous()?;
-        let (dq, dk, dv) = {
+        let mut dq = output(q.elem_count());
+        let mut dk = output(k.elem_count());
+        let mut dv = output(v.elem_count());
+        {
             let (sq, lq) = q.storage_and_layout();
             let (sk, lk) = k.storage_and_layout();
             let (sv, lv) = v.storage_and_layout();
@@ -329,8 +430,13 @@ impl CustomOp3 for Attention {
                 cpu_f32(&sdy, ldy, "attention grad")?,
                 self.scale,
                 segments_data(&self.segments)?.as_deref(),
-            )
-        };
+                (
+                    Shared(dq.as_mut_ptr()),
+                    Shared(dk.as_mut_ptr()),
+                    Shared(dv.as_mut_ptr()),
+                ),
+            );
+        }
         let dev = q.device();
         Ok((
             Some(Tensor::from_vec(dq, q.dims(), dev)?),
@@ -340,15 +446,61 @@ impl CustomOp3 for Attention {
     }
 }
 
+struct AttentionPacked {
+    nh: usize,
+    nkv: usize,
+    scale: f32,
+    segments: Option<Tensor>,
+}
+
+impl CustomOp1 for AttentionPacked {
+    fn name(&self) -> &'static str {
+        "wick-attention-packed"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let d = Dims::packed(l, self.nh, self.nkv)?;
+        let qkv = f32s(s, l, "attention_packed qkv")?;
+        let seg = segments_data(&self.segments)?;
+        let y = forward(&d, qkv, qkv, qkv, self.scale, seg.as_deref());
+        Ok((CpuStorage::F32(y), Shape::from((d.b, d.tq, d.nh, d.hd))))
+    }
+
+    fn bwd(&self, qkv: &Tensor, _y: &Tensor, dy: &Tensor) -> Result<Option<Tensor>> {
+        let dy = dy.contiguous()?;
+        let mut dqkv = output(qkv.elem_count());
+        {
+            let (s, l) = qkv.storage_and_layout();
+            let (sdy, ldy) = dy.storage_and_layout();
+            let d = Dims::packed(l, self.nh, self.nkv)?;
+            let x = cpu_f32(&s, l, "attention_packed qkv")?;
+            let all = Shared(dqkv.as_mut_ptr());
+            backward(
+                &d,
+                x,
+                x,
+                x,
+                cpu_f32(&sdy, ldy, "attention_packed grad")?,
+                self.scale,
+                segments_data(&self.segments)?.as_deref(),
+                (all, all, all),
+            );
+        }
+        Ok(Some(Tensor::from_vec(dqkv, qkv.dims(), qkv.device())?))
+    }
+}
+
 fn segments_data(seg: &Option<Tensor>) -> Result<Option<Vec<u32>>> {
     seg.as_ref()
         .map(|s| s.flatten_all()?.to_vec1::<u32>())
         .transpose()
 }
 
-/// dq, dk, dv from dy [B, Tq, nh, hd]. Per (sequence, kv head) task, per query head h:
-/// P recomputed; dV += P^T dY; dP = dY V^T; dS = scale * P * (dP - rowsum(P * dP));
-/// dQ = dS K; dK += dS^T Q.
+/// dq, dk, dv from dy [B, Tq, nh, hd], written where `Dims` places q, k and v: three buffers
+/// laid out as q, k and v, or for packed heads one buffer three times. Per (sequence, kv head)
+/// task, per query head h: P recomputed; dV += P^T dY; dP = dY V^T;
+/// dS = scale * P * (dP - rowsum(P * dP)); dQ = dS K; dK += dS^T Q.
+#[allow(clippy::too_many_arguments)]
 fn backward(
     d: &Dims,
     q: &[f32],
@@ -357,38 +509,33 @@ fn backward(
     dy: &[f32],
     scale: f32,
     seg: Option<&[u32]>,
-) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
-    let mut dq = output(q.len());
-    let mut dk = output(k.len());
-    let mut dv = output(v.len());
-    let (dqp, dkp, dvp) = (
-        Shared(dq.as_mut_ptr()),
-        Shared(dk.as_mut_ptr()),
-        Shared(dv.as_mut_ptr()),
-    );
+    (dqp, dkp, dvp): (Shared, Shared, Shared),
+) {
+    let d = *d;
     let rep = d.rep();
     for_tasks(d.b * d.nkv, 3 * d.task_work(), |task| {
         let (bi, g) = (task / d.nkv, task % d.nkv);
         let seg = seg.map(|s| &s[bi * d.tk..(bi + 1) * d.tk]);
-        let kv_off = (bi * d.nkv + g) * d.tk * d.hd;
-        let (kg, vg) = (&k[kv_off..][..d.tk * d.hd], &v[kv_off..][..d.tk * d.hd]);
+        let (k_off, v_off) = (d.k_at(bi, g), d.v_at(bi, g));
+        let (kg, vg) = (&k[k_off..][..d.span(d.tk)], &v[v_off..][..d.span(d.tk)]);
         let mut p = vec![0f32; d.tq * d.tk];
         let mut ds = vec![0f32; d.tq * d.tk];
         for (r, h) in (g * rep..(g + 1) * rep).enumerate() {
-            probabilities(d, q, k, bi, h, scale, seg, &mut p);
-            let qh = &q[(bi * d.nh + h) * d.tq * d.hd..][..d.tq * d.hd];
+            probabilities(&d, q, k, bi, h, scale, seg, &mut p);
+            let qh = &q[d.q_at(bi, h)..][..d.span(d.tq)];
             let dyh = dy[(bi * d.tq * d.nh + h) * d.hd..].as_ptr();
             let acc = r > 0;
-            // SAFETY: dk/dv[bi, g] and dq[bi, h] belong to this task alone; the strides stay
-            // inside the slices (dy rows are nh * hd apart).
+            // SAFETY: dk/dv[bi, g] and dq[bi, h] belong to this task alone (packed: disjoint
+            // heads of one buffer); the strides stay inside the slices (dy rows are nh * hd
+            // apart).
             unsafe {
-                let dvg = dvp.at(kv_off);
-                let dkg = dkp.at(kv_off);
-                let dqh = dqp.at((bi * d.nh + h) * d.tq * d.hd);
+                let dvg = dvp.at(v_off);
+                let dkg = dkp.at(k_off);
+                let dqh = dqp.at(d.q_at(bi, h));
                 mm(
                     (d.tk, d.hd, d.tq),
                     dvg,
-                    d.hd,
+                    d.rs(),
                     p.as_ptr(),
                     transposed(d.tk),
                     dyh,
@@ -404,7 +551,7 @@ fn backward(
                     dyh,
                     rows(d.nh * d.hd),
                     vg.as_ptr(),
-                    transposed(d.hd),
+                    transposed(d.rs()),
                     1.0,
                     false,
                     false,
@@ -413,11 +560,11 @@ fn backward(
                 mm(
                     (d.tq, d.hd, d.tk),
                     dqh,
-                    d.hd,
+                    d.rs(),
                     ds.as_ptr(),
                     rows(d.tk),
                     kg.as_ptr(),
-                    rows(d.hd),
+                    rows(d.rs()),
                     1.0,
                     false,
                     false,
@@ -425,11 +572,11 @@ fn backward(
                 mm(
                     (d.tk, d.hd, d.tq),
                     dkg,
-                    d.hd,
+                    d.rs(),
                     ds.as_ptr(),
                     transposed(d.tk),
                     qh.as_ptr(),
-                    rows(d.hd),
+                    rows(d.rs()),
                     1.0,
                     acc,
                     false,
@@ -437,7 +584,6 @@ fn backward(
             }
         }
     });
-    (dq, dk, dv)
 }
 
 /// dP -> dS in place: scale * P * (dP - sum_j P dP), row by row. Masked keys have P = 0.
@@ -451,16 +597,5 @@ fn softmax_grad(p: &[f32], dp: &mut [f32], tk: usize, scale: f32) {
             }
         }
     }
-    #[cfg(target_arch = "x86_64")]
-    {
-        #[target_feature(enable = "avx2")]
-        unsafe fn avx2(p: &[f32], dp: &mut [f32], tk: usize, scale: f32) {
-            body(p, dp, tk, scale)
-        }
-        if has_avx2() {
-            // SAFETY: the CPU has AVX2.
-            return unsafe { avx2(p, dp, tk, scale) };
-        }
-    }
-    body(p, dp, tk, scale)
+    simd_dispatch!(body(p: &[f32], dp: &mut [f32], tk: usize, scale: f32))
 }

@@ -12,7 +12,7 @@ use rayon::prelude::*;
 
 use super::product::{cpu_f32, mm, rows, transposed};
 use super::{
-    check_f32, check_target_range, exp, f32s, has_avx2, max_scaled, output, sum_map, LANES,
+    check_f32, check_target_range, exp, f32s, max_scaled, output, simd_dispatch, sum_map, LANES,
 };
 
 /// Mean next-token cross-entropy of the logits h W^T: h [N, H], w [V, H] (the head, or the
@@ -162,18 +162,7 @@ pub(super) fn row_loss(x: &mut [f32], target: usize, coef: f32, grad: bool) -> f
         }
         (m + sum.ln() - picked) as f64
     }
-    #[cfg(target_arch = "x86_64")]
-    {
-        #[target_feature(enable = "avx2")]
-        unsafe fn avx2(x: &mut [f32], target: usize, coef: f32, grad: bool) -> f64 {
-            body(x, target, coef, grad)
-        }
-        if has_avx2() {
-            // SAFETY: the CPU has AVX2.
-            return unsafe { avx2(x, target, coef, grad) };
-        }
-    }
-    body(x, target, coef, grad)
+    simd_dispatch!(body(x: &mut [f32], target: usize, coef: f32, grad: bool) -> f64)
 }
 
 /// x[j] = exp(x[j] - m); returns their sum (lane accumulators, so the loop vectorises).

@@ -1,0 +1,134 @@
+//! Products with a weight stored as Hugging Face stores it, [out, in]: y = x W^T.
+//!
+//! `linear`: candle's `x.matmul(&w.t())` computes W's gradient for the transposed view,
+//! (x^T dy) [in, out], and hands W its transpose, a strided view that the gradient store then
+//! copies to make contiguous: one more pass over every weight gradient, 2% of a small-preset
+//! step. Here dW = dy^T x is computed straight into [out, in].
+//!
+//! `frozen_matmul`: the same product with a constant matrix, whose backward gives dx = dy W and
+//! nothing for W. Candle's own matmul backward computes both operands' gradients whether or not
+//! one is trainable, so a frozen base under a LoRA adapter would still pay for every weight
+//! gradient (the matmul, a zero-filled buffer and an add per layer) and hold them all in memory.
+
+use candle_core::{bail, CpuStorage, CustomOp2, DType, Layout, Result, Shape, Tensor};
+
+use super::product::{cpu_f32, mm, rows, transposed};
+use super::{f32s, output};
+
+/// x [N, in] times the constant w [out, in] transposed: [N, out]. Differentiable in x only.
+pub fn frozen_matmul(x: &Tensor, w: &Tensor) -> Result<Tensor> {
+    linear(x, &w.detach())
+}
+
+/// x [N, in] times w [out, in] transposed: [N, out], differentiable in both (each gradient only
+/// when its operand is tracked). The weight's gradient comes out [out, in], contiguous.
+pub fn linear(x: &Tensor, w: &Tensor) -> Result<Tensor> {
+    let (_, inp) = x.dims2()?;
+    let (_, win) = w.dims2()?;
+    if win != inp {
+        bail!("linear: x {:?} and w {:?} do not fit", x.dims(), w.dims());
+    }
+    if !x.device().is_cpu() || x.dtype() != DType::F32 || w.dtype() != DType::F32 {
+        return x.matmul(&w.t()?);
+    }
+    x.contiguous()?.apply_op2(&w.contiguous()?, Linear)
+}
+
+struct Linear;
+
+impl CustomOp2 for Linear {
+    fn name(&self) -> &'static str {
+        "wick-linear"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let x = f32s(s1, l1, "linear x")?;
+        let w = f32s(s2, l2, "linear w")?;
+        let (n, inp) = l1.shape().dims2()?;
+        let out_dim = l2.shape().dims2()?.0;
+        let mut y = output(n * out_dim);
+        // SAFETY: x is n x inp and w out x inp, contiguous (checked by f32s); y is n x out.
+        unsafe {
+            mm(
+                (n, out_dim, inp),
+                y.as_mut_ptr(),
+                out_dim,
+                x.as_ptr(),
+                rows(inp),
+                w.as_ptr(),
+                transposed(inp),
+                1.0,
+                false,
+                true,
+            )
+        };
+        Ok((CpuStorage::F32(y), Shape::from((n, out_dim))))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        _res: &Tensor,
+        dy: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let (n, inp) = x.dims2()?;
+        let out_dim = w.dim(0)?;
+        let dy = dy.contiguous()?;
+        let (sd, ld) = dy.storage_and_layout();
+        let dyv = cpu_f32(&sd, ld, "linear grad")?;
+        let dx = if x.track_op() {
+            let (sw, lw) = w.storage_and_layout();
+            let wv = cpu_f32(&sw, lw, "linear w")?;
+            let mut dx = output(n * inp);
+            // SAFETY: dy is n x out and w out x inp, contiguous; dx is n x inp.
+            unsafe {
+                mm(
+                    (n, inp, out_dim),
+                    dx.as_mut_ptr(),
+                    inp,
+                    dyv.as_ptr(),
+                    rows(out_dim),
+                    wv.as_ptr(),
+                    rows(inp),
+                    1.0,
+                    false,
+                    true,
+                )
+            };
+            Some(Tensor::from_vec(dx, (n, inp), x.device())?)
+        } else {
+            None
+        };
+        let dw = if w.track_op() {
+            let (sx, lx) = x.storage_and_layout();
+            let xv = cpu_f32(&sx, lx, "linear x")?;
+            let mut dw = output(out_dim * inp);
+            // SAFETY: dy is n x out and x n x inp, contiguous; dw is out x inp.
+            unsafe {
+                mm(
+                    (out_dim, inp, n),
+                    dw.as_mut_ptr(),
+                    inp,
+                    dyv.as_ptr(),
+                    transposed(out_dim),
+                    xv.as_ptr(),
+                    rows(inp),
+                    1.0,
+                    false,
+                    true,
+                )
+            };
+            Some(Tensor::from_vec(dw, (out_dim, inp), w.device())?)
+        } else {
+            None
+        };
+        Ok((dx, dw))
+    }
+}
