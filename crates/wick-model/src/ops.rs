@@ -100,9 +100,11 @@ pub fn rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
     )
 }
 
-/// Rotary embedding of the first `n_rot` heads of x [B, T, H, D] (contiguous; heads n_rot..H are
-/// copied unchanged): the layout a fused q/k/v projection writes, queries and keys first, values
-/// last. cos and sin [T, D]. The same rotation as `rope`; differentiable in x.
+/// Rotary embedding of the first `n_rot` heads of x [B, T, H, D] (contiguous, as a fused q/k/v
+/// projection writes it: queries and keys first, values last; heads n_rot..H are copied
+/// unchanged), written head-major, [B, H, T, D], the layout `attention_packed` reads: each
+/// head's rows contiguous, with no separate transposing copy. cos and sin [T, D]. The same
+/// rotation as `rope`; differentiable in x, whose gradient comes back [B, T, H, D].
 pub fn rope_heads(x: &Tensor, n_rot: usize, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
     let (_b, t, h, d) = x.dims4()?;
     if d % 2 != 0 || n_rot > h {
@@ -120,8 +122,12 @@ pub fn rope_heads(x: &Tensor, n_rot: usize, cos: &Tensor, sin: &Tensor) -> Resul
         );
     }
     if !x.device().is_cpu() {
-        let rot = composed::rope(&x.narrow(2, 0, n_rot)?.transpose(1, 2)?, cos, sin)?;
-        return Tensor::cat(&[&rot.transpose(1, 2)?, &x.narrow(2, n_rot, h - n_rot)?], 2);
+        let heads = x.transpose(1, 2)?;
+        let rot = composed::rope(&heads.narrow(1, 0, n_rot)?, cos, sin)?;
+        return Tensor::cat(
+            &[&rot, &heads.narrow(1, n_rot, h - n_rot)?.contiguous()?],
+            1,
+        );
     }
     check_f32("rope_heads", &[x, cos, sin])?;
     x.contiguous()?.apply_op3(
@@ -892,8 +898,8 @@ impl CustomOp3 for Rope {
     }
 }
 
-/// `rope_heads`: forward (x, cos, sin) -> y, or with `backward` (dy, cos, sin) -> dx, on
-/// contiguous [B, T, H, D] with heads n_rot.. passed through.
+/// `rope_heads`: forward (x [B, T, H, D], cos, sin) -> y [B, H, T, D], or with `backward`
+/// (dy [B, H, T, D], cos, sin) -> dx [B, T, H, D]; heads n_rot.. are passed through.
 struct RopeHeads {
     n_rot: usize,
     backward: bool,
@@ -920,14 +926,27 @@ impl CustomOp3 for RopeHeads {
         let x = f32s(s1, l1, "rope_heads x")?;
         let cos = f32s(s2, l2, "rope_heads cos")?;
         let sin = f32s(s3, l3, "rope_heads sin")?;
-        let (_b, t, h, d) = l1.shape().dims4()?;
         let (n_rot, backward) = (self.n_rot, self.backward);
+        let (t, h, d, out_shape) = if backward {
+            let (b, h, t, d) = l1.shape().dims4()?;
+            (t, h, d, Shape::from((b, t, h, d)))
+        } else {
+            let (b, t, h, d) = l1.shape().dims4()?;
+            (t, h, d, Shape::from((b, h, t, d)))
+        };
         let mut out = output(x.len());
         map_rows(&mut out, d, d, |r0, dst| {
-            for (i, y) in dst.chunks_exact_mut(d).enumerate() {
-                let r = r0 + i;
-                let (head, pos) = (r % h, (r / h) % t);
-                let x = &x[r * d..(r + 1) * d];
+            for (r, y) in (r0..).zip(dst.chunks_exact_mut(d)) {
+                // The output row's head and position, and the input row it comes from.
+                let (bi, head, pos, src) = if backward {
+                    let (bi, pos, head) = (r / (t * h), (r / h) % t, r % h);
+                    (bi, head, pos, (bi * h + head) * t + pos)
+                } else {
+                    let (bi, head, pos) = (r / (h * t), (r / t) % h, r % t);
+                    (bi, head, pos, (bi * t + pos) * h + head)
+                };
+                debug_assert!(bi * h * t <= r);
+                let x = &x[src * d..(src + 1) * d];
                 if head < n_rot {
                     let tab = pos * d..(pos + 1) * d;
                     rotate(x, &cos[tab.clone()], &sin[tab], y, backward);
@@ -936,7 +955,7 @@ impl CustomOp3 for RopeHeads {
                 }
             }
         });
-        Ok((CpuStorage::F32(out), l1.shape().clone()))
+        Ok((CpuStorage::F32(out), out_shape))
     }
 
     fn bwd(

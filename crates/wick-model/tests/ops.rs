@@ -429,8 +429,9 @@ fn attention_matches_composition() {
 }
 
 /// The packed forms the model uses for fused projections (q/k/v heads side by side in one
-/// [B, T, heads, hd] tensor; gate and up side by side in each row) against the unpacked ops on
-/// views of the same tensor: values, and the gradient of the packed tensor.
+/// [B, T, heads, hd] tensor, laid out [B, heads, T, hd] by rope_heads; gate and up side by side
+/// in each row) against the unpacked ops on views of the same tensor: values, and the gradient
+/// of the packed tensor.
 #[test]
 fn packed_attention_and_rope_match_the_unpacked_ops_on_views() {
     let mut rng = Rng(12);
@@ -457,7 +458,7 @@ fn packed_attention_and_rope_match_the_unpacked_ops_on_views() {
             let scale = 1.0 / (hd as f64).sqrt();
             let x0 = rng.tensor(&[b, t, heads, hd], 1.5);
             let r = rng.tensor(&[b, t, nh, hd], 1.0);
-            let rr = rng.tensor(&[b, t, heads, hd], 1.0);
+            let rr = rng.tensor(&[b, heads, t, hd], 1.0);
             let x = var(&x0);
             let roped = ops::rope_heads(&x, nh + nkv, &cos, &sin).unwrap();
             let y = ops::attention_packed(&roped, nh, nkv, scale, seg_t.as_ref()).unwrap();
@@ -474,10 +475,7 @@ fn packed_attention_and_rope_match_the_unpacked_ops_on_views() {
                 rope_ref(&head(nh, nkv), &cos, &sin),
                 head(nh + nkv, nkv),
             );
-            let roped_r = Tensor::cat(&[&q, &k, &v], 1)
-                .unwrap()
-                .transpose(1, 2)
-                .unwrap();
+            let roped_r = Tensor::cat(&[&q, &k, &v], 1).unwrap();
             let yr = wick_model::slow::attention(&q, &k, &v, scale, seg_t.as_ref()).unwrap();
             let loss_r = ((&yr * &r).unwrap().sum_all().unwrap()
                 + (&roped_r * &rr).unwrap().sum_all().unwrap())

@@ -57,10 +57,10 @@ pub fn attention(
         .apply_op3(&k.contiguous()?, &v.contiguous()?, op)
 }
 
-/// The same attention with q, k and v packed as heads of one tensor, as one fused q/k/v
-/// projection writes them: qkv [B, T, nh + 2 nkv, hd] holds the nh query heads, then the nkv
-/// key heads, then the nkv value heads. Returns y [B, T, nh, hd]; the gradient comes back in
-/// qkv's layout, so neither direction copies a head into place.
+/// The same attention with q, k and v packed as heads of one tensor, as `rope_heads` leaves
+/// the output of one fused q/k/v projection: qkv [B, nh + 2 nkv, T, hd] holds the nh query
+/// heads, then the nkv key heads, then the nkv value heads. Returns y [B, T, nh, hd]; the
+/// gradient comes back as one tensor in qkv's layout.
 pub fn attention_packed(
     qkv: &Tensor,
     nh: usize,
@@ -68,7 +68,7 @@ pub fn attention_packed(
     scale: f64,
     segments: Option<&Tensor>,
 ) -> Result<Tensor> {
-    let (b, t, heads, _hd) = qkv.dims4()?;
+    let (b, heads, t, _hd) = qkv.dims4()?;
     if nkv == 0 || !nh.is_multiple_of(nkv) || heads != nh + 2 * nkv {
         bail!(
             "attention_packed: qkv {:?} does not hold {nh} query and 2 x {nkv} key/value heads (nh a multiple of nkv)",
@@ -85,7 +85,7 @@ pub fn attention_packed(
         }
     }
     if !qkv.device().is_cpu() {
-        let head = |from: usize, n: usize| qkv.narrow(2, from, n)?.transpose(1, 2);
+        let head = |from: usize, n: usize| qkv.narrow(1, from, n);
         return composed(
             &head(0, nh)?,
             &head(nh, nkv)?,
@@ -140,7 +140,7 @@ struct Dims {
     tq: usize,
     tk: usize,
     hd: usize,
-    /// q, k and v (and their gradients) are heads of one [B, T, nh + 2 nkv, hd] tensor
+    /// q, k and v (and their gradients) are heads of one [B, nh + 2 nkv, T, hd] tensor
     /// (`attention_packed`) rather than three [B, heads, T, hd] ones.
     packed: bool,
 }
@@ -161,7 +161,7 @@ impl Dims {
     }
 
     fn packed(qkv: &Layout, nh: usize, nkv: usize) -> Result<Dims> {
-        let (b, t, _, hd) = qkv.shape().dims4()?;
+        let (b, _, t, hd) = qkv.shape().dims4()?;
         Ok(Dims {
             b,
             nh,
@@ -173,39 +173,32 @@ impl Dims {
         })
     }
 
-    /// Distance between successive positions' rows of one head, in q, k, v and their gradients.
-    fn rs(&self) -> usize {
+    /// Heads per sequence in the tensor that holds the keys (and, packed, q and v too).
+    fn kv_stride(&self) -> usize {
         match self.packed {
-            true => (self.nh + 2 * self.nkv) * self.hd,
-            false => self.hd,
+            true => self.nh + 2 * self.nkv,
+            false => self.nkv,
         }
     }
 
-    /// Elements from a head's first row to the end of its last one, over `t` positions.
-    fn span(&self, t: usize) -> usize {
-        t.saturating_sub(1) * self.rs() + self.hd * t.min(1)
-    }
-
-    /// Offset of query head h's first row in sequence bi.
+    /// Offset of query head h's rows in sequence bi.
     fn q_at(&self, bi: usize, h: usize) -> usize {
         match self.packed {
-            true => bi * self.tq * self.rs() + h * self.hd,
+            true => (bi * self.kv_stride() + h) * self.tq * self.hd,
             false => (bi * self.nh + h) * self.tq * self.hd,
         }
     }
 
-    /// Offset of key head g's first row in sequence bi.
+    /// Offset of key head g's rows in sequence bi.
     fn k_at(&self, bi: usize, g: usize) -> usize {
-        match self.packed {
-            true => bi * self.tk * self.rs() + (self.nh + g) * self.hd,
-            false => (bi * self.nkv + g) * self.tk * self.hd,
-        }
+        let first = if self.packed { self.nh } else { 0 };
+        (bi * self.kv_stride() + first + g) * self.tk * self.hd
     }
 
-    /// Offset of value head g's first row in sequence bi.
+    /// Offset of value head g's rows in sequence bi.
     fn v_at(&self, bi: usize, g: usize) -> usize {
         match self.packed {
-            true => self.k_at(bi, g) + self.nkv * self.hd,
+            true => self.k_at(bi, g) + self.nkv * self.tk * self.hd,
             false => self.k_at(bi, g),
         }
     }
@@ -327,8 +320,8 @@ fn probabilities(
     p: &mut [f32],
 ) {
     let g = h / d.rep();
-    let qh = &q[d.q_at(bi, h)..][..d.span(d.tq)];
-    let kg = &k[d.k_at(bi, g)..][..d.span(d.tk)];
+    let qh = &q[d.q_at(bi, h)..][..d.tq * d.hd];
+    let kg = &k[d.k_at(bi, g)..][..d.tk * d.hd];
     // SAFETY: the slices hold the m x k, k x n and m x n elements the strides reach.
     unsafe {
         mm(
@@ -336,9 +329,9 @@ fn probabilities(
             p.as_mut_ptr(),
             d.tk,
             qh.as_ptr(),
-            rows(d.rs()),
+            rows(d.hd),
             kg.as_ptr(),
-            transposed(d.rs()),
+            transposed(d.hd),
             1.0,
             false,
             false,
@@ -356,7 +349,7 @@ fn forward(d: &Dims, q: &[f32], k: &[f32], v: &[f32], scale: f32, seg: Option<&[
         let (bi, g) = (task / d.nkv, task % d.nkv);
         let seg = seg.map(|s| &s[bi * d.tk..(bi + 1) * d.tk]);
         let mut p = vec![0f32; d.tq * d.tk];
-        let vg = &v[d.v_at(bi, g)..][..d.span(d.tk)];
+        let vg = &v[d.v_at(bi, g)..][..d.tk * d.hd];
         for h in g * d.rep()..(g + 1) * d.rep() {
             probabilities(&d, q, k, bi, h, scale, seg, &mut p);
             // SAFETY: y[bi, :, h, :] belongs to this task alone; rows are nh * hd apart.
@@ -368,7 +361,7 @@ fn forward(d: &Dims, q: &[f32], k: &[f32], v: &[f32], scale: f32, seg: Option<&[
                     p.as_ptr(),
                     rows(d.tk),
                     vg.as_ptr(),
-                    rows(d.rs()),
+                    rows(d.hd),
                     1.0,
                     false,
                     false,
@@ -517,12 +510,12 @@ fn backward(
         let (bi, g) = (task / d.nkv, task % d.nkv);
         let seg = seg.map(|s| &s[bi * d.tk..(bi + 1) * d.tk]);
         let (k_off, v_off) = (d.k_at(bi, g), d.v_at(bi, g));
-        let (kg, vg) = (&k[k_off..][..d.span(d.tk)], &v[v_off..][..d.span(d.tk)]);
+        let (kg, vg) = (&k[k_off..][..d.tk * d.hd], &v[v_off..][..d.tk * d.hd]);
         let mut p = vec![0f32; d.tq * d.tk];
         let mut ds = vec![0f32; d.tq * d.tk];
         for (r, h) in (g * rep..(g + 1) * rep).enumerate() {
             probabilities(&d, q, k, bi, h, scale, seg, &mut p);
-            let qh = &q[d.q_at(bi, h)..][..d.span(d.tq)];
+            let qh = &q[d.q_at(bi, h)..][..d.tq * d.hd];
             let dyh = dy[(bi * d.tq * d.nh + h) * d.hd..].as_ptr();
             let acc = r > 0;
             // SAFETY: dk/dv[bi, g] and dq[bi, h] belong to this task alone (packed: disjoint
@@ -535,7 +528,7 @@ fn backward(
                 mm(
                     (d.tk, d.hd, d.tq),
                     dvg,
-                    d.rs(),
+                    d.hd,
                     p.as_ptr(),
                     transposed(d.tk),
                     dyh,
@@ -551,7 +544,7 @@ fn backward(
                     dyh,
                     rows(d.nh * d.hd),
                     vg.as_ptr(),
-                    transposed(d.rs()),
+                    transposed(d.hd),
                     1.0,
                     false,
                     false,
@@ -560,11 +553,11 @@ fn backward(
                 mm(
                     (d.tq, d.hd, d.tk),
                     dqh,
-                    d.rs(),
+                    d.hd,
                     ds.as_ptr(),
                     rows(d.tk),
                     kg.as_ptr(),
-                    rows(d.rs()),
+                    rows(d.hd),
                     1.0,
                     false,
                     false,
@@ -572,11 +565,11 @@ fn backward(
                 mm(
                     (d.tk, d.hd, d.tq),
                     dkg,
-                    d.rs(),
+                    d.hd,
                     ds.as_ptr(),
                     transposed(d.tk),
                     qh.as_ptr(),
-                    rows(d.rs()),
+                    rows(d.hd),
                     1.0,
                     acc,
                     false,
