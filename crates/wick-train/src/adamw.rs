@@ -10,6 +10,7 @@ use std::collections::HashMap;
 
 use candle_core::backprop::GradStore;
 use candle_core::{CpuStorage, Device, InplaceOp2, Layout, Storage, Tensor, Var};
+use rayon::prelude::*;
 use wick_io::{Error, Result};
 
 #[derive(Debug, Clone, Copy)]
@@ -70,6 +71,10 @@ pub(crate) fn with_slice<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Result<R
     Ok(f(&data[a..b]))
 }
 
+/// Elements per task of the update and of the norm: big enough that handing a task to another
+/// thread costs little next to it.
+const CHUNK: usize = 1 << 16;
+
 struct Update<'a> {
     m: RefCell<&'a mut [f32]>,
     v: RefCell<&'a mut [f32]>,
@@ -103,14 +108,23 @@ impl InplaceOp2 for Update<'_> {
         };
         let (p, g) = (&mut p[p0..p1], &g[g0..g1]);
         let (mut m, mut v) = (self.m.borrow_mut(), self.v.borrow_mut());
-        for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
-            let g = g * self.grad_scale;
-            *p *= self.decay;
-            *m += (g - *m) * (1.0 - self.beta1);
-            *v = *v * self.beta2 + g * g * (1.0 - self.beta2);
-            let denom = v.sqrt() / self.bc2_sqrt + self.eps;
-            *p -= self.step_size * (*m / denom);
-        }
+        let (scale, decay, beta1, beta2) = (self.grad_scale, self.decay, self.beta1, self.beta2);
+        let (bc2_sqrt, eps, step_size) = (self.bc2_sqrt, self.eps, self.step_size);
+        // Element by element, so splitting over the threads changes no bits.
+        p.par_chunks_mut(CHUNK)
+            .zip(g.par_chunks(CHUNK))
+            .zip(m.par_chunks_mut(CHUNK))
+            .zip(v.par_chunks_mut(CHUNK))
+            .for_each(|(((p, g), m), v)| {
+                for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
+                    let g = g * scale;
+                    *p *= decay;
+                    *m += (g - *m) * (1.0 - beta1);
+                    *v = *v * beta2 + g * g * (1.0 - beta2);
+                    let denom = v.sqrt() / bc2_sqrt + eps;
+                    *p -= step_size * (*m / denom);
+                }
+            });
         Ok(())
     }
 }
@@ -180,13 +194,18 @@ impl AdamW {
         Ok(())
     }
 
-    /// L2 norm of all gradients together (what torch's clip_grad_norm_ measures).
+    /// L2 norm of all gradients together (what torch's clip_grad_norm_ measures). Each tensor is
+    /// summed in fixed chunks, over the threads, and the chunks' sums are added in order: the
+    /// same bits at any thread count.
     pub fn global_norm(grads: &Grads) -> Result<f64> {
         let mut sum = 0f64;
         for g in grads.0.iter().flatten() {
-            sum += with_slice(g, |s| {
-                s.iter().map(|&x| (x as f64) * (x as f64)).sum::<f64>()
+            let chunks: Vec<f64> = with_slice(g, |s| {
+                s.par_chunks(CHUNK)
+                    .map(|c| c.iter().map(|&x| (x as f64) * (x as f64)).sum::<f64>())
+                    .collect()
             })?;
+            sum += chunks.iter().sum::<f64>();
         }
         Ok(sum.sqrt())
     }
