@@ -163,7 +163,16 @@ fn every_parameter_receives_a_gradient() {
             &Device::Cpu,
         )
         .unwrap();
-        let store = lm_loss(&model, &x, None, None).unwrap().backward().unwrap();
+        let loss = lm_loss(&model, &x, None, None).unwrap();
+        // Training fuses the q/k/v and gate/up products (with their biases for qwen2-bias);
+        // evaluation runs them apart, the path checked against transformers.
+        let train_loss: f32 = loss.to_scalar().unwrap();
+        let eval_loss = wick_model::lm_eval_loss(&model, &x, None, None).unwrap();
+        assert!(
+            (train_loss - eval_loss).abs() < 1e-5,
+            "{name}: training loss {train_loss}, evaluation loss {eval_loss}"
+        );
+        let store = loss.backward().unwrap();
         for (n, v) in &vars {
             let g = store
                 .get(v.as_tensor())
