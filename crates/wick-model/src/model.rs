@@ -108,14 +108,16 @@ impl Linear {
 /// too when a part has a LoRA adapter (its dropout and bottleneck are per layer), when only
 /// some have a bias, and off the CPU.
 fn fuse(parts: &[&Linear], x: &Tensor) -> candle_core::Result<Option<Linear>> {
-    let biases: Vec<&Tensor> = parts.iter().filter_map(|l| l.bias.as_ref()).collect();
     let training = x.track_op() || parts.iter().any(|l| l.weight.track_op());
     if !training
         || parts
             .iter()
             .any(|l| l.lora.is_some() || !l.weight.device().is_cpu())
-        || !(biases.is_empty() || biases.len() == parts.len())
     {
+        return Ok(None);
+    }
+    let biases: Vec<&Tensor> = parts.iter().filter_map(|l| l.bias.as_ref()).collect();
+    if !(biases.is_empty() || biases.len() == parts.len()) {
         return Ok(None);
     }
     let weights: Vec<&Tensor> = parts.iter().map(|l| &l.weight).collect();

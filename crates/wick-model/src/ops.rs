@@ -938,14 +938,13 @@ impl CustomOp3 for RopeHeads {
         map_rows(&mut out, d, d, |r0, dst| {
             for (r, y) in (r0..).zip(dst.chunks_exact_mut(d)) {
                 // The output row's head and position, and the input row it comes from.
-                let (bi, head, pos, src) = if backward {
+                let (head, pos, src) = if backward {
                     let (bi, pos, head) = (r / (t * h), (r / h) % t, r % h);
-                    (bi, head, pos, (bi * h + head) * t + pos)
+                    (head, pos, (bi * h + head) * t + pos)
                 } else {
                     let (bi, head, pos) = (r / (h * t), (r / t) % h, r % t);
-                    (bi, head, pos, (bi * t + pos) * h + head)
+                    (head, pos, (bi * t + pos) * h + head)
                 };
-                debug_assert!(bi * h * t <= r);
                 let x = &x[src * d..(src + 1) * d];
                 if head < n_rot {
                     let tab = pos * d..(pos + 1) * d;
