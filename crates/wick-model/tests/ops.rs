@@ -387,6 +387,10 @@ fn attention_matches_composition() {
         (3, 2, 1, 13, 13, 4),   // odd sizes, one KV head
         (12, 4, 4, 64, 64, 32), // nanoGPT's shape: runs in parallel
         (2, 6, 3, 17, 40, 16),
+        // Longer than the 64-row query blocks, which skip keys no row of theirs can see: a
+        // partial last block, and Tq < Tk across blocks.
+        (2, 4, 2, 150, 150, 8),
+        (1, 2, 1, 70, 200, 8),
     ];
     for (b, nh, nkv, tq, tk, hd) in cases {
         for seg_kind in 0..3 {
@@ -442,6 +446,7 @@ fn packed_attention_and_rope_match_the_unpacked_ops_on_views() {
         (1, 1, 2, 2, 4),    // one position
         (12, 64, 4, 4, 32), // nanoGPT's shape: runs in parallel
         (2, 40, 6, 3, 16),
+        (2, 130, 4, 2, 8), // three query blocks
     ];
     for (b, t, nh, nkv, hd) in cases {
         let heads = nh + 2 * nkv;

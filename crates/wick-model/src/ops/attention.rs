@@ -4,7 +4,10 @@
 //! query attention would copy every key/value head `rep` times. Here each (sequence, key/value
 //! head) pair is one task: its query heads' scores, softmax and weighted values are computed on
 //! one thread with single-threaded gemm calls, the tasks spread over the threads. The backward
-//! pass recomputes the probabilities instead of keeping a [B, H, T, T] tensor alive.
+//! pass recomputes the probabilities instead of keeping a [B, H, T, T] tensor alive. Query rows
+//! go in blocks that compute only the keys their rows can see, so the masked upper triangle
+//! is mostly skipped: measured on the small preset's shape (8 x 6 heads x 256 x 64), forward
+//! 5.46 vs 6.16 ms, forward + backward 23.4 vs 25.4 ms, against whole rows.
 
 use candle_core::{bail, CpuStorage, CustomOp1, CustomOp3, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
@@ -251,17 +254,64 @@ fn visible(d: &Dims, i: usize, seg: Option<&[u32]>) -> (usize, usize, Option<u32
     }
 }
 
-/// Scores of one query head in `s` (Tq x Tk) -> probabilities, in place, exactly 0 where a key
-/// is not visible.
-fn softmax_rows(d: &Dims, s: &mut [f32], scale: f32, seg: Option<&[u32]>) {
-    for (i, row) in s.chunks_exact_mut(d.tk).enumerate() {
+/// Query rows handled together. A block's scores need only the keys its last row can see, so
+/// most of the causal upper triangle is never computed: at T = 256, 62.5% of the full
+/// products remain (blocks of 32 would leave 56%, but gemm runs 64-row tiles).
+const QUERY_BLOCK: usize = 64;
+
+/// Query rows [i0, i1) and the keys [lo, hi) any of them may see.
+#[derive(Clone, Copy)]
+struct Block {
+    i0: usize,
+    i1: usize,
+    lo: usize,
+    hi: usize,
+}
+
+impl Block {
+    fn rows(&self) -> usize {
+        self.i1 - self.i0
+    }
+
+    fn keys(&self) -> usize {
+        self.hi - self.lo
+    }
+}
+
+/// The query blocks of one sequence. The last row of a block sees the latest key; with
+/// segments any row may see the earliest (a document id may recur later in the sequence).
+fn blocks(d: &Dims, seg: Option<&[u32]>) -> Vec<Block> {
+    (0..d.tq)
+        .step_by(QUERY_BLOCK)
+        .map(|i0| {
+            let i1 = (i0 + QUERY_BLOCK).min(d.tq);
+            let lo = match seg {
+                None => 0,
+                Some(_) => (i0..i1).map(|i| visible(d, i, seg).0).min().unwrap_or(0),
+            };
+            Block {
+                i0,
+                i1,
+                lo,
+                hi: visible(d, i1 - 1, seg).1,
+            }
+        })
+        .collect()
+}
+
+/// Scores of one query head's block `b` in `s` (Tq x Tk, only rows b.i0..b.i1, keys
+/// b.lo..b.hi are touched) -> probabilities, in place, exactly 0 where a key is not visible.
+fn softmax_rows(d: &Dims, s: &mut [f32], b: Block, scale: f32, seg: Option<&[u32]>) {
+    for i in b.i0..b.i1 {
+        let row = &mut s[i * d.tk..][b.lo..b.hi];
         let (lo, hi, id) = visible(d, i, seg);
+        let (lo, hi) = (lo - b.lo, hi - b.lo);
         row[..lo].fill(0.0);
         row[hi..].fill(0.0);
         let vis = &mut row[lo..hi];
         match (id, seg) {
             (Some(id), Some(seg)) => {
-                let seg = &seg[lo..hi];
+                let seg = &seg[lo + b.lo..hi + b.lo];
                 let mut m = f32::NEG_INFINITY;
                 for (&x, &s) in vis.iter().zip(seg) {
                     if s == id && scale * x > m {
@@ -307,7 +357,7 @@ fn softmax_row(x: &mut [f32], scale: f32) {
     simd_dispatch!(body(x: &mut [f32], scale: f32))
 }
 
-/// Probabilities of query head `h` of sequence `bi` into `p` (Tq x Tk).
+/// Probabilities of query head `h` of sequence `bi`, block `b`, into `p` (Tq x Tk).
 #[allow(clippy::too_many_arguments)]
 fn probabilities(
     d: &Dims,
@@ -315,29 +365,31 @@ fn probabilities(
     k: &[f32],
     bi: usize,
     h: usize,
+    b: Block,
     scale: f32,
     seg: Option<&[u32]>,
     p: &mut [f32],
 ) {
     let g = h / d.rep();
-    let qh = &q[d.q_at(bi, h)..][..d.tq * d.hd];
-    let kg = &k[d.k_at(bi, g)..][..d.tk * d.hd];
-    // SAFETY: the slices hold the m x k, k x n and m x n elements the strides reach.
+    let qb = &q[d.q_at(bi, h) + b.i0 * d.hd..][..b.rows() * d.hd];
+    let kb = &k[d.k_at(bi, g) + b.lo * d.hd..][..b.keys() * d.hd];
+    // SAFETY: the slices hold the m x k and k x n elements the strides reach; the m x n block
+    // of p, rows tk apart, starts at (i0, lo) and ends inside p.
     unsafe {
         mm(
-            (d.tq, d.tk, d.hd),
-            p.as_mut_ptr(),
+            (b.rows(), b.keys(), d.hd),
+            p[b.i0 * d.tk + b.lo..].as_mut_ptr(),
             d.tk,
-            qh.as_ptr(),
+            qb.as_ptr(),
             rows(d.hd),
-            kg.as_ptr(),
+            kb.as_ptr(),
             transposed(d.hd),
             1.0,
             false,
             false,
         );
     }
-    softmax_rows(d, p, scale, seg);
+    softmax_rows(d, p, b, scale, seg);
 }
 
 /// y [B, Tq, nh, hd] = softmax(scale * q k^T) v, each (sequence, kv head) pair one task.
@@ -350,22 +402,25 @@ fn forward(d: &Dims, q: &[f32], k: &[f32], v: &[f32], scale: f32, seg: Option<&[
         let seg = seg.map(|s| &s[bi * d.tk..(bi + 1) * d.tk]);
         let mut p = vec![0f32; d.tq * d.tk];
         let vg = &v[d.v_at(bi, g)..][..d.tk * d.hd];
+        let blks = blocks(&d, seg);
         for h in g * d.rep()..(g + 1) * d.rep() {
-            probabilities(&d, q, k, bi, h, scale, seg, &mut p);
-            // SAFETY: y[bi, :, h, :] belongs to this task alone; rows are nh * hd apart.
-            unsafe {
-                mm(
-                    (d.tq, d.hd, d.tk),
-                    yp.at((bi * d.tq * d.nh + h) * d.hd),
-                    d.nh * d.hd,
-                    p.as_ptr(),
-                    rows(d.tk),
-                    vg.as_ptr(),
-                    rows(d.hd),
-                    1.0,
-                    false,
-                    false,
-                );
+            for &b in &blks {
+                probabilities(&d, q, k, bi, h, b, scale, seg, &mut p);
+                // SAFETY: y[bi, :, h, :] belongs to this task alone; rows are nh * hd apart.
+                unsafe {
+                    mm(
+                        (b.rows(), d.hd, b.keys()),
+                        yp.at(((bi * d.tq + b.i0) * d.nh + h) * d.hd),
+                        d.nh * d.hd,
+                        p[b.i0 * d.tk + b.lo..].as_ptr(),
+                        rows(d.tk),
+                        vg[b.lo * d.hd..].as_ptr(),
+                        rows(d.hd),
+                        1.0,
+                        false,
+                        false,
+                    );
+                }
             }
         }
     });
@@ -513,82 +568,93 @@ fn backward(
         let (kg, vg) = (&k[k_off..][..d.tk * d.hd], &v[v_off..][..d.tk * d.hd]);
         let mut p = vec![0f32; d.tq * d.tk];
         let mut ds = vec![0f32; d.tq * d.tk];
-        for (r, h) in (g * rep..(g + 1) * rep).enumerate() {
-            probabilities(&d, q, k, bi, h, scale, seg, &mut p);
+        // SAFETY: dk/dv[bi, g] belong to this task alone (packed: disjoint heads of one
+        // buffer). Zeroed first: every block below adds into the keys it sees.
+        unsafe {
+            std::slice::from_raw_parts_mut(dkp.at(k_off), d.tk * d.hd).fill(0.0);
+            std::slice::from_raw_parts_mut(dvp.at(v_off), d.tk * d.hd).fill(0.0);
+        }
+        let blks = blocks(&d, seg);
+        for h in g * rep..(g + 1) * rep {
             let qh = &q[d.q_at(bi, h)..][..d.tq * d.hd];
-            let dyh = dy[(bi * d.tq * d.nh + h) * d.hd..].as_ptr();
-            let acc = r > 0;
-            // SAFETY: dk/dv[bi, g] and dq[bi, h] belong to this task alone (packed: disjoint
-            // heads of one buffer); the strides stay inside the slices (dy rows are nh * hd
-            // apart).
-            unsafe {
-                let dvg = dvp.at(v_off);
-                let dkg = dkp.at(k_off);
-                let dqh = dqp.at(d.q_at(bi, h));
-                mm(
-                    (d.tk, d.hd, d.tq),
-                    dvg,
-                    d.hd,
-                    p.as_ptr(),
-                    transposed(d.tk),
-                    dyh,
-                    rows(d.nh * d.hd),
-                    1.0,
-                    acc,
-                    false,
-                );
-                mm(
-                    (d.tq, d.tk, d.hd),
-                    ds.as_mut_ptr(),
-                    d.tk,
-                    dyh,
-                    rows(d.nh * d.hd),
-                    vg.as_ptr(),
-                    transposed(d.hd),
-                    1.0,
-                    false,
-                    false,
-                );
-                softmax_grad(&p, &mut ds, d.tk, scale);
-                mm(
-                    (d.tq, d.hd, d.tk),
-                    dqh,
-                    d.hd,
-                    ds.as_ptr(),
-                    rows(d.tk),
-                    kg.as_ptr(),
-                    rows(d.hd),
-                    1.0,
-                    false,
-                    false,
-                );
-                mm(
-                    (d.tk, d.hd, d.tq),
-                    dkg,
-                    d.hd,
-                    ds.as_ptr(),
-                    transposed(d.tk),
-                    qh.as_ptr(),
-                    rows(d.hd),
-                    1.0,
-                    acc,
-                    false,
-                );
+            for &b in &blks {
+                probabilities(&d, q, k, bi, h, b, scale, seg, &mut p);
+                let at = b.i0 * d.tk + b.lo;
+                let dyb = dy[((bi * d.tq + b.i0) * d.nh + h) * d.hd..].as_ptr();
+                // SAFETY: as above, and dq[bi, h] is this task's too; the strides stay inside
+                // the slices (dy rows are nh * hd apart; p and ds blocks rows tk apart).
+                unsafe {
+                    let dvb = dvp.at(v_off + b.lo * d.hd);
+                    let dkb = dkp.at(k_off + b.lo * d.hd);
+                    let dqb = dqp.at(d.q_at(bi, h) + b.i0 * d.hd);
+                    mm(
+                        (b.keys(), d.hd, b.rows()),
+                        dvb,
+                        d.hd,
+                        p[at..].as_ptr(),
+                        transposed(d.tk),
+                        dyb,
+                        rows(d.nh * d.hd),
+                        1.0,
+                        true,
+                        false,
+                    );
+                    mm(
+                        (b.rows(), b.keys(), d.hd),
+                        ds[at..].as_mut_ptr(),
+                        d.tk,
+                        dyb,
+                        rows(d.nh * d.hd),
+                        vg[b.lo * d.hd..].as_ptr(),
+                        transposed(d.hd),
+                        1.0,
+                        false,
+                        false,
+                    );
+                    softmax_grad(&p, &mut ds, d.tk, b, scale);
+                    mm(
+                        (b.rows(), d.hd, b.keys()),
+                        dqb,
+                        d.hd,
+                        ds[at..].as_ptr(),
+                        rows(d.tk),
+                        kg[b.lo * d.hd..].as_ptr(),
+                        rows(d.hd),
+                        1.0,
+                        false,
+                        false,
+                    );
+                    mm(
+                        (b.keys(), d.hd, b.rows()),
+                        dkb,
+                        d.hd,
+                        ds[at..].as_ptr(),
+                        transposed(d.tk),
+                        qh[b.i0 * d.hd..].as_ptr(),
+                        rows(d.hd),
+                        1.0,
+                        true,
+                        false,
+                    );
+                }
             }
         }
     });
 }
 
-/// dP -> dS in place: scale * P * (dP - sum_j P dP), row by row. Masked keys have P = 0.
-fn softmax_grad(p: &[f32], dp: &mut [f32], tk: usize, scale: f32) {
+/// dP -> dS in place over block `b`: scale * P * (dP - sum_j P dP), row by row. Masked keys
+/// have P = 0.
+fn softmax_grad(p: &[f32], dp: &mut [f32], tk: usize, b: Block, scale: f32) {
     #[inline(always)]
-    fn body(p: &[f32], dp: &mut [f32], tk: usize, scale: f32) {
-        for (pr, dr) in p.chunks_exact(tk).zip(dp.chunks_exact_mut(tk)) {
+    fn body(p: &[f32], dp: &mut [f32], tk: usize, b: Block, scale: f32) {
+        for i in b.i0..b.i1 {
+            let pr = &p[i * tk..][b.lo..b.hi];
+            let dr = &mut dp[i * tk..][b.lo..b.hi];
             let s = sum_map2(pr, dr, |a, b| a * b);
             for (x, &y) in dr.iter_mut().zip(pr) {
                 *x = scale * y * (*x - s);
             }
         }
     }
-    simd_dispatch!(body(p: &[f32], dp: &mut [f32], tk: usize, scale: f32))
+    simd_dispatch!(body(p: &[f32], dp: &mut [f32], tk: usize, b: Block, scale: f32))
 }
