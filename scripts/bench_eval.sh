@@ -45,6 +45,10 @@
 #                               BENCH_EVAL_BATCH=12 BENCH_EVAL_NEW_TOKENS=32
 #   BENCH_EVAL_NLL_TOL=1e-3     largest |nll_wick - nll_transformers| that counts as agreement
 #   BENCH_EVAL_HF_ONLY=1        run only the transformers side (no ppl/generate binaries needed)
+#   BENCH_EVAL_PROFILE=1        after the rounds, one more ppl run each with the matrix products
+#                               timed (WICK_GEMM_PROFILE=1; hf_eval.py --profile-mm): each side's
+#                               product share, and the ratio wick could reach if nothing but its
+#                               products cost time (0 skips it)
 #   BENCH_NO_BUILD=1            use the existing target/release binaries, do not run cargo
 #   BENCH_BIN_DIR=DIR           take the binaries from DIR (implies BENCH_NO_BUILD=1)
 set -euo pipefail
@@ -63,6 +67,7 @@ NPROMPTS=${BENCH_EVAL_PROMPTS:-8}
 VALFRAC=${BENCH_EVAL_VAL_FRACTION:-0.1}
 NLL_TOL=${BENCH_EVAL_NLL_TOL:-1e-3}
 HF_ONLY=${BENCH_EVAL_HF_ONLY:-0}
+PROFILE=${BENCH_EVAL_PROFILE:-1}
 posint BENCH_EVAL_RUNS "$RUNS"; posint BENCH_EVAL_THREADS "$THREADS"; posint BENCH_EVAL_SEQ_LEN "$SEQ"
 posint BENCH_EVAL_BATCH "$BATCH"; posint BENCH_EVAL_NEW_TOKENS "$NEW"; posint BENCH_EVAL_PROMPTS "$NPROMPTS"
 MAXTOK=()
@@ -386,4 +391,44 @@ print(f"generate: wick vs transformers {med('wick_gen') / med('hf_gen'):.2f}x to
 EOF
 if [ "$HF_ONLY" != 1 ] && [ -s "$WORK/wick_gen.err" ]; then
   echo "  (wick generate's own stderr summary, last run: $(tail -n 1 "$WORK/wick_gen.err"))"
+fi
+
+# --- where ppl's time goes -----------------------------------------------------------------------
+# One more run of each ppl with its matrix products timed: wick with WICK_GEMM_PROFILE=1 (its
+# stderr report), transformers under torch.profiler (hf_eval.py --profile-mm). A product share
+# is a ratio within one run, steadier than either run's time on this noisy machine. wick's share
+# bounds what work outside the products can win: with all of it gone, wick's ppl would be the
+# median ratio / wick's share times transformers'.
+if [ "$HF_ONLY" != 1 ] && [ "$PROFILE" = 1 ]; then
+  WICK_GEMM_PROFILE=1 "$PPL" --model "$MODEL" --data "$SHARDS" --seq-len "$SEQ" --batch-size "$BATCH" \
+    --threads "$THREADS" "${MAXTOK[@]}" > "$WORK/wick_ppl_prof.json" 2> "$WORK/wick_ppl_prof.err" \
+    || { cat "$WORK/wick_ppl_prof.err" >&2; die "wick ppl (profiled) failed"; }
+  "$PY" scripts/hf_eval.py --model "$MODEL" --mode ppl --data "$SHARDS" --seq-len "$SEQ" \
+    --batch-size "$BATCH" --threads "$THREADS" "${MAXTOK[@]}" --profile-mm > "$WORK/hf_ppl_prof.json" \
+    2> "$WORK/hf_ppl_prof.err" || { cat "$WORK/hf_ppl_prof.err" >&2; die "hf_eval.py --profile-mm failed"; }
+  "$PY" - "$WORK/wick_ppl_prof.json" "$WORK/wick_ppl_prof.err" "$WORK/hf_ppl_prof.json" "$THREADS" \
+    "$RES" <<'EOF'
+import json, re, statistics, sys
+wick = json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])
+m = re.search(r"\(WICK_GEMM_PROFILE\): ([0-9.]+) s split over the threads and ([0-9.]+) s on single",
+              open(sys.argv[2]).read())
+if not m:
+    sys.exit("bench_eval: error: wick ppl printed no WICK_GEMM_PROFILE report")
+# Single-threaded products (attention's) run side by side: their summed time over the threads.
+w_mm = float(m.group(1)) + float(m.group(2)) / int(sys.argv[4])
+w_share = w_mm / wick["seconds"]
+hf = json.load(open(sys.argv[3]))
+tps = {}
+for line in open(sys.argv[5]):
+    f = line.rstrip("\n").split("\t")
+    tps.setdefault(f[0], []).append(float(f[2]))
+ratio = statistics.median(tps["wick_ppl"]) / statistics.median(tps["hf_ppl"])
+print()
+print("ppl, where the time goes (one more run each, products timed):")
+print(f"  wick:         matrix products {w_mm:.2f} s of {wick['seconds']:.2f} s ({100 * w_share:.0f}%)")
+print(f"  transformers: matrix products {hf['mm_seconds']:.2f} s of {hf['profiled_seconds']:.2f} s "
+      f"({100 * hf['mm_share']:.0f}%)")
+print(f"  with everything but wick's products free: at most {ratio / w_share:.2f}x "
+      f"(the median {ratio:.2f}x / wick's share)")
+EOF
 fi

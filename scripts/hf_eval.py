@@ -28,6 +28,8 @@ ppl mode
   Output: {"tool":"transformers","mode":"ppl","tokens":scored,"nll":mean nats/token,
            "ppl":exp(nll),"seconds":..,"tokens_per_s":..,"windows":..,"batches":..,
            "seq_len":T,"batch_size":B,"threads":..,"load_seconds":..}
+  --profile-mm then runs every batch once more under torch.profiler and adds "mm_seconds" (self
+  time of aten::mm, addmm and bmm), "profiled_seconds" (that pass's wall time) and "mm_share".
   The per-token log-probs are float32 (log_softmax of float32 logits); their sum is float64.
 
 generate mode
@@ -172,9 +174,11 @@ def run_ppl(args, torch, model):
             t0 = time.perf_counter()
             total += score(x)
             seconds += time.perf_counter() - t0
+        mm = profile_mm(torch, score, tensors) if args.profile_mm else None
     tokens = sum(hi - lo - 1 for _, lo, hi in wins)
     nll = total / tokens
-    return {
+    out = {} if mm is None else {"mm_seconds": mm[0], "profiled_seconds": mm[1], "mm_share": mm[0] / mm[1]}
+    return out | {
         "tool": "transformers",
         "mode": "ppl",
         "tokens": tokens,
@@ -187,6 +191,22 @@ def run_ppl(args, torch, model):
         "seq_len": t,
         "batch_size": b,
     }
+
+
+def profile_mm(torch, score, tensors):
+    """One more pass over every batch under torch.profiler: (seconds in the matrix-product ops,
+    seconds of the pass). aten::mm/addmm/bmm's self CPU time is the wall time of the call (the
+    op runs on the intra-op threads inside it)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        t0 = time.perf_counter()
+        for x in tensors:
+            score(x)
+        seconds = time.perf_counter() - t0
+    mm_us = sum(e.self_cpu_time_total for e in prof.key_averages()
+                if e.key in ("aten::mm", "aten::addmm", "aten::bmm"))
+    return mm_us / 1e6, seconds
 
 
 # --- generate -------------------------------------------------------------------------------------
@@ -288,6 +308,8 @@ def main():
     g.add_argument("--batch-size", type=int, default=8)
     g.add_argument("--max-tokens", type=int, help="score at most N tokens (the first N+1 of the split)")
     g.add_argument("--drop-partial", action="store_true", help="leave out the last, shorter window")
+    g.add_argument("--profile-mm", action="store_true",
+                   help="after the timed pass, one more under torch.profiler: mm_seconds, mm_share")
     g.add_argument("--concat", action="store_true",
                    help="join the split's shards into one stream (default: windows restart in every shard)")
     g = ap.add_argument_group("generate")

@@ -38,6 +38,7 @@ pub use head_logprobs::{lm_head_entropy, lm_head_logprobs_train};
 pub use head_loss::{lm_head_logprobs, lm_head_loss};
 pub use linear::{frozen_matmul, linear};
 pub use lora::lora_matmul;
+pub use product::products_report;
 
 // ---------------------------------------------------------------------------------------------
 // Public API

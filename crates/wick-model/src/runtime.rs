@@ -13,10 +13,17 @@ pub fn setup(threads: Option<usize>) {
 /// own queue that the other workers steal, while from the main thread every op is injected into
 /// the pool and the main thread sleeps until it is done, two thread wake-ups per op. Measured
 /// on 2 threads: `generate` at batch 1 went from 256 to 460 tokens/s.
+/// With WICK_GEMM_PROFILE=1, prints the time the matrix products took (`ops::products_report`)
+/// to stderr at the end.
 pub fn run<R: Send>(threads: Option<usize>, f: impl FnOnce() -> R + Send) -> R {
     setup(threads);
     keep_freed_memory();
-    rayon::scope(|_| f())
+    let started = std::time::Instant::now();
+    let r = rayon::scope(|_| f());
+    if let Some(report) = crate::ops::products_report(started.elapsed().as_secs_f64()) {
+        eprint!("{report}");
+    }
+    r
 }
 
 /// `mi_option_purge_delay` in mimalloc's option enum, 15 in both mimalloc 2 and 3 (libmimalloc-sys

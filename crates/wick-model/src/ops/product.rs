@@ -1,6 +1,10 @@
 //! The matrix product the fused ops call directly (gemm, as candle's own matmul does), and a way
 //! to read a tensor's f32 data in place from inside a backward pass.
 
+use std::collections::BTreeMap;
+use std::sync::{Mutex, OnceLock};
+use std::time::Instant;
+
 use candle_core::{bail, Layout, Result, Storage};
 use gemm::{gemm, Parallelism};
 
@@ -41,6 +45,7 @@ pub(super) unsafe fn mm(
     accumulate: bool,
     parallel: bool,
 ) {
+    let started = profiling().then(Instant::now);
     let parallelism = match rayon::current_num_threads() {
         n if parallel && n > 1 => Parallelism::Rayon(n),
         _ => Parallelism::None,
@@ -65,7 +70,74 @@ pub(super) unsafe fn mm(
         false,
         false,
         parallelism,
-    )
+    );
+    if let Some(t) = started {
+        record((m, n, k, parallel), t);
+    }
+}
+
+/// (m, n, k, parallel) -> (calls, nanoseconds).
+type Timings = BTreeMap<(usize, usize, usize, bool), (u64, u64)>;
+
+static TIMINGS: Mutex<Timings> = Mutex::new(BTreeMap::new());
+
+/// WICK_GEMM_PROFILE=1 times every product the fused ops run (read once; off, a product pays
+/// one branch).
+fn profiling() -> bool {
+    static ON: OnceLock<bool> = OnceLock::new();
+    *ON.get_or_init(|| std::env::var_os("WICK_GEMM_PROFILE").is_some_and(|v| v != "0"))
+}
+
+fn record(key: (usize, usize, usize, bool), started: Instant) {
+    let ns = started.elapsed().as_nanos() as u64;
+    let mut t = TIMINGS.lock().unwrap_or_else(|e| e.into_inner());
+    let e = t.entry(key).or_default();
+    e.0 += 1;
+    e.1 += ns;
+}
+
+/// With WICK_GEMM_PROFILE=1, a table of the products run so far, by shape, slowest total
+/// first: how much of a run the matrix products take and how fast each shape goes. Products
+/// split over the threads are timed on the calling thread (wall time); single-threaded ones
+/// (attention's, run side by side) are summed over the threads. `wall`: the run's own time.
+pub fn products_report(wall: f64) -> Option<String> {
+    if !profiling() {
+        return None;
+    }
+    let t = TIMINGS.lock().unwrap_or_else(|e| e.into_inner());
+    Some(report(&t, wall))
+}
+
+fn report(t: &Timings, wall: f64) -> String {
+    let mut rows: Vec<_> = t.iter().collect();
+    rows.sort_by_key(|(_, &(_, ns))| std::cmp::Reverse(ns));
+    let secs = |par: bool| {
+        let ns: u64 = rows.iter().filter(|r| r.0 .3 == par).map(|r| r.1 .1).sum();
+        ns as f64 / 1e9
+    };
+    let mut out = format!(
+        "matrix products (WICK_GEMM_PROFILE): {:.3} s split over the threads and {:.3} s \
+         on single threads (summed) in {wall:.3} s wall\n{:>6} {:>6} {:>6} {:>8} {:>9} {:>9} {:>8}\n",
+        secs(true),
+        secs(false),
+        "m",
+        "n",
+        "k",
+        "threads",
+        "calls",
+        "seconds",
+        "GFLOP/s"
+    );
+    for (&(m, n, k, par), &(calls, ns)) in rows {
+        let flops = 2.0 * (m * n * k) as f64 * calls as f64;
+        out += &format!(
+            "{m:>6} {n:>6} {k:>6} {:>8} {calls:>9} {:>9.3} {:>8.1}\n",
+            if par { "all" } else { "one" },
+            ns as f64 / 1e9,
+            flops / ns.max(1) as f64
+        );
+    }
+    out
 }
 
 /// The f32 data of a CPU tensor's storage, borrowed (no copy), as `f32s` reads it.
@@ -73,5 +145,36 @@ pub(super) fn cpu_f32<'a>(s: &'a Storage, l: &Layout, what: &str) -> Result<&'a 
     match s {
         Storage::Cpu(c) => super::f32s(c, l, what),
         _ => bail!("{what}: the backward pass runs on the CPU only"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_report_sums_by_kind_and_lists_the_slowest_shape_first() {
+        let mut t = Timings::new();
+        // 2 * 100 * 200 * 300 flops * 10 calls in 0.024 s = 5 GFLOP/s.
+        t.insert((100, 200, 300, true), (10, 24_000_000));
+        t.insert((64, 64, 64, false), (1000, 50_000_000));
+        t.insert((8, 8, 8, true), (1, 1_000_000));
+        let r = report(&t, 2.0);
+        let lines: Vec<&str> = r.lines().collect();
+        assert!(
+            lines[0].contains("0.025 s split over the threads and 0.050 s on single threads"),
+            "{r}"
+        );
+        assert!(lines[0].ends_with("in 2.000 s wall"), "{r}");
+        let fields = |l: &str| l.split_whitespace().map(String::from).collect::<Vec<_>>();
+        assert_eq!(
+            fields(lines[2]),
+            ["64", "64", "64", "one", "1000", "0.050", "10.5"]
+        );
+        assert_eq!(
+            fields(lines[3]),
+            ["100", "200", "300", "all", "10", "0.024", "5.0"]
+        );
+        assert_eq!(lines.len(), 5);
     }
 }
