@@ -50,6 +50,8 @@ Output (stdout, one JSON object per line; notes go to stderr):
          {"tool":"torch","ms_per_step_median","ms_per_step_p10","ms_per_step_p90","params",
           "params_matmul","tokens_per_step","flops_per_step","gflops_per_s",...}; a step is the
          whole iteration: batch, forward, loss, backward, clip, AdamW step, zero_grad, loss.item().
+         --profile-mm then runs 5 more steps under torch.profiler and adds "mm_seconds" (self
+         time of aten::mm, addmm and bmm), "profiled_seconds" and "mm_share".
   train  one line per step, named as in wick's metrics.jsonl: {"step","loss","lr","grad_norm",
          "tokens","step_ms","elapsed_s"} (+ "val_loss" on eval steps; step counts completed
          optimizer steps from 1, lr is the one that step used, grad_norm the global norm before
@@ -275,6 +277,8 @@ def main():
     p.add_argument("--eval-interval", type=int, default=500, help="0 = only after the last step")
     p.add_argument("--eval-batches", type=int, default=20)
     p.add_argument("-o", "--output", help="model folder to write (train mode)")
+    p.add_argument("--profile-mm", action="store_true",
+                   help="speed mode: 5 more steps under torch.profiler; adds mm_share")
     args = p.parse_args()
 
     if args.steps is None:
@@ -363,7 +367,21 @@ def main():
                 die(f"loss is {loss} at step {it + 1}")
         kept = np.array(times[SPEED_WARMUP:])
         median = float(np.median(kept))
-        emit({"tool": "torch", "ms_per_step_median": round(median, 3),
+        profiled = {}
+        if args.profile_mm:
+            # The matrix products' self time (each runs on the intra-op threads inside the
+            # call, so this is wall time) over 5 more steps, against those steps' wall time.
+            from torch.profiler import ProfilerActivity, profile
+            with profile(activities=[ProfilerActivity.CPU]) as prof:
+                t0 = time.perf_counter()
+                for it in range(args.steps, args.steps + 5):
+                    train_step(it)
+                wall = time.perf_counter() - t0
+            mm_us = sum(e.self_cpu_time_total for e in prof.key_averages()
+                        if e.key in ("aten::mm", "aten::addmm", "aten::bmm"))
+            profiled = {"mm_seconds": round(mm_us / 1e6, 4), "profiled_seconds": round(wall, 4),
+                        "mm_share": round(mm_us / 1e6 / wall, 4)}
+        emit(profiled | {"tool": "torch", "ms_per_step_median": round(median, 3),
               "ms_per_step_p10": round(float(np.percentile(kept, 10)), 3),
               "ms_per_step_p90": round(float(np.percentile(kept, 90)), 3),
               "params": n_params, "params_matmul": n_mm, "tokens_per_step": tokens,

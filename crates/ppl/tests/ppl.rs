@@ -117,6 +117,14 @@ fn shards_and_documents_end_to_end() {
         bpb > 0.5 && bpb < v["bits_per_token"].as_f64().unwrap(),
         "{bpb}"
     );
+    // Several batches: the rate after the first one is reported too.
+    let windows = v["tokens"].as_u64().unwrap().div_ceil(48);
+    assert!(
+        windows > 8,
+        "{windows} windows: the test needs more than one batch"
+    );
+    let steady = v["steady_tokens_per_s"].as_f64().unwrap();
+    assert!(steady.is_finite() && steady > 0.0, "{steady}");
 
     // Documents: per-document lines keep the record and add the scores; the total on stderr
     // is the token-weighted mean of the documents'.
@@ -131,6 +139,8 @@ fn shards_and_documents_end_to_end() {
             "16",
             "--stride",
             "8",
+            "--batch-size",
+            "64",
             "--threads",
             "1",
         ],
@@ -154,6 +164,8 @@ fn shards_and_documents_end_to_end() {
         assert!(l["text"].is_string() && l["bits_per_byte"].is_number());
     }
     assert_eq!(total["tokens"].as_u64().unwrap(), n);
+    // One batch: no rate after the first.
+    assert!(total.get("steady_tokens_per_s").is_none(), "{total}");
     assert!((total["nll"].as_f64().unwrap() - sum / n as f64).abs() < 1e-9);
     // Every text token is a target: the document is scored after the BOS/EOS prefix.
     let tok = wick_text::Tok::load(&model).unwrap();
