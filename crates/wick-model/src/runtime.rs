@@ -13,6 +13,7 @@ pub fn setup(threads: Option<usize>) {
 /// own queue that the other workers steal, while from the main thread every op is injected into
 /// the pool and the main thread sleeps until it is done, two thread wake-ups per op. Measured
 /// on 2 threads: `generate` at batch 1 went from 256 to 460 tokens/s.
+///
 /// With WICK_GEMM_PROFILE=1, prints the time the matrix products took (`ops::products_report`)
 /// to stderr at the end.
 pub fn run<R: Send>(threads: Option<usize>, f: impl FnOnce() -> R + Send) -> R {

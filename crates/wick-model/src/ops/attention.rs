@@ -285,14 +285,10 @@ fn blocks(d: &Dims, seg: Option<&[u32]>) -> Vec<Block> {
         .step_by(QUERY_BLOCK)
         .map(|i0| {
             let i1 = (i0 + QUERY_BLOCK).min(d.tq);
-            let lo = match seg {
-                None => 0,
-                Some(_) => (i0..i1).map(|i| visible(d, i, seg).0).min().unwrap_or(0),
-            };
             Block {
                 i0,
                 i1,
-                lo,
+                lo: (i0..i1).map(|i| visible(d, i, seg).0).min().unwrap_or(0),
                 hi: visible(d, i1 - 1, seg).1,
             }
         })

@@ -10,7 +10,7 @@ use std::sync::Mutex;
 use candle_core::{bail, CpuStorage, CustomOp2, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::product::{cpu_f32, mm, rows, transposed};
+use super::product::{cpu_f32, mm, rows, transposed, x_wt};
 use super::{
     check_f32, check_target_range, exp, f32s, max_scaled, output, simd_dispatch, sum_map, LANES,
 };
@@ -121,25 +121,7 @@ pub(super) static BUFFER: Mutex<Vec<f32>> = Mutex::new(Vec::new());
 pub(super) fn logits_in_buffer(h: &[f32], w: &[f32], n: usize, v: usize, hd: usize) -> Vec<f32> {
     let mut buf = std::mem::take(&mut *BUFFER.lock().expect("not poisoned"));
     buf.resize(n * v, 0.0);
-    assert!(
-        h.len() >= n * hd && w.len() >= v * hd,
-        "checked by the callers"
-    );
-    // SAFETY: buf holds n x v, h n x hd, w v x hd (asserted above).
-    unsafe {
-        mm(
-            (n, v, hd),
-            buf.as_mut_ptr(),
-            v,
-            h.as_ptr(),
-            rows(hd),
-            w.as_ptr(),
-            transposed(hd),
-            1.0,
-            false,
-            true,
-        )
-    };
+    x_wt(&mut buf, h, w, (n, v, hd));
     buf
 }
 

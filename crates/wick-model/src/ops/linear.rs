@@ -12,7 +12,7 @@
 
 use candle_core::{bail, CpuStorage, CustomOp2, DType, Layout, Result, Shape, Tensor};
 
-use super::product::{cpu_f32, mm, rows, transposed};
+use super::product::{cpu_f32, mm, rows, transposed, x_wt};
 use super::{f32s, output};
 
 /// x [N, in] times the constant w [out, in] transposed: [N, out]. Differentiable in x only.
@@ -53,21 +53,7 @@ impl CustomOp2 for Linear {
         let (n, inp) = l1.shape().dims2()?;
         let out_dim = l2.shape().dims2()?.0;
         let mut y = output(n * out_dim);
-        // SAFETY: x is n x inp and w out x inp, contiguous (checked by f32s); y is n x out.
-        unsafe {
-            mm(
-                (n, out_dim, inp),
-                y.as_mut_ptr(),
-                out_dim,
-                x.as_ptr(),
-                rows(inp),
-                w.as_ptr(),
-                transposed(inp),
-                1.0,
-                false,
-                true,
-            )
-        };
+        x_wt(&mut y, x, w, (n, out_dim, inp));
         Ok((CpuStorage::F32(y), Shape::from((n, out_dim))))
     }
 

@@ -7,7 +7,7 @@
 
 use candle_core::{bail, CpuStorage, CustomOp3, DType, Layout, Result, Shape, Tensor};
 
-use super::product::{cpu_f32, mm, rows, transposed};
+use super::product::{cpu_f32, mm, rows, transposed, x_wt};
 use super::{check_f32, f32s, output};
 
 /// x [N, in], frozen w [out, in], a [r, in], b [out, r] -> [N, out]. Differentiable in x, a
@@ -69,33 +69,10 @@ impl CustomOp3 for LoraMatmul {
         let w = cpu_f32(&sw, lw, "lora_matmul w")?;
         let mut u = output(n * r);
         let mut y = output(n * out);
-        // SAFETY: x n x inp, w out x inp, a r x inp, b out x r, all contiguous (checked by
-        // f32s); u is n x r and y n x out.
+        x_wt(&mut y, x, w, (n, out, inp));
+        x_wt(&mut u, x, a, (n, r, inp));
+        // SAFETY: u is n x r and b out x r, contiguous (checked by f32s); y is n x out.
         unsafe {
-            mm(
-                (n, out, inp),
-                y.as_mut_ptr(),
-                out,
-                x.as_ptr(),
-                rows(inp),
-                w.as_ptr(),
-                transposed(inp),
-                1.0,
-                false,
-                true,
-            );
-            mm(
-                (n, r, inp),
-                u.as_mut_ptr(),
-                r,
-                x.as_ptr(),
-                rows(inp),
-                a.as_ptr(),
-                transposed(inp),
-                1.0,
-                false,
-                true,
-            );
             mm(
                 (n, out, r),
                 y.as_mut_ptr(),
@@ -138,10 +115,12 @@ impl CustomOp3 for LoraMatmul {
         let (mut v, mut u) = (output(n * r), output(n * r));
         let (mut da, mut db) = (output(r * inp), output(out * r));
         let mut dx = x.track_op().then(|| output(n * inp));
+        // u = x A^T
+        x_wt(&mut u, xv, av, (n, r, inp));
         // SAFETY: as in the forward pass; dy is n x out, v and u n x r, da r x inp, db out x r,
         // dx n x inp, each freshly allocated.
         unsafe {
-            // v = dy B, u = x A^T
+            // v = dy B
             mm(
                 (n, r, out),
                 v.as_mut_ptr(),
@@ -150,18 +129,6 @@ impl CustomOp3 for LoraMatmul {
                 rows(out),
                 bv.as_ptr(),
                 rows(r),
-                1.0,
-                false,
-                true,
-            );
-            mm(
-                (n, r, inp),
-                u.as_mut_ptr(),
-                r,
-                xv.as_ptr(),
-                rows(inp),
-                av.as_ptr(),
-                transposed(inp),
                 1.0,
                 false,
                 true,

@@ -76,6 +76,30 @@ pub(super) unsafe fn mm(
     }
 }
 
+/// dst (n x out) = x (n x inp) times w (out x inp) transposed, split over the threads: rows of
+/// an input times a weight stored [out, in], as Hugging Face stores it.
+pub(super) fn x_wt(dst: &mut [f32], x: &[f32], w: &[f32], (n, out, inp): (usize, usize, usize)) {
+    assert!(
+        dst.len() >= n * out && x.len() >= n * inp && w.len() >= out * inp,
+        "x_wt: buffers too short for [{n}, {inp}] x [{out}, {inp}]^T"
+    );
+    // SAFETY: the sizes are checked above; dst is borrowed mutably, so it overlaps neither input.
+    unsafe {
+        mm(
+            (n, out, inp),
+            dst.as_mut_ptr(),
+            out,
+            x.as_ptr(),
+            rows(inp),
+            w.as_ptr(),
+            transposed(inp),
+            1.0,
+            false,
+            true,
+        )
+    }
+}
+
 /// (m, n, k, parallel) -> (calls, nanoseconds).
 type Timings = BTreeMap<(usize, usize, usize, bool), (u64, u64)>;
 
