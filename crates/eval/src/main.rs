@@ -148,10 +148,11 @@ fn body(cli: Cli) -> Result<()> {
     let metrics =
         GenMetrics::parse(&cli.metrics).map_err(|e| Error::msg(format!("--metrics: {e}")))?;
     let folder = match (cli.task, &cli.model) {
-        (Task::Choice, Some(dir)) => Some(wick_model::Folder::open_with_adapter(
-            dir,
-            cli.adapter.as_deref(),
-        )?),
+        (Task::Choice, Some(dir)) => {
+            let mut f = wick_model::Folder::open_with_adapter(dir, cli.adapter.as_deref())?;
+            f.model.keep_transposed_weights()?;
+            Some(f)
+        }
         (Task::Choice, None) => return Err(Error::msg("--task choice needs --model DIR")),
         (_, Some(_)) => return Err(Error::msg("--model is only used by --task choice")),
         _ => None,

@@ -86,7 +86,8 @@ fn main() -> ExitCode {
 }
 
 fn body(cli: Cli) -> Result<()> {
-    let folder = Folder::open_with_adapter(&cli.model, cli.adapter.as_deref())?;
+    let mut folder = Folder::open_with_adapter(&cli.model, cli.adapter.as_deref())?;
+    folder.model.keep_transposed_weights()?;
     let seq_len = cli
         .seq_len
         .unwrap_or(folder.model.config.max_position_embeddings.min(1024));

@@ -97,7 +97,8 @@ fn pieces(
 }
 
 fn body(cli: Cli) -> Result<()> {
-    let folder = Folder::open_with_adapter(&cli.model, cli.adapter.as_deref())?;
+    let mut folder = Folder::open_with_adapter(&cli.model, cli.adapter.as_deref())?;
+    folder.model.keep_transposed_weights()?;
     let config = &folder.model.config;
     match config.num_labels() {
         Some(1) => {}

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use candle_core::{DType, Device, Tensor, Var, D};
+use candle_core::{DType, Device, Tensor, TensorId, Var, D};
 use wick_io::{Error, Result};
 
 use crate::{ops, Config};
@@ -24,6 +24,9 @@ struct Linear {
     weight: Tensor,
     bias: Option<Tensor>,
     lora: Option<Lora>,
+    /// `weight` transposed, [in, out], with the id of the tensor it was copied from (see
+    /// `Llama::keep_transposed_weights`); used only while that is still the weight.
+    transposed: Option<(TensorId, Tensor)>,
 }
 
 /// A [r, in], B [out, r], the factor on B A, and the dropout on the adapter's input (applied
@@ -49,6 +52,15 @@ fn dropout_mask(key: u64, n: usize, k: usize, p: f64) -> candle_core::Result<Ten
 }
 
 impl Linear {
+    /// The kept transposed copy, when it is still a copy of the weight and the weight does not
+    /// train (a Var keeps its id while the optimizer changes it).
+    fn transposed_weight(&self) -> Option<&Tensor> {
+        match &self.transposed {
+            Some((id, wt)) if *id == self.weight.id() && !self.weight.track_op() => Some(wt),
+            _ => None,
+        }
+    }
+
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         self.forward_train(x, None)
     }
@@ -74,6 +86,8 @@ impl Linear {
         let mut y = if !x.track_op() && !self.weight.track_op() && x.dim(0)? <= ops::GEMV_MAX_ROWS {
             // Decoding: a few rows against every weight (no gradients anywhere).
             ops::gemv(&x, &self.weight)?
+        } else if let Some(wt) = self.transposed_weight().filter(|_| !x.track_op()) {
+            ops::matmul_t(&x, wt)?
         } else if x.track_op() && !self.weight.track_op() {
             // A frozen weight under a trainable input (LoRA): no weight gradient.
             ops::frozen_matmul(&x, &self.weight)?
@@ -128,6 +142,7 @@ fn fuse(parts: &[&Linear], x: &Tensor) -> candle_core::Result<Option<Linear>> {
             false => Some(Tensor::cat(&biases, 0)?),
         },
         lora: None,
+        transposed: None,
     }))
 }
 
@@ -339,6 +354,7 @@ impl Llama {
                     None
                 },
                 lora: None,
+                transposed: None,
             })
         };
         let mut blocks = Vec::with_capacity(c.num_layers);
@@ -439,6 +455,30 @@ impl Llama {
             .into_iter()
             .map(|(n, t)| (n, t.clone()))
             .collect()
+    }
+
+    /// Keeps a transposed copy, [in, out], of every projection weight, for forward passes that
+    /// take no gradient (`ppl`, scoring): gemm packs a weight stored [out, in] again on every
+    /// product, and reads an [in, out] one as it is, so those products run 2-19% faster
+    /// (measured on the small and nano presets' shapes, 2 threads). Costs a second copy of
+    /// those weights in memory. A copy is used only while its weight is the tensor it was made
+    /// from and does not train, so replacing or training the weights makes it inert.
+    pub fn keep_transposed_weights(&mut self) -> Result<()> {
+        for b in &mut self.blocks {
+            for lin in [
+                &mut b.q,
+                &mut b.k,
+                &mut b.v,
+                &mut b.o,
+                &mut b.gate,
+                &mut b.up,
+                &mut b.down,
+            ] {
+                let wt = lin.weight.t().and_then(|t| t.contiguous()).map_err(ce)?;
+                lin.transposed = Some((lin.weight.id(), wt));
+            }
+        }
+        Ok(())
     }
 
     /// Turns every weight into a trainable variable and returns them by name.
@@ -578,6 +618,7 @@ impl Llama {
             weight: head.clone(),
             bias: None,
             lora: None,
+            transposed: None,
         }
         .forward(hidden)
         .map_err(ce)

@@ -36,7 +36,7 @@ pub use attention::{attention, attention_packed};
 pub use gemv::{gemv, GEMV_MAX_ROWS};
 pub use head_logprobs::{lm_head_entropy, lm_head_logprobs_train};
 pub use head_loss::{lm_head_logprobs, lm_head_loss};
-pub use linear::{frozen_matmul, linear};
+pub use linear::{frozen_matmul, linear, matmul_t};
 pub use lora::lora_matmul;
 pub use product::products_report;
 

@@ -31,7 +31,16 @@ fn floats(v: &Value) -> Vec<f32> {
 }
 
 fn check(model: &str) {
-    let (m, r) = reference(model);
+    check_with(model, false)
+}
+
+/// `transposed`: with `keep_transposed_weights`, the forward-only path (the reference inputs
+/// are 24 rows, above the decoding path's limit, so the projections take it).
+fn check_with(model: &str, transposed: bool) {
+    let (mut m, r) = reference(model);
+    if transposed {
+        m.keep_transposed_weights().unwrap();
+    }
     let rows: Vec<Vec<u32>> = r["input_ids"].as_array().unwrap().iter().map(ids).collect();
     let (b, t) = (rows.len(), rows[0].len());
     let input = Tensor::from_vec(rows.concat(), (b, t), &Device::Cpu).unwrap();
@@ -102,6 +111,64 @@ fn llama_with_tied_embeddings_and_rope_parameters_matches_transformers() {
 #[test]
 fn qwen2_with_attention_biases_matches_transformers() {
     check("qwen2-bias");
+}
+
+#[test]
+fn transposed_weights_match_transformers_too() {
+    check_with("llama-gqa", true);
+    check_with("qwen2-bias", true);
+}
+
+#[test]
+fn kept_transposed_weights_never_stand_in_for_changed_or_training_weights() {
+    let dir = wick_testkit::testdata("models/llama-gqa");
+    let input = Tensor::from_vec((0..24u32).collect(), (2, 12), &Device::Cpu).unwrap();
+    let mut m = Llama::load(&dir).unwrap();
+    m.keep_transposed_weights().unwrap();
+    // Replaced weights: the copies of the old ones must not be used.
+    let mut changed = std::collections::HashMap::new();
+    for (name, t) in m.named_tensors() {
+        if name.ends_with("proj.weight") {
+            changed.insert(name, (t * 0.5).unwrap());
+        }
+    }
+    m.set_tensors(&changed).unwrap();
+    let mut fresh = Llama::load(&dir).unwrap();
+    fresh.set_tensors(&changed).unwrap();
+    let diff = (m.forward(&input).unwrap() - fresh.forward(&input).unwrap())
+        .unwrap()
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap();
+    assert!(diff < 1e-5, "stale transposed copies used: {diff}");
+    // Trainable weights: the forward-only product must step aside so gradients flow.
+    let mut t = Llama::load(&dir).unwrap();
+    t.keep_transposed_weights().unwrap();
+    let vars = t.make_trainable().unwrap();
+    let loss = t
+        .forward(&input)
+        .unwrap()
+        .sqr()
+        .unwrap()
+        .mean_all()
+        .unwrap();
+    let grads = loss.backward().unwrap();
+    let (_, q) = vars
+        .iter()
+        .find(|(n, _)| n == "model.layers.0.self_attn.q_proj.weight")
+        .unwrap();
+    let g = grads.get(q).expect("q_proj has a gradient");
+    let norm = g
+        .sqr()
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap();
+    assert!(norm > 0.0);
 }
 
 #[test]

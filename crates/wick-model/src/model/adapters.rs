@@ -51,6 +51,7 @@ fn plain(weight: Tensor, bias: Tensor) -> Linear {
         weight,
         bias: Some(bias),
         lora: None,
+        transposed: None,
     }
 }
 

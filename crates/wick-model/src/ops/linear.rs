@@ -5,6 +5,10 @@
 //! copies to make contiguous: one more pass over every weight gradient, 2% of a small-preset
 //! step. Here dW = dy^T x is computed straight into [out, in].
 //!
+//! `matmul_t`: the same product, forward only, with the weight kept transposed, [in, out]: the
+//! matrix kernel then reads it as it is instead of packing it again on every call (see
+//! `Llama::keep_transposed_weights`).
+//!
 //! `frozen_matmul`: the same product with a constant matrix, whose backward gives dx = dy W and
 //! nothing for W. Candle's own matmul backward computes both operands' gradients whether or not
 //! one is trainable, so a frozen base under a LoRA adapter would still pay for every weight
@@ -12,7 +16,7 @@
 
 use candle_core::{bail, CpuStorage, CustomOp2, DType, Layout, Result, Shape, Tensor};
 
-use super::product::{cpu_f32, mm, rows, transposed, x_wt};
+use super::product::{cpu_f32, mm, rows, transposed, x_w, x_wt};
 use super::{f32s, output};
 
 /// x [N, in] times the constant w [out, in] transposed: [N, out]. Differentiable in x only.
@@ -32,6 +36,49 @@ pub fn linear(x: &Tensor, w: &Tensor) -> Result<Tensor> {
         return x.matmul(&w.t()?);
     }
     x.contiguous()?.apply_op2(&w.contiguous()?, Linear)
+}
+
+/// x [N, in] times wt [in, out]: [N, out]. Forward only: differentiating through it is an error
+/// (candle's "no backward" for custom ops), so callers use it where nothing takes a gradient.
+pub fn matmul_t(x: &Tensor, wt: &Tensor) -> Result<Tensor> {
+    let (_, inp) = x.dims2()?;
+    let (win, _) = wt.dims2()?;
+    if win != inp {
+        bail!(
+            "matmul_t: x {:?} and wt {:?} do not fit",
+            x.dims(),
+            wt.dims()
+        );
+    }
+    if !x.device().is_cpu() || x.dtype() != DType::F32 || wt.dtype() != DType::F32 {
+        return x.matmul(wt);
+    }
+    x.contiguous()?
+        .apply_op2_no_bwd(&wt.contiguous()?, &MatmulT)
+}
+
+struct MatmulT;
+
+impl CustomOp2 for MatmulT {
+    fn name(&self) -> &'static str {
+        "wick-matmul-t"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let x = f32s(s1, l1, "matmul_t x")?;
+        let wt = f32s(s2, l2, "matmul_t wt")?;
+        let (n, inp) = l1.shape().dims2()?;
+        let out_dim = l2.shape().dims2()?.1;
+        let mut y = output(n * out_dim);
+        x_w(&mut y, x, wt, (n, out_dim, inp));
+        Ok((CpuStorage::F32(y), Shape::from((n, out_dim))))
+    }
 }
 
 struct Linear;

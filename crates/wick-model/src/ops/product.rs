@@ -100,6 +100,30 @@ pub(super) fn x_wt(dst: &mut [f32], x: &[f32], w: &[f32], (n, out, inp): (usize,
     }
 }
 
+/// dst (n x out) = x (n x inp) times wt (inp x out), split over the threads: rows of an input
+/// times a weight kept transposed, [in, out] (see `matmul_t`).
+pub(super) fn x_w(dst: &mut [f32], x: &[f32], wt: &[f32], (n, out, inp): (usize, usize, usize)) {
+    assert!(
+        dst.len() >= n * out && x.len() >= n * inp && wt.len() >= inp * out,
+        "x_w: buffers too short for [{n}, {inp}] x [{inp}, {out}]"
+    );
+    // SAFETY: the sizes are checked above; dst is borrowed mutably, so it overlaps neither input.
+    unsafe {
+        mm(
+            (n, out, inp),
+            dst.as_mut_ptr(),
+            out,
+            x.as_ptr(),
+            rows(inp),
+            wt.as_ptr(),
+            rows(out),
+            1.0,
+            false,
+            true,
+        )
+    }
+}
+
 /// (m, n, k, parallel) -> (calls, nanoseconds).
 type Timings = BTreeMap<(usize, usize, usize, bool), (u64, u64)>;
 
