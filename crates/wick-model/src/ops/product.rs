@@ -79,35 +79,29 @@ pub(super) unsafe fn mm(
 /// dst (n x out) = x (n x inp) times w (out x inp) transposed, split over the threads: rows of
 /// an input times a weight stored [out, in], as Hugging Face stores it.
 pub(super) fn x_wt(dst: &mut [f32], x: &[f32], w: &[f32], (n, out, inp): (usize, usize, usize)) {
-    assert!(
-        dst.len() >= n * out && x.len() >= n * inp && w.len() >= out * inp,
-        "x_wt: buffers too short for [{n}, {inp}] x [{out}, {inp}]^T"
-    );
-    // SAFETY: the sizes are checked above; dst is borrowed mutably, so it overlaps neither input.
-    unsafe {
-        mm(
-            (n, out, inp),
-            dst.as_mut_ptr(),
-            out,
-            x.as_ptr(),
-            rows(inp),
-            w.as_ptr(),
-            transposed(inp),
-            1.0,
-            false,
-            true,
-        )
-    }
+    x_times(dst, x, w, transposed(inp), (n, out, inp))
 }
 
 /// dst (n x out) = x (n x inp) times wt (inp x out), split over the threads: rows of an input
 /// times a weight kept transposed, [in, out] (see `matmul_t`).
 pub(super) fn x_w(dst: &mut [f32], x: &[f32], wt: &[f32], (n, out, inp): (usize, usize, usize)) {
+    x_times(dst, x, wt, rows(out), (n, out, inp))
+}
+
+/// dst (n x out) = x (n x inp) times the inp x out matrix `rhs` laid out as `r`.
+fn x_times(
+    dst: &mut [f32],
+    x: &[f32],
+    rhs: &[f32],
+    r: Strides,
+    (n, out, inp): (usize, usize, usize),
+) {
     assert!(
-        dst.len() >= n * out && x.len() >= n * inp && wt.len() >= inp * out,
-        "x_w: buffers too short for [{n}, {inp}] x [{inp}, {out}]"
+        dst.len() >= n * out && x.len() >= n * inp && rhs.len() >= out * inp,
+        "x_times: buffers too short for [{n}, {inp}] x [{inp}, {out}]"
     );
-    // SAFETY: the sizes are checked above; dst is borrowed mutably, so it overlaps neither input.
+    // SAFETY: the sizes are checked above (either layout of rhs spans out * inp elements); dst
+    // is borrowed mutably, so it overlaps neither input.
     unsafe {
         mm(
             (n, out, inp),
@@ -115,8 +109,8 @@ pub(super) fn x_w(dst: &mut [f32], x: &[f32], wt: &[f32], (n, out, inp): (usize,
             out,
             x.as_ptr(),
             rows(inp),
-            wt.as_ptr(),
-            rows(out),
+            rhs.as_ptr(),
+            r,
             1.0,
             false,
             true,
