@@ -286,3 +286,48 @@ fn adapter_scores_like_the_merged_model() {
     assert_eq!(code, 1);
     assert!(err.contains("/no/such/adapter"), "{err}");
 }
+
+/// The element-wise kernels' builds (AVX-512, AVX2; WICK_NO_AVX512=1 picks AVX2 where both
+/// exist) do the same float operations in the same order: the same NLL to the last bit.
+#[test]
+fn the_avx512_and_avx2_kernels_score_to_the_same_bits() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("model");
+    tiny_model(&model);
+    let score = |no_avx512: bool| {
+        let mut cmd = std::process::Command::new(PPL);
+        cmd.args([
+            "--model",
+            model.to_str().unwrap(),
+            "--threads",
+            "1",
+            "--quiet",
+        ]);
+        if no_avx512 {
+            cmd.env("WICK_NO_AVX512", "1");
+        } else {
+            cmd.env_remove("WICK_NO_AVX512");
+        }
+        let out = cmd
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .and_then(|mut c| {
+                use std::io::Write;
+                // Rows of every length up to 47 reach the softmax's padded last chunk.
+                let doc = "{\"text\": \"Now is the winter of our discontent made glorious summer by this sun of York; and all the clouds that lour'd upon our house in the deep bosom of the ocean buried.\"}\n";
+                c.stdin.take().unwrap().write_all(doc.as_bytes())?;
+                c.wait_with_output()
+            })
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        v["nll"].as_f64().unwrap().to_bits()
+    };
+    assert_eq!(score(false), score(true));
+}

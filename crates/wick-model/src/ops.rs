@@ -411,9 +411,12 @@ const LANES: usize = 16;
 
 #[cfg(target_arch = "x86_64")]
 fn has_avx512() -> bool {
+    // The build enables AVX2 as well (every AVX-512 CPU has it); both are checked all the same.
     static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *ON.get_or_init(|| {
-        std::is_x86_feature_detected!("avx512f") && std::env::var_os("WICK_NO_AVX512").is_none()
+        std::is_x86_feature_detected!("avx512f")
+            && std::is_x86_feature_detected!("avx2")
+            && std::env::var_os("WICK_NO_AVX512").is_none()
     })
 }
 
