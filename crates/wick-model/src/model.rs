@@ -307,8 +307,21 @@ impl Llama {
                 dir.display()
             )));
         }
-        let map = candle_core::safetensors::load(&file, &Device::Cpu)
-            .map_err(|e| Error::msg(format!("{}: cannot read safetensors: {e}", file.display())))?;
+        // Mapped rather than read: reading copies the whole file into a fresh buffer before
+        // each tensor is copied out of it, and on this project's VM a fresh page costs more to
+        // fault in than to copy (the small model: 69 MB of such pages saved at every start).
+        let map = (|| -> candle_core::Result<HashMap<String, Tensor>> {
+            use candle_core::safetensors::{Load, MmapedSafetensors};
+            // SAFETY: the map lives only inside this closure and every tensor is copied out of
+            // it before it returns; a file truncated meanwhile by another process would fault,
+            // as with any memory-mapped reader.
+            let st = unsafe { MmapedSafetensors::new(&file)? };
+            st.tensors()
+                .into_iter()
+                .map(|(name, view)| Ok((name, view.load(&Device::Cpu)?)))
+                .collect()
+        })()
+        .map_err(|e| Error::msg(format!("{}: cannot read safetensors: {e}", file.display())))?;
         let mut src = Loaded {
             map,
             file: file.display().to_string(),

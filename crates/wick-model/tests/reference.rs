@@ -196,6 +196,16 @@ fn a_missing_or_misshapen_tensor_is_named() {
         e.contains("up_proj.weight has shape [3, 3], expected [64, 32]"),
         "{e}"
     );
+    // A truncated file (the header cut short) and an empty one are named, not mapped blindly.
+    let bytes = std::fs::read(src.join("model.safetensors")).unwrap();
+    for cut in [1000, 0] {
+        std::fs::write(tmp.join("model.safetensors"), &bytes[..cut]).unwrap();
+        let e = Llama::load(&tmp).err().unwrap().to_string();
+        assert!(
+            e.contains("model.safetensors: cannot read safetensors"),
+            "{e}"
+        );
+    }
     std::fs::remove_dir_all(&tmp).unwrap();
 }
 
