@@ -477,19 +477,9 @@ impl Llama {
     /// those weights in memory. A copy is used only while its weight is the tensor it was made
     /// from and does not train, so replacing or training the weights makes it inert.
     pub fn keep_transposed_weights(&mut self) -> Result<()> {
-        for b in &mut self.blocks {
-            for lin in [
-                &mut b.q,
-                &mut b.k,
-                &mut b.v,
-                &mut b.o,
-                &mut b.gate,
-                &mut b.up,
-                &mut b.down,
-            ] {
-                let wt = lin.weight.t().and_then(|t| t.contiguous()).map_err(ce)?;
-                lin.transposed = Some((lin.weight.id(), wt));
-            }
+        for (_, lin) in self.linears_mut() {
+            let wt = lin.weight.t().and_then(|t| t.contiguous()).map_err(ce)?;
+            lin.transposed = Some((lin.weight.id(), wt));
         }
         Ok(())
     }

@@ -71,14 +71,30 @@ impl CustomOp2 for MatmulT {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let x = f32s(s1, l1, "matmul_t x")?;
-        let wt = f32s(s2, l2, "matmul_t wt")?;
-        let (n, inp) = l1.shape().dims2()?;
-        let out_dim = l2.shape().dims2()?.1;
-        let mut y = output(n * out_dim);
-        x_w(&mut y, x, wt, (n, out_dim, inp));
-        Ok((CpuStorage::F32(y), Shape::from((n, out_dim))))
+        product(s1, l1, s2, l2, true)
     }
+}
+
+/// x [N, in] times a weight stored [out, in] (`transposed_w` false) or kept [in, out] (true).
+fn product(
+    s1: &CpuStorage,
+    l1: &Layout,
+    s2: &CpuStorage,
+    l2: &Layout,
+    transposed_w: bool,
+) -> Result<(CpuStorage, Shape)> {
+    let x = f32s(s1, l1, "linear x")?;
+    let w = f32s(s2, l2, "linear w")?;
+    let (n, inp) = l1.shape().dims2()?;
+    let (w0, w1) = l2.shape().dims2()?;
+    let out_dim = if transposed_w { w1 } else { w0 };
+    let mut y = output(n * out_dim);
+    if transposed_w {
+        x_w(&mut y, x, w, (n, out_dim, inp));
+    } else {
+        x_wt(&mut y, x, w, (n, out_dim, inp));
+    }
+    Ok((CpuStorage::F32(y), Shape::from((n, out_dim))))
 }
 
 struct Linear;
@@ -95,13 +111,7 @@ impl CustomOp2 for Linear {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let x = f32s(s1, l1, "linear x")?;
-        let w = f32s(s2, l2, "linear w")?;
-        let (n, inp) = l1.shape().dims2()?;
-        let out_dim = l2.shape().dims2()?.0;
-        let mut y = output(n * out_dim);
-        x_wt(&mut y, x, w, (n, out_dim, inp));
-        Ok((CpuStorage::F32(y), Shape::from((n, out_dim))))
+        product(s1, l1, s2, l2, false)
     }
 
     fn bwd(

@@ -1,0 +1,69 @@
+//! Forward + backward time of the fused attention op against the composition it replaces.
+//!
+//!   cargo run --release -p wick-model --example attention_speed -- B NH NKV T HD
+
+use std::time::Instant;
+
+use candle_core::{Device, Tensor, Var};
+use wick_model::{ops, slow};
+
+fn main() -> candle_core::Result<()> {
+    wick_model::runtime::setup(None);
+    let a: Vec<usize> = std::env::args()
+        .skip(1)
+        .map(|x| x.parse().expect("a number"))
+        .collect();
+    let (b, nh, nkv, t, hd) = if a.len() == 5 {
+        (a[0], a[1], a[2], a[3], a[4])
+    } else {
+        (12, 4, 4, 64, 32)
+    };
+    let q = Var::from_tensor(&Tensor::randn(0f32, 1.0, (b, nh, t, hd), &Device::Cpu)?)?;
+    let k = Var::from_tensor(&Tensor::randn(0f32, 1.0, (b, nkv, t, hd), &Device::Cpu)?)?;
+    let v = Var::from_tensor(&Tensor::randn(0f32, 1.0, (b, nkv, t, hd), &Device::Cpu)?)?;
+    let r = Tensor::randn(0f32, 1.0, (b, t, nh, hd), &Device::Cpu)?;
+    let scale = 1.0 / (hd as f64).sqrt();
+    // The path the model took before: batched matmuls around the fused causal softmax.
+    let before = |q: &Tensor, k: &Tensor, v: &Tensor| -> candle_core::Result<Tensor> {
+        let rep = nh / nkv;
+        let expand = |x: &Tensor| -> candle_core::Result<Tensor> {
+            if rep == 1 {
+                return Ok(x.clone());
+            }
+            x.unsqueeze(2)?
+                .expand((b, nkv, rep, t, hd))?
+                .reshape((b, nh, t, hd))
+        };
+        let att = q.matmul(&expand(k)?.t()?)?;
+        let att = ops::causal_softmax(&att, scale, None)?;
+        att.matmul(&expand(v)?)?.transpose(1, 2)?.contiguous()
+    };
+    for (name, which) in [
+        ("fused", 0),
+        ("before", 1),
+        ("composed", 2),
+        ("fused", 0),
+        ("before", 1),
+    ] {
+        let reps = 20;
+        let mut fwd = 0.0;
+        let t0 = Instant::now();
+        for _ in 0..reps {
+            let t1 = Instant::now();
+            let y = match which {
+                0 => ops::attention(&q, &k, &v, scale, None)?,
+                1 => before(&q, &k, &v)?,
+                _ => slow::attention(&q, &k, &v, scale, None)?,
+            };
+            fwd += t1.elapsed().as_secs_f64();
+            (y * &r)?.sum_all()?.backward()?;
+        }
+        let total = t0.elapsed().as_secs_f64() / reps as f64;
+        println!(
+            "{name:8} fwd {:7.3} ms  fwd+bwd {:7.3} ms",
+            fwd / reps as f64 * 1e3,
+            total * 1e3
+        );
+    }
+    Ok(())
+}
