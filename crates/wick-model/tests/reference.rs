@@ -124,7 +124,15 @@ fn kept_transposed_weights_never_stand_in_for_changed_or_training_weights() {
     let dir = wick_testkit::testdata("models/llama-gqa");
     let input = Tensor::from_vec((0..24u32).collect(), (2, 12), &Device::Cpu).unwrap();
     let mut m = Llama::load(&dir).unwrap();
+    let before = m.named_tensors();
     m.keep_transposed_weights().unwrap();
+    // The weights, now views of their transposed storage, read as before.
+    for ((name, a), (_, b)) in before.iter().zip(m.named_tensors()) {
+        assert_eq!(a.dims(), b.dims(), "{name}");
+        let same = a.flatten_all().unwrap().to_vec1::<f32>().unwrap()
+            == b.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        assert!(same, "{name} changed");
+    }
     // Replaced weights: the copies of the old ones must not be used.
     let mut changed = std::collections::HashMap::new();
     for (name, t) in m.named_tensors() {
