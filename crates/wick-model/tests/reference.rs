@@ -261,9 +261,18 @@ fn kv_cache_generation_matches_transformers_and_full_recompute() {
 
 #[test]
 fn saved_folders_load_back_identically_under_hugging_face_names() {
-    for name in ["llama-gqa", "llama-tied", "qwen2-bias"] {
+    // The last: weights stored transposed (strided [out, in] views) save as [out, in] too.
+    for (name, transposed) in [
+        ("llama-gqa", false),
+        ("llama-tied", false),
+        ("qwen2-bias", false),
+        ("qwen2-bias", true),
+    ] {
         let src = wick_testkit::testdata(&format!("models/{name}"));
-        let m = Llama::load(&src).unwrap();
+        let mut m = Llama::load(&src).unwrap();
+        if transposed {
+            m.keep_transposed_weights().unwrap();
+        }
         let tmp = tempfile::tempdir().unwrap();
         m.save(tmp.path()).unwrap();
         let original =
