@@ -32,7 +32,7 @@ mod head_loss;
 mod linear;
 mod lora;
 mod product;
-pub use attention::{attention, attention_packed};
+pub use attention::{attention, attention_packed, composed as attention_composed};
 pub use gemv::{gemv, GEMV_MAX_ROWS};
 pub use head_logprobs::{lm_head_entropy, lm_head_logprobs_train};
 pub use head_loss::{lm_head_logprobs, lm_head_loss};

@@ -104,8 +104,9 @@ pub fn attention_packed(
     })
 }
 
-/// The same with basic candle ops, for other devices.
-fn composed(
+/// The same with batched matmuls around the fused causal softmax: what other devices run, and
+/// what the CPU ran before the fused op (the `attention_speed` example compares them).
+pub fn composed(
     q: &Tensor,
     k: &Tensor,
     v: &Tensor,
