@@ -36,6 +36,13 @@ fn fma_block(seed: f32) -> f32 {
 /// FLOPs per call of `fma_block`.
 const BLOCK_FLOPS: f64 = (2 * ACC * LANES * REPS) as f64;
 
+#[cfg(not(target_arch = "x86_64"))]
+fn main() {
+    eprintln!("fma_peak: measures AVX-512 FMAs, so x86-64 only");
+    std::process::exit(1);
+}
+
+#[cfg(target_arch = "x86_64")]
 fn main() {
     let mut args = std::env::args().skip(1);
     let threads: usize = args
