@@ -4,40 +4,39 @@ use std::fs;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use crate::{Error, Result};
+use crate::{durable, fault, Error, Result};
 
 /// A file written under a temporary name in its destination directory and renamed into place
-/// by [`AtomicFile::commit`]. Dropped without a commit (an error, a panic), the temporary is
-/// removed; a killed process leaves only a dot-prefixed `.NAME.tmp*` file, never a file under
-/// the final name.
+/// by [`AtomicFile::commit`], after its data is synced (and the directory synced after the
+/// rename), so that neither a crash nor a power cut can publish a torn file. Dropped without
+/// a commit (an error, a panic), the temporary is removed; a killed process leaves only a
+/// dot-prefixed `.NAME.tmp-PID-*` file, which the next writer of NAME removes.
 pub struct AtomicFile {
     path: PathBuf,
-    tmp: BufWriter<tempfile::NamedTempFile>,
+    tmp_path: PathBuf,
+    tmp: Option<BufWriter<fs::File>>,
 }
 
 impl AtomicFile {
     pub fn create(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
-        let dir = match path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let prefix = format!(".{name}.tmp");
-        let mut builder = tempfile::Builder::new();
-        builder.prefix(&prefix);
-        // Like an ordinary new file: 0666 less the umask (tempfile's default is 0600).
-        #[cfg(unix)]
-        builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
-        let tmp = builder
-            .tempfile_in(&dir)
-            .map_err(|e| Error::io(dir.display(), e))?;
+        if path.is_dir() {
+            return Err(Error::msg(format!(
+                "{}: is a folder; name a file to write",
+                path.display()
+            )));
+        }
+        durable::clean_stale(&path)?;
+        let tmp_path = durable::temp_sibling(&path, "tmp")?;
+        fault::point(format_args!("create {}", tmp_path.display()));
+        // Like an ordinary new file: 0666 less the umask.
+        let file = fs::File::create_new(&tmp_path)
+            .map_err(|e| Error::io(durable::parent_of(&path).display(), e))?;
+        durable::set_live(&tmp_path, true);
         Ok(AtomicFile {
             path,
-            tmp: BufWriter::with_capacity(1 << 20, tmp),
+            tmp_path,
+            tmp: Some(BufWriter::with_capacity(1 << 20, file)),
         })
     }
 
@@ -45,31 +44,51 @@ impl AtomicFile {
         &self.path
     }
 
+    /// The temporary file, for writers that take a path rather than a `Write` (it exists
+    /// and is empty; write it whole before [`AtomicFile::commit`], and nothing through
+    /// `Write` as well).
+    pub fn tmp_path(&self) -> &Path {
+        &self.tmp_path
+    }
+
     /// Flushes, syncs and renames the file to its final name.
-    pub fn commit(self) -> Result<()> {
-        let path = self.path;
-        let tmp = self
-            .tmp
+    pub fn commit(mut self) -> Result<()> {
+        let w = self.tmp.take().expect("committed once");
+        let file = w
             .into_inner()
-            .map_err(|e| Error::io(path.display(), e.into_error()))?;
-        tmp.as_file()
-            .sync_all()
-            .map_err(|e| Error::io(path.display(), e))?;
-        tmp.persist(&path)
-            .map_err(|e| Error::io(path.display(), e.error))?;
-        Ok(())
+            .map_err(|e| Error::io(self.path.display(), e.into_error()))?;
+        fault::point(format_args!("sync {}", self.tmp_path.display()));
+        file.sync_all()
+            .map_err(|e| Error::io(self.path.display(), e))?;
+        drop(file);
+        let renamed = durable::rename(&self.tmp_path, &self.path);
+        durable::set_live(&self.tmp_path, false);
+        if renamed.is_err() {
+            let _ = fs::remove_file(&self.tmp_path);
+        }
+        renamed?;
+        durable::sync_dir(&durable::parent_of(&self.path))
+    }
+}
+
+impl Drop for AtomicFile {
+    fn drop(&mut self) {
+        if self.tmp.take().is_some() {
+            let _ = fs::remove_file(&self.tmp_path);
+            durable::set_live(&self.tmp_path, false);
+        }
     }
 }
 
 impl Write for AtomicFile {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.tmp.write(buf)
+        self.tmp.as_mut().expect("not committed").write(buf)
     }
     fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
-        self.tmp.write_all(buf)
+        self.tmp.as_mut().expect("not committed").write_all(buf)
     }
     fn flush(&mut self) -> io::Result<()> {
-        self.tmp.flush()
+        self.tmp.as_mut().expect("not committed").flush()
     }
 }
 
