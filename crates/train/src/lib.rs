@@ -18,6 +18,7 @@ use wick_shard::{ShardSet, Split};
 
 use crate::data::{val_loss, Corpus, Data, Eval};
 use crate::pairs::{Objective, PairSet};
+use wick_io::{Kind, RunDir};
 use wick_train::{
     install_ctrl_c, interrupted, AdamW, AdamWConfig, Checkpoint, MetricsLog, Schedule,
     ScheduleKind, TrainState,
@@ -160,6 +161,8 @@ impl LoraSettings {
 pub enum Start {
     /// A config file or preset name, freshly initialised with the seed.
     Config(String),
+    /// A resolved config, freshly initialised with the seed (a restarted run's recorded start).
+    Fresh(Box<Config>),
     /// A Hugging Face folder to continue training.
     Init(PathBuf),
     /// The checkpoint in the output directory.
@@ -178,7 +181,54 @@ pub struct Run {
     /// On resume: a new last step (the schedule is kept; past its end the rate stays at
     /// min_lr).
     pub max_steps: Option<u64>,
+    /// How many steps with a non-finite loss or gradient norm the run may skip in all before
+    /// it stops (0: stop at the first).
+    pub skip_nonfinite: u64,
     pub quiet: bool,
+}
+
+/// How a run started (`OUT/run.json`): what `--resume` needs to start it again when it was
+/// stopped before its first checkpoint.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct RunRecord {
+    settings: Settings,
+    /// A from-scratch run's resolved config.json (None: it started from settings.init).
+    config: Option<serde_json::Value>,
+    /// The adapter folder it continued, absolute.
+    adapter: Option<String>,
+}
+
+const RUN_RECORD: &str = "run.json";
+
+impl RunRecord {
+    fn write(&self, out: &Path) -> Result<()> {
+        let json = serde_json::to_string_pretty(self).expect("serialises") + "\n";
+        wick_io::write_atomic(out.join(RUN_RECORD), json.as_bytes())
+    }
+
+    fn read(out: &Path) -> Result<RunRecord> {
+        let p = out.join(RUN_RECORD);
+        let text = std::fs::read_to_string(&p).map_err(|e| {
+            Error::msg(format!(
+                "{}: no checkpoint to resume from, and no {RUN_RECORD} to start it again ({e})",
+                out.display()
+            ))
+        })?;
+        serde_json::from_str(&text).map_err(|e| Error::msg(format!("{}: {e}", p.display())))
+    }
+
+    /// The start it records.
+    fn start(&self) -> Result<Start> {
+        match (&self.config, &self.settings.init) {
+            (Some(c), _) => Ok(Start::Fresh(Box::new(
+                Config::from_json(&c.to_string()).map_err(Error::msg)?,
+            ))),
+            (None, Some(dir)) => Ok(Start::Init(PathBuf::from(dir))),
+            (None, None) => Err(Error::msg(format!(
+                "{RUN_RECORD}: names neither a config nor an --init folder"
+            ))),
+        }
+    }
 }
 
 fn ce(e: candle_core::Error) -> Error {
@@ -253,20 +303,6 @@ fn check_compatible(
 
 use xxhash_rust::xxh3::xxh3_128;
 
-/// Makes sure the output directory can be written before minutes of training are spent.
-fn prepare_out(out: &Path) -> Result<()> {
-    wick_io::create_dir_all(out)?;
-    let probe = out.join(".write-test");
-    std::fs::write(&probe, b"").map_err(|e| {
-        Error::msg(format!(
-            "{}: cannot write to the output folder: {e}",
-            out.display()
-        ))
-    })?;
-    let _ = std::fs::remove_file(probe);
-    Ok(())
-}
-
 fn schedule(s: &Settings) -> Result<Schedule> {
     let kind = match s.schedule.as_str() {
         "cosine" => ScheduleKind::Cosine,
@@ -299,8 +335,35 @@ pub struct Summary {
     pub interrupted: bool,
 }
 
-pub fn run(r: Run) -> Result<Summary> {
-    let out = &r.out;
+pub fn run(mut r: Run) -> Result<Summary> {
+    let out = &r.out.clone();
+    // The run folder: a resumed one is locked at once; a new one is checked now and created
+    // (and locked) once the inputs are known to be good.
+    let mut run_dir = None;
+    if matches!(r.start, Start::Resume) {
+        run_dir = Some(RunDir::resume(
+            out,
+            Kind::Run,
+            "train",
+            Checkpoint::exists(out),
+        )?);
+        Checkpoint::recover(out)?;
+        if !Checkpoint::exists(out) {
+            let record = RunRecord::read(out)?;
+            if !r.quiet {
+                eprintln!(
+                    "train: {}: stopped before its first checkpoint; starting it again from step 0",
+                    out.display()
+                );
+            }
+            r.start = record.start()?;
+            r.adapter = record.adapter.map(PathBuf::from);
+            r.settings = record.settings;
+        }
+    } else {
+        RunDir::check_new(out, Kind::Run, "-o")?;
+    }
+    let from_checkpoint = matches!(r.start, Start::Resume);
     let (mut model, mut state, moments, s) = match &r.start {
         Start::Resume => {
             let (weights, moments, state) = Checkpoint::read(out)?;
@@ -329,7 +392,7 @@ pub fn run(r: Run) -> Result<Summary> {
             (model, state, Some(moments), settings)
         }
         Start::Init(dir) => {
-            if Checkpoint::exists(out) {
+            if Checkpoint::exists(out) && run_dir.is_none() {
                 return Err(Error::msg(format!(
                     "{}: holds a checkpoint; use --resume to continue it or choose another -o",
                     out.display()
@@ -355,8 +418,8 @@ pub fn run(r: Run) -> Result<Summary> {
                 "--method lora|adapter trains an adapter on a base model: give the base with --init DIR",
             ));
         }
-        Start::Config(spec) => {
-            if Checkpoint::exists(out) {
+        Start::Config(_) | Start::Fresh(_) => {
+            if Checkpoint::exists(out) && run_dir.is_none() {
                 return Err(Error::msg(format!(
                     "{}: holds a checkpoint; use --resume to continue it or choose another -o",
                     out.display()
@@ -369,7 +432,11 @@ pub fn run(r: Run) -> Result<Summary> {
             }
             let set = ShardSet::open(&r.data)?;
             let vocab = set.manifest.as_ref().map(|m| m.vocab_size).unwrap_or(0);
-            let mut config = config_from(spec, vocab)?;
+            let mut config = match &r.start {
+                Start::Fresh(c) => (**c).clone(),
+                Start::Config(spec) => config_from(spec, vocab)?,
+                _ => unreachable!("a fresh start"),
+            };
             if let Some(m) = &set.manifest {
                 if config.eos_token_ids.is_empty() {
                     config.eos_token_ids = vec![m.eos_id];
@@ -405,17 +472,6 @@ pub fn run(r: Run) -> Result<Summary> {
     if let Some(set) = corpus.shards() {
         check_compatible(&model.config, set, &s, init_dir)?;
     }
-    prepare_out(out)?;
-    if !matches!(r.start, Start::Resume) {
-        // The shards' tokenizer (or the initial model's) goes with the weights.
-        if let Some(set) = corpus.shards() {
-            wick_train::copy_tokenizer_files(&set.dir, out)?;
-        }
-        if let Some(d) = init_dir {
-            wick_train::copy_tokenizer_files(d, out)?;
-        }
-    }
-
     let vars = if s.trains_adapter() {
         model.make_adapter_trainable()?
     } else {
@@ -431,16 +487,53 @@ pub fn run(r: Run) -> Result<Summary> {
             decay_all: s.decay_all,
         },
     )?;
+    if let Some(what) = opt.nonfinite()? {
+        return Err(Error::msg(format!(
+            "{}: {what}: training cannot start from it",
+            match (&r.start, init_dir) {
+                (_, Some(d)) => d.display().to_string(),
+                (Start::Resume, _) => Checkpoint::dir(out).display().to_string(),
+                _ => "the initial weights".into(),
+            }
+        )));
+    }
+    let _run_dir = match run_dir {
+        Some(d) => d,
+        None => RunDir::create(out, Kind::Run, "train", "-o")?,
+    };
+    if !from_checkpoint {
+        RunRecord {
+            settings: s.clone(),
+            config: matches!(r.start, Start::Config(_) | Start::Fresh(_)).then(|| {
+                serde_json::from_str(&model.config.to_json()).expect("our own config JSON")
+            }),
+            adapter: r
+                .adapter
+                .as_deref()
+                .map(|a| std::fs::canonicalize(a).unwrap_or_else(|_| a.to_path_buf()))
+                .map(|a| a.display().to_string()),
+        }
+        .write(out)?;
+        // The shards' tokenizer (or the initial model's) goes with the weights.
+        if let Some(set) = corpus.shards() {
+            wick_train::copy_tokenizer_files(&set.dir, out)?;
+        }
+        if let Some(d) = init_dir {
+            wick_train::copy_tokenizer_files(d, out)?;
+        }
+    }
+
     if let Some(m) = &moments {
-        opt.load_state(m, state.step)?;
+        // Skipped steps took no optimiser step: AdamW's bias correction counts updates.
+        opt.load_state(m, state.step - state.skipped)?;
     }
     let sched = schedule(&s)?;
     let mut data = Data::new(&corpus, &s)?;
-    if matches!(r.start, Start::Resume) {
+    if from_checkpoint {
         data.restore(&state);
     }
     let metrics_path = out.join("metrics.jsonl");
-    let mut log = if matches!(r.start, Start::Resume) {
+    let mut log = if from_checkpoint {
         MetricsLog::resume(&metrics_path, state.step)?
     } else {
         MetricsLog::create(&metrics_path)?
@@ -487,6 +580,10 @@ pub fn run(r: Run) -> Result<Summary> {
     let mut was_interrupted = false;
     while state.step < stop_at {
         let t0 = Instant::now();
+        // Where the data stood before this step's batches: a run stopped by a non-finite
+        // step checkpoints this, so that its resume meets the same batches.
+        let mut before = state.clone();
+        data.save(&mut before);
         let mut grads = None;
         let mut loss_sum = 0f64;
         let mut step_tokens = 0u64;
@@ -518,22 +615,43 @@ pub fn run(r: Run) -> Result<Summary> {
         model.set_dropout_key(None);
         let grads = grads.expect("grad_accum >= 1");
         let loss = loss_sum / s.grad_accum as f64;
-        if !loss.is_finite() {
-            return Err(Error::msg(format!(
-                "step {}: the loss is {loss}; stopping. The last good checkpoint (step {}) is in {}",
-                state.step + 1,
-                if Checkpoint::exists(out) { Checkpoint::read(out).map(|c| c.2.step).unwrap_or(0) } else { 0 },
-                Checkpoint::dir(out).display()
-            )));
-        }
         let norm = AdamW::global_norm(&grads)?;
-        let scale = if s.grad_clip > 0.0 {
-            (s.grad_clip / (norm + 1e-6)).min(1.0)
-        } else {
-            1.0
-        };
         let lr = sched.lr(state.step);
-        opt.update(&grads, lr, scale)?;
+        // A non-finite loss or gradient is caught before the update: the weights stay finite.
+        let nonfinite = if !loss.is_finite() {
+            Some(format!("the loss is {loss}"))
+        } else if !norm.is_finite() {
+            Some(format!("the gradient norm is {norm}"))
+        } else {
+            None
+        };
+        match &nonfinite {
+            None => {
+                let scale = if s.grad_clip > 0.0 {
+                    (s.grad_clip / (norm + 1e-6)).min(1.0)
+                } else {
+                    1.0
+                };
+                opt.update(&grads, lr, scale)?;
+            }
+            Some(what) if state.skipped < r.skip_nonfinite => {
+                state.skipped += 1;
+                if !r.quiet {
+                    eprintln!(
+                        "train: step {}: {what}; skipped without an update ({} of --skip-nonfinite {})",
+                        state.step + 1,
+                        state.skipped,
+                        r.skip_nonfinite
+                    );
+                }
+            }
+            Some(what) => {
+                return Err(stop_nonfinite(
+                    out, &r, &model, &opt, &mut log, &before, what,
+                ));
+            }
+        }
+        drop(grads);
         state.step += 1;
         state.tokens += step_tokens;
         let step_s = t0.elapsed().as_secs_f64();
@@ -548,6 +666,10 @@ pub fn run(r: Run) -> Result<Summary> {
             "step_ms": step_s * 1e3,
             "elapsed_s": state.elapsed_s,
         });
+        if nonfinite.is_some() {
+            // The metrics log is JSON: NaN and infinity are written as null.
+            rec["skipped"] = json!(true);
+        }
         if let Some(e) = data.epoch() {
             rec["epoch"] = json!(e);
         }
@@ -573,6 +695,7 @@ pub fn run(r: Run) -> Result<Summary> {
         let ckpt = s.checkpoint_interval > 0 && state.step % s.checkpoint_interval == 0;
         if ckpt || last || was_interrupted {
             data.save(&mut state);
+            log.sync()?;
             Checkpoint::write(out, &model, &opt, &state)?;
         }
         let (step, total) = (state.step, s.max_steps);
@@ -604,26 +727,63 @@ pub fn run(r: Run) -> Result<Summary> {
     };
     progress.finish(|secs| {
         format!(
-            "{} at step {} in {secs:.1}s{}; weights in {}",
+            "{} at step {} in {secs:.1}s{}{}; weights in {}",
             if was_interrupted {
-                "stopped (Ctrl-C)"
+                format!("stopped ({})", wick_train::signal_name())
             } else {
-                "done"
+                "done".into()
             },
             state.step,
             last_val.map(|e| e.describe()).unwrap_or_default(),
+            if state.skipped > 0 {
+                format!(", {} non-finite steps skipped", state.skipped)
+            } else {
+                String::new()
+            },
             out.display()
         )
     });
     if was_interrupted {
         return Err(Error::msg(format!(
-            "interrupted at step {}; checkpoint written; continue with: train --resume {} --data {}",
+            "interrupted ({}) at step {}; checkpoint written; continue with: train --resume {} --data {}",
+            wick_train::signal_name(),
             state.step,
             out.display(),
             r.data.display()
         )));
     }
     Ok(summary)
+}
+
+/// Stops a run at a non-finite step (its update not applied): the weights as they stand,
+/// the last good ones, are checkpointed with the data position before the step, and the
+/// error names that checkpoint.
+fn stop_nonfinite(
+    out: &Path,
+    r: &Run,
+    model: &Llama,
+    opt: &AdamW,
+    log: &mut MetricsLog,
+    before: &TrainState,
+    what: &str,
+) -> Error {
+    let step = before.step + 1;
+    let saved = log
+        .sync()
+        .and_then(|()| Checkpoint::write(out, model, opt, before));
+    let data = r.data.display();
+    let dir = Checkpoint::dir(out);
+    match saved {
+        Ok(()) => Error::msg(format!(
+            "step {step}: {what}; the update was not applied and the run stopped. The last good checkpoint (step {}, finite weights) is {}. Resume it with a lower learning rate in a new run (train --init), or skip such steps: train --resume {} --data {data} --skip-nonfinite N",
+            before.step,
+            dir.display(),
+            out.display()
+        )),
+        Err(e) => Error::msg(format!(
+            "step {step}: {what}; the update was not applied and the run stopped, but its weights could not be checkpointed ({e})"
+        )),
+    }
 }
 
 fn eta(secs: f64) -> String {
@@ -648,6 +808,7 @@ impl DefaultFor for TrainState {
             epoch: 0,
             row: 0,
             best_val_loss: None,
+            skipped: 0,
             elapsed_s: 0.0,
             settings: serde_json::to_value(s).expect("settings serialise"),
         }

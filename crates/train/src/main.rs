@@ -203,6 +203,11 @@ struct Cli {
     /// Stop (with a checkpoint) once this step is done, as if interrupted.
     #[arg(long)]
     stop_at: Option<u64>,
+    /// Skip up to N steps whose loss or gradient norm is NaN or infinite (no update; logged
+    /// with "skipped": true) before stopping. At 0 the first such step stops the run, with
+    /// the weights before it checkpointed [counted over the whole run, resumes included].
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    skip_nonfinite: u64,
     /// Worker threads [default: all cores].
     #[arg(long)]
     threads: Option<usize>,
@@ -347,6 +352,7 @@ fn body(cli: Cli) -> Result<()> {
         Start::Init(dir) => {
             wick_model::Config::load(&dir.join("config.json"))?.max_position_embeddings
         }
+        Start::Fresh(c) => c.max_position_embeddings,
         Start::Resume => 0,
     };
     let seq_len = cli.seq_len.unwrap_or(context.min(1024));
@@ -466,6 +472,7 @@ fn body(cli: Cli) -> Result<()> {
         } else {
             None
         },
+        skip_nonfinite: cli.skip_nonfinite,
         quiet: cli.quiet,
     })?;
     Ok(())

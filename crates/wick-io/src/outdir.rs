@@ -307,35 +307,34 @@ pub struct RunDir {
 pub const LOCK: &str = ".lock";
 
 impl RunDir {
-    /// Opens `dest` for a new job: it must be missing, empty, or a folder of the same kind
+    /// Checks that `dest` can hold a new job: missing, empty, or a folder of the same kind
     /// (the caller decides whether what is in it may be overwritten).
-    pub fn create(dest: &Path, kind: Kind, tool: &str, flag: &str) -> Result<RunDir> {
+    pub fn check_new(dest: &Path, kind: Kind, flag: &str) -> Result<()> {
         refuse_dangerous(dest, flag)?;
         let d = dest.display();
         match fs::metadata(dest) {
-            Ok(m) if !m.is_dir() => {
-                return Err(Error::msg(format!(
-                    "{flag} {d}: exists and is not a folder"
-                )))
-            }
+            Ok(m) if !m.is_dir() => Err(Error::msg(format!(
+                "{flag} {d}: exists and is not a folder"
+            ))),
             Ok(_) if !entries(dest)?.is_empty() => match Marker::read(dest) {
-                Some(m) if m.kind == kind => {}
-                Some(m) => {
-                    return Err(Error::msg(format!(
-                        "{flag} {d}: holds {} ({}'s), not {}; refusing to write into it",
-                        m.kind.describe(),
-                        m.tool,
-                        kind.describe()
-                    )))
-                }
-                None => {
-                    return Err(Error::msg(format!(
-                        "{flag} {d}: exists and was not written by wick (no {MARKER} marker); refusing to write into it: choose a new folder"
-                    )))
-                }
+                Some(m) if m.kind == kind => Ok(()),
+                Some(m) => Err(Error::msg(format!(
+                    "{flag} {d}: holds {} ({}'s), not {}; refusing to write into it",
+                    m.kind.describe(),
+                    m.tool,
+                    kind.describe()
+                ))),
+                None => Err(Error::msg(format!(
+                    "{flag} {d}: exists and was not written by wick (no {MARKER} marker); refusing to write into it: choose a new folder"
+                ))),
             },
-            _ => {}
+            _ => Ok(()),
         }
+    }
+
+    /// Opens `dest` for a new job (see [`RunDir::check_new`]), creating and marking it.
+    pub fn create(dest: &Path, kind: Kind, tool: &str, flag: &str) -> Result<RunDir> {
+        RunDir::check_new(dest, kind, flag)?;
         crate::create_dir_all(dest)?;
         let run = RunDir::lock(dest, tool)?;
         if Marker::read(dest).is_none_or(|m| m.kind != kind) {

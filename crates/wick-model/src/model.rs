@@ -769,18 +769,12 @@ fn head_loss(
     inner().map_err(ce)
 }
 
-/// Writes tensors as a safetensors file, atomically (temporary file, then rename).
+/// Writes tensors as a safetensors file, atomically: a temporary file, synced, then renamed.
 pub fn save_safetensors(tensors: &HashMap<String, Tensor>, path: &Path) -> Result<()> {
-    let tmp = path.with_extension("safetensors.tmp");
-    candle_core::safetensors::save(tensors, &tmp)
-        .map_err(|e| Error::msg(format!("{}: cannot write: {e}", tmp.display())))?;
-    // The writer creates the file private (0600); model files are meant to be shared.
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let _ = std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o644));
-    }
-    std::fs::rename(&tmp, path).map_err(|e| Error::io(path.display(), e))
+    let f = wick_io::AtomicFile::create(path)?;
+    candle_core::safetensors::save(tensors, f.tmp_path())
+        .map_err(|e| Error::msg(format!("{}: cannot write: {e}", path.display())))?;
+    f.commit()
 }
 
 /// Log-probabilities over the vocabulary [.., vocab], without a gradient.

@@ -3,7 +3,8 @@
 //! Documents stream into one spill file per split (tokens and masks, in arrival order) with a
 //! small index; `finish` then writes them out, shuffled if asked, as shards of whole documents.
 //! Memory holds only the index (16 bytes a document), whatever the corpus size. Everything is
-//! built in a hidden sibling directory that replaces the destination only when complete, so a
+//! built in a hidden sibling directory ([`wick_io::OutDir`]) that replaces the destination only
+//! when complete, and only when the destination is an earlier shard folder of wick's, so a
 //! killed run never leaves a directory `pack verify` accepts, nor damages a previous one.
 
 use std::fs::{self, File};
@@ -50,8 +51,7 @@ struct Spill {
 }
 
 pub struct Packer {
-    out: PathBuf,
-    staging: tempfile::TempDir,
+    staging: wick_io::OutDir,
     opts: PackOptions,
     manifest: Manifest,
     spills: Vec<Spill>,
@@ -67,7 +67,6 @@ impl Packer {
         tokenizer_json: &Path,
         tokenizer_hash: &str,
     ) -> Result<Packer> {
-        check_destination(out)?;
         if opts.dtype == Dtype::Uint16 && opts.vocab_size > 1 << 16 {
             return Err(Error::msg(format!(
                 "a vocabulary of {} does not fit uint16 shards; use uint32",
@@ -86,19 +85,7 @@ impl Packer {
                 i32::MAX
             )));
         }
-        let parent = match out.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        wick_io::create_dir_all(&parent)?;
-        let name = out
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "shards".into());
-        let staging = tempfile::Builder::new()
-            .prefix(&format!(".{name}.tmp"))
-            .tempdir_in(&parent)
-            .map_err(|e| Error::io(parent.display(), e))?;
+        let staging = wick_io::OutDir::create(out, wick_io::Kind::Shards, "pack", "-o")?;
         copy(tokenizer_json, &staging.path().join("tokenizer.json"))?;
         let config = tokenizer_json.with_file_name("tokenizer_config.json");
         if config.exists() {
@@ -137,7 +124,6 @@ impl Packer {
             opts.shard_tokens,
         );
         Ok(Packer {
-            out: out.to_path_buf(),
             staging,
             opts,
             manifest,
@@ -279,50 +265,9 @@ impl Packer {
         }
         let mpath = dir.join(MANIFEST);
         fs::write(&mpath, self.manifest.to_json()).map_err(|e| Error::io(mpath.display(), e))?;
-        install(self.staging, &self.out)?;
+        self.staging.commit()?;
         Ok(self.manifest)
     }
-}
-
-/// Refuses to replace anything but an earlier shard directory.
-fn check_destination(out: &Path) -> Result<()> {
-    if out.exists() {
-        let is_empty_dir = out.is_dir()
-            && fs::read_dir(out)
-                .map_err(|e| Error::io(out.display(), e))?
-                .next()
-                .is_none();
-        if !is_empty_dir && !out.join(MANIFEST).exists() {
-            return Err(Error::msg(format!(
-                "{}: exists and is not a shard directory (no {MANIFEST}); refusing to replace it",
-                out.display()
-            )));
-        }
-    }
-    Ok(())
-}
-
-/// Moves the finished staging directory to `out`, replacing an earlier one.
-fn install(staging: tempfile::TempDir, out: &Path) -> Result<()> {
-    let staged = staging.keep();
-    // tempfile makes the staging directory private (0700); a finished one is ordinary data.
-    #[cfg(unix)]
-    fs::set_permissions(&staged, std::os::unix::fs::PermissionsExt::from_mode(0o755))
-        .map_err(|e| Error::io(staged.display(), e))?;
-    let err = |e| Error::io(out.display(), e);
-    if out.exists() {
-        let old = out.with_file_name(format!(
-            ".{}.old-{}",
-            out.file_name().unwrap_or_default().to_string_lossy(),
-            std::process::id()
-        ));
-        fs::rename(out, &old).map_err(err)?;
-        fs::rename(&staged, out).map_err(err)?;
-        fs::remove_dir_all(&old).map_err(err)?;
-    } else {
-        fs::rename(&staged, out).map_err(err)?;
-    }
-    Ok(())
 }
 
 fn finish_writer(w: BufWriter<File>, path: &Path) -> Result<()> {

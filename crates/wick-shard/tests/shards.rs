@@ -433,9 +433,34 @@ fn repacking_replaces_an_earlier_directory_but_nothing_else() {
     )
     .err()
     .unwrap();
-    assert!(
-        err.to_string().contains("is not a shard directory"),
-        "{err}"
+    assert!(err.to_string().contains("not written by wick"), "{err}");
+    // A manifest.json is not enough to count as wick's: any tool could have written one.
+    fs::write(other.join("manifest.json"), "{}").unwrap();
+    assert!(Packer::create(
+        &other,
+        opts(0.0, None, 10, Dtype::Uint16),
+        &fixture("tokenizers/gpt2/tokenizer.json"),
+        "h",
+    )
+    .is_err());
+    assert_eq!(
+        fs::read_to_string(other.join("todo.txt")).unwrap(),
+        "keep me"
+    );
+    // Nor is wick's own shard folder once the user has put a file of theirs in it.
+    fs::write(dir.join("README.md"), "my notes").unwrap();
+    let err = Packer::create(
+        &dir,
+        opts(0.0, None, 10, Dtype::Uint16),
+        &fixture("tokenizers/gpt2/tokenizer.json"),
+        "h",
+    )
+    .err()
+    .unwrap();
+    assert!(err.to_string().contains("holds README.md"), "{err}");
+    assert_eq!(
+        fs::read_to_string(dir.join("README.md")).unwrap(),
+        "my notes"
     );
 }
 

@@ -244,6 +244,29 @@ impl AdamW {
         Ok(())
     }
 
+    /// The first parameter whose values or moments hold NaN or infinity, described ("NAME
+    /// holds non-finite weights"); `None` when all are finite.
+    pub fn nonfinite(&self) -> Result<Option<String>> {
+        for p in &self.params {
+            let weights_ok = with_slice(p.var.as_tensor(), |s| {
+                s.par_chunks(CHUNK).all(|c| c.iter().all(|x| x.is_finite()))
+            })?;
+            let moments_ok = p.m.iter().chain(&p.v).all(|x| x.is_finite());
+            if !(weights_ok && moments_ok) {
+                return Ok(Some(format!(
+                    "{} holds non-finite {} (NaN or infinity)",
+                    p.name,
+                    if weights_ok {
+                        "optimiser moments"
+                    } else {
+                        "weights"
+                    }
+                )));
+            }
+        }
+        Ok(None)
+    }
+
     /// The moments under torch-like names (`exp_avg.NAME`, `exp_avg_sq.NAME`).
     pub fn state_tensors(&self) -> Result<HashMap<String, Tensor>> {
         let mut out = HashMap::new();

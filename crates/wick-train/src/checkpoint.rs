@@ -5,18 +5,22 @@
 //! OUT/checkpoint/   config.json, model.safetensors, optimizer.safetensors, state.json
 //! OUT/best/         the weights with the lowest validation loss so far (Hugging Face folder)
 //! OUT/metrics.jsonl
+//! OUT/run.json      how the run started, so that a run killed before its first checkpoint resumes
+//! OUT/.wick, .lock  wick's marker (a training run) and the lock held while a process trains in it
 //! ```
 //!
-//! A checkpoint is written whole into a hidden directory and swapped in by renames, so a
-//! crash or Ctrl-C at any moment leaves the previous checkpoint readable; the top-level
-//! weights are hard links to the checkpoint's files, not second copies.
+//! A checkpoint is written whole into a hidden sibling folder, synced, and swapped in by one
+//! atomic exchange ([`wick_io::OutDir`]), so a kill or a power cut at any moment leaves the
+//! previous checkpoint or the new one, never a mixture. The top-level weights are hard links to
+//! the checkpoint's files, not second copies; [`Checkpoint::recover`] relinks them when a kill
+//! came between the swap and the links.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
-use wick_io::{Error, Result};
+use wick_io::{Error, Kind, OutDir, Result};
 use wick_model::Llama;
 
 use crate::AdamW;
@@ -36,6 +40,10 @@ pub struct TrainState {
     #[serde(default)]
     pub row: u64,
     pub best_val_loss: Option<f64>,
+    /// Steps whose loss or gradient norm was not finite, skipped without an update
+    /// (`--skip-nonfinite`).
+    #[serde(default)]
+    pub skipped: u64,
     /// Training wall time so far, seconds.
     pub elapsed_s: f64,
     /// The settings the run was started with (the resumed run reuses them).
@@ -48,48 +56,23 @@ pub struct Checkpoint;
 pub type Tensors = HashMap<String, Tensor>;
 
 const DIR: &str = "checkpoint";
+const TOOL: &str = "train";
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
     move |e| Error::io(path.display(), e)
 }
 
-/// Replaces directory `dst` by the fully written `tmp`, keeping the old one until the new
-/// one is in place.
-fn swap_dir(tmp: &Path, dst: &Path) -> Result<()> {
-    let old = dst.with_file_name(format!(
-        ".{}.old",
-        dst.file_name().unwrap().to_string_lossy()
-    ));
-    if old.exists() {
-        std::fs::remove_dir_all(&old).map_err(io(&old))?;
-    }
-    if dst.exists() {
-        std::fs::rename(dst, &old).map_err(io(dst))?;
-    }
-    std::fs::rename(tmp, dst).map_err(io(dst))?;
-    if old.exists() {
-        std::fs::remove_dir_all(&old).map_err(io(&old))?;
-    }
-    Ok(())
-}
-
-fn fresh_tmp(out: &Path, name: &str) -> Result<PathBuf> {
-    let tmp = out.join(format!(".{name}.tmp"));
-    if tmp.exists() {
-        std::fs::remove_dir_all(&tmp).map_err(io(&tmp))?;
-    }
-    wick_io::create_dir_all(&tmp)?;
-    Ok(tmp)
-}
-
 /// Puts `src` at `dst` by a hard link (a copy where links are not possible), atomically.
 fn link_into_place(src: &Path, dst: &Path) -> Result<()> {
-    let tmp = dst.with_extension("link.tmp");
-    let _ = std::fs::remove_file(&tmp);
+    let tmp = wick_io::temp_sibling(dst, "tmp")?;
+    wick_io::fault::point(format_args!("link {}", tmp.display()));
     if std::fs::hard_link(src, &tmp).is_err() {
         std::fs::copy(src, &tmp).map_err(io(&tmp))?;
+        std::fs::File::open(&tmp)
+            .and_then(|f| f.sync_all())
+            .map_err(io(&tmp))?;
     }
-    std::fs::rename(&tmp, dst).map_err(io(dst))
+    wick_io::rename(&tmp, dst)
 }
 
 /// Copies the tokenizer files that sit in `from` (if any) into `to`.
@@ -129,43 +112,86 @@ fn save_weights(model: &Llama, dir: &Path, state: &TrainState) -> Result<[&'stat
 impl Checkpoint {
     pub fn exists(out: &Path) -> bool {
         out.join(DIR).join("state.json").is_file()
-            || out.join(".checkpoint.old/state.json").is_file()
+    }
+
+    /// Puts a run folder back in order after a kill: what dead runs left half-written beside
+    /// the checkpoint and best/ goes (or back into place), a folder written before markers
+    /// existed gets its marker, and the top-level weights are relinked to the checkpoint's.
+    pub fn recover(out: &Path) -> Result<()> {
+        for name in [DIR, "best"] {
+            let dir = out.join(name);
+            wick_io::clean_stale(&dir)?;
+            if dir.is_dir() && wick_io::Marker::read(&dir).is_none() {
+                let kind = if name == DIR {
+                    wick_io::Kind::Checkpoint
+                } else {
+                    wick_io::Kind::Model
+                };
+                let files = std::fs::read_dir(&dir)
+                    .map_err(io(&dir))?
+                    .filter_map(|e| e.ok())
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect();
+                wick_io::Marker {
+                    kind,
+                    tool: TOOL.into(),
+                    files: Some(files),
+                }
+                .write(&dir)?;
+            }
+        }
+        let dir = out.join(DIR);
+        if !dir.join("state.json").is_file() {
+            return Ok(());
+        }
+        let files = if dir.join("model.safetensors").is_file() {
+            ["config.json", "model.safetensors"]
+        } else {
+            ["adapter_config.json", "adapter_model.safetensors"]
+        };
+        for f in files {
+            let (src, dst) = (dir.join(f), out.join(f));
+            if !same_file(&src, &dst) {
+                link_into_place(&src, &dst)?;
+            }
+        }
+        wick_io::sync_dir(out)
     }
 
     /// Writes model, optimiser and state as `OUT/checkpoint`, then links the weights to
     /// the top level of `OUT`. A model with a LoRA adapter is written as the adapter alone
     /// (PEFT's files; the base stays where it was, named by the settings' "init").
+    /// Non-finite weights are refused: a checkpoint is always one to go back to.
     pub fn write(out: &Path, model: &Llama, opt: &AdamW, state: &TrainState) -> Result<()> {
-        let tmp = fresh_tmp(out, DIR)?;
-        let files = save_weights(model, &tmp, state)?;
+        if let Some(what) = opt.nonfinite()? {
+            return Err(Error::msg(format!("{what}; not checkpointed")));
+        }
+        let dir = OutDir::create(&out.join(DIR), Kind::Checkpoint, TOOL, "checkpoint")?;
+        let files = save_weights(model, dir.path(), state)?;
         let moments = opt.state_tensors()?;
-        wick_model::save_safetensors(&moments, &tmp.join("optimizer.safetensors"))?;
+        wick_model::save_safetensors(&moments, &dir.path().join("optimizer.safetensors"))?;
         let json = serde_json::to_string_pretty(state).expect("state serialises") + "\n";
-        wick_io::write_atomic(tmp.join("state.json"), json.as_bytes())?;
+        wick_io::write_atomic(dir.path().join("state.json"), json.as_bytes())?;
+        dir.commit()?;
         let dir = out.join(DIR);
-        swap_dir(&tmp, &dir)?;
         for f in files {
             link_into_place(&dir.join(f), &out.join(f))?;
         }
-        Ok(())
+        wick_io::sync_dir(out)
     }
 
     /// Writes the weights alone as a Hugging Face folder `OUT/NAME` (e.g. `best`), with the
     /// tokenizer files found in `OUT` (an adapter folder for a model with an adapter).
     pub fn write_model(out: &Path, name: &str, model: &Llama, state: &TrainState) -> Result<()> {
-        let tmp = fresh_tmp(out, name)?;
-        save_weights(model, &tmp, state)?;
-        copy_tokenizer_files(out, &tmp)?;
-        swap_dir(&tmp, &out.join(name))
+        let dir = OutDir::create(&out.join(name), Kind::Model, TOOL, name)?;
+        save_weights(model, dir.path(), state)?;
+        copy_tokenizer_files(out, dir.path())?;
+        dir.commit()
     }
 
     /// Reads the checkpoint of `OUT`: weights by name, optimiser moments, state.
     pub fn read(out: &Path) -> Result<(Tensors, Tensors, TrainState)> {
-        let mut dir = out.join(DIR);
-        if !dir.join("state.json").is_file() {
-            // A crash between the two renames of a swap leaves only the old copy.
-            dir = out.join(".checkpoint.old");
-        }
+        let dir = out.join(DIR);
         let state_file = dir.join("state.json");
         let text = std::fs::read_to_string(&state_file).map_err(|e| {
             Error::msg(format!(
@@ -190,5 +216,22 @@ impl Checkpoint {
 
     pub fn dir(out: &Path) -> PathBuf {
         out.join(DIR)
+    }
+}
+
+/// Whether two paths are one file (the same inode).
+fn same_file(a: &Path, b: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        match (std::fs::metadata(a), std::fs::metadata(b)) {
+            (Ok(x), Ok(y)) => x.dev() == y.dev() && x.ino() == y.ino(),
+            _ => false,
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (a, b);
+        false
     }
 }

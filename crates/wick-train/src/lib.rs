@@ -10,6 +10,6 @@ mod schedule;
 
 pub use adamw::{AdamW, AdamWConfig, Grads};
 pub use checkpoint::{copy_tokenizer_files, Checkpoint, TrainState};
-pub use interrupt::{install_ctrl_c, interrupted};
+pub use interrupt::{install_ctrl_c, interrupted, signal_name};
 pub use metrics::MetricsLog;
 pub use schedule::{Schedule, ScheduleKind};

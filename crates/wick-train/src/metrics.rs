@@ -16,6 +16,7 @@ pub struct MetricsLog {
 impl MetricsLog {
     /// Starts a fresh log (an existing one is replaced).
     pub fn create(path: &Path) -> Result<MetricsLog> {
+        wick_io::fault::point(format_args!("truncate {}", path.display()));
         let file = File::create(path).map_err(|e| Error::io(path.display(), e))?;
         Ok(MetricsLog {
             file,
@@ -53,7 +54,15 @@ impl MetricsLog {
         })
     }
 
+    /// Forces the lines written so far to disk (before a checkpoint that counts on them).
+    pub fn sync(&self) -> Result<()> {
+        self.file
+            .sync_data()
+            .map_err(|e| Error::io(self.path.display(), e))
+    }
+
     pub fn log(&mut self, record: &Value) -> Result<()> {
+        wick_io::fault::point(format_args!("append {}", self.path.display()));
         let mut line = serde_json::to_string(record).expect("a JSON value serialises");
         line.push('\n');
         self.file
