@@ -208,13 +208,15 @@ impl RunRecord {
 
     fn read(out: &Path) -> Result<RunRecord> {
         let p = out.join(RUN_RECORD);
-        let text = std::fs::read_to_string(&p).map_err(|e| {
-            Error::msg(format!(
-                "{}: no checkpoint to resume from, and no {RUN_RECORD} to start it again ({e})",
-                out.display()
-            ))
-        })?;
+        let text = std::fs::read_to_string(&p).map_err(|_| RunRecord::not_started(out))?;
         serde_json::from_str(&text).map_err(|e| Error::msg(format!("{}: {e}", p.display())))
+    }
+
+    fn not_started(out: &Path) -> Error {
+        Error::msg(format!(
+            "{}: no checkpoint to resume from: the run had not started (no {RUN_RECORD}); start it again with the command that made it",
+            out.display()
+        ))
     }
 
     /// The start it records.
@@ -341,6 +343,9 @@ pub fn run(mut r: Run) -> Result<Summary> {
     // (and locked) once the inputs are known to be good.
     let mut run_dir = None;
     if matches!(r.start, Start::Resume) {
+        if out.is_dir() && wick_io::Marker::read(out).is_none() && !Checkpoint::exists(out) {
+            return Err(RunRecord::not_started(out));
+        }
         run_dir = Some(RunDir::resume(
             out,
             Kind::Run,
@@ -499,7 +504,12 @@ pub fn run(mut r: Run) -> Result<Summary> {
     }
     let _run_dir = match run_dir {
         Some(d) => d,
-        None => RunDir::create(out, Kind::Run, "train", "-o")?,
+        None => {
+            let d = RunDir::create(out, Kind::Run, "train", "-o")?;
+            // What a run killed before it recorded its start may have left.
+            Checkpoint::recover(out)?;
+            d
+        }
     };
     if !from_checkpoint {
         RunRecord {

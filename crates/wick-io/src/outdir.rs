@@ -176,6 +176,24 @@ fn entries(dir: &Path) -> Result<Vec<String>> {
     Ok(names)
 }
 
+/// What a killed wick process can leave in a folder besides its output: the lock file and
+/// temporaries (`.NAME.tmp-PID-*`), which the next writer clears.
+fn is_debris(name: &str) -> bool {
+    name == LOCK
+        || name.starts_with('.')
+            && ["tmp", "old"].iter().any(|tag| {
+                name.rsplit_once(&format!(".{tag}-")).is_some_and(|(_, rest)| {
+                    rest.split_once('-')
+                        .is_some_and(|(pid, _)| pid.parse::<u32>().is_ok())
+                })
+            })
+}
+
+/// The folder's entries less [`is_debris`].
+fn contents(dir: &Path) -> Result<Vec<String>> {
+    Ok(entries(dir)?.into_iter().filter(|n| !is_debris(n)).collect())
+}
+
 /// Checks that `dest` may become (or be replaced by) a folder of `kind`:
 /// missing, empty, or wick's own `kind` holding nothing but what wick wrote there. `flag` is
 /// the option that named it, for the message.
@@ -191,7 +209,7 @@ pub fn check_replaceable(dest: &Path, kind: Kind, flag: &str) -> Result<()> {
             kind.describe()
         )));
     }
-    let names = entries(dest)?;
+    let names = contents(dest)?;
     if names.is_empty() {
         return Ok(());
     }
@@ -316,7 +334,7 @@ impl RunDir {
             Ok(m) if !m.is_dir() => Err(Error::msg(format!(
                 "{flag} {d}: exists and is not a folder"
             ))),
-            Ok(_) if !entries(dest)?.is_empty() => match Marker::read(dest) {
+            Ok(_) if !contents(dest)?.is_empty() => match Marker::read(dest) {
                 Some(m) if m.kind == kind => Ok(()),
                 Some(m) => Err(Error::msg(format!(
                     "{flag} {d}: holds {} ({}'s), not {}; refusing to write into it",

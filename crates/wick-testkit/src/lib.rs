@@ -55,8 +55,14 @@ pub fn sibling_bin(own: &str, name: &str) -> String {
 /// Runs `bin` with `args`, feeding `stdin` from another thread (so a tool that writes before it
 /// has read everything cannot deadlock the test), and collects its output.
 pub fn run(bin: &str, args: &[&str], stdin: &[u8]) -> Out {
+    run_env(bin, args, &[], stdin)
+}
+
+/// [`run`] with extra environment variables.
+pub fn run_env(bin: &str, args: &[&str], env: &[(&str, &str)], stdin: &[u8]) -> Out {
     let mut child = Command::new(bin)
         .args(args)
+        .envs(env.iter().copied())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -193,4 +199,53 @@ pub fn with_vocab(model: &std::path::Path, out: &std::path::Path, vocab: usize) 
         }
     }
     candle_core::safetensors::save(&w, out.join("model.safetensors")).unwrap();
+}
+
+/// The fault-injection points (see `wick_io::fault`) that `bin args` passes through when
+/// nothing goes wrong, in order: each is a place where a kill could come.
+pub fn fault_points(bin: &str, args: &[&str], stdin: &[u8]) -> Vec<String> {
+    let log = tempfile::NamedTempFile::new().expect("a temporary file");
+    let path = log.path().to_str().expect("UTF-8 path").to_string();
+    let r = run_env(bin, args, &[("WICK_FAULT_LOG", &path)], stdin);
+    assert_eq!(r.code, 0, "{bin} {args:?}: {}", r.stderr);
+    std::fs::read_to_string(log.path())
+        .expect("the fault log")
+        .lines()
+        .map(|l| l.split_once('\t').map_or(l, |(_, what)| what).to_string())
+        .collect()
+}
+
+/// Runs `bin args` and kills it (SIGKILL) at fault point `n`; asserts that it died there.
+pub fn run_killed_at(bin: &str, args: &[&str], n: usize, stdin: &[u8]) {
+    let r = run_env(bin, args, &[("WICK_FAULT_AT", &n.to_string())], stdin);
+    assert_eq!(
+        r.code, -1,
+        "{bin} {args:?} was to be killed at point {n}: {}",
+        r.stderr
+    );
+}
+
+/// Every file under `dir` (relative path -> bytes), for comparing two output folders.
+pub fn files_under(dir: &std::path::Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    fn walk(
+        root: &std::path::Path,
+        dir: &std::path::Path,
+        out: &mut std::collections::BTreeMap<String, Vec<u8>>,
+    ) {
+        for e in std::fs::read_dir(dir).expect("read a folder") {
+            let p = e.expect("a folder entry").path();
+            if p.is_dir() {
+                walk(root, &p, out);
+            } else {
+                let rel = p.strip_prefix(root).expect("under root");
+                out.insert(
+                    rel.to_string_lossy().into_owned(),
+                    std::fs::read(&p).expect("read a file"),
+                );
+            }
+        }
+    }
+    let mut out = std::collections::BTreeMap::new();
+    walk(dir, dir, &mut out);
+    out
 }

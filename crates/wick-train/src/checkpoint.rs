@@ -64,6 +64,7 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
 
 /// Puts `src` at `dst` by a hard link (a copy where links are not possible), atomically.
 fn link_into_place(src: &Path, dst: &Path) -> Result<()> {
+    wick_io::clean_stale(dst)?;
     let tmp = wick_io::temp_sibling(dst, "tmp")?;
     wick_io::fault::point(format_args!("link {}", tmp.display()));
     if std::fs::hard_link(src, &tmp).is_err() {
