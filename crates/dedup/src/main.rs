@@ -158,7 +158,7 @@ fn main() -> ExitCode {
             quiet,
         }) => {
             let opts = options(&hashing, skip_invalid, quiet)?;
-            wick_io::create_dir_all(&output)?;
+            wick_io::open_shared_dir(&output, wick_io::Kind::Signatures, "dedup", "-o")?;
             let signer = Signer::new(opts);
             let mut progress = Progress::new("dedup signatures", quiet);
             let mut seen = std::collections::HashSet::new();
@@ -217,6 +217,12 @@ fn main() -> ExitCode {
             output,
             removed,
         }) => {
+            if let Some(r) = &removed {
+                wick_io::check_distinct_outputs(&[
+                    ("-o", Path::new(output.as_deref().unwrap_or("-"))),
+                    ("--removed", Path::new(r)),
+                ])?;
+            }
             let mut table = DupsCursor::open(&dups, &file)?;
             let mut kept = Output::create(output.as_deref())?;
             let mut rem = match &removed {
@@ -276,6 +282,12 @@ fn options(h: &HashArgs, skip_invalid: bool, quiet: bool) -> Result<Options> {
 
 fn single(a: DedupArgs) -> Result<()> {
     let opts = options(&a.hashing, a.skip_invalid, a.quiet)?;
+    if let Some(removed) = &a.removed {
+        wick_io::check_distinct_outputs(&[
+            ("-o", Path::new(a.output.as_deref().unwrap_or("-"))),
+            ("--removed", Path::new(removed)),
+        ])?;
+    }
     let mut kept = Output::create(a.output.as_deref())?;
     let mut removed = match &a.removed {
         Some(p) => Some(Output::create(Some(p))?),

@@ -357,6 +357,15 @@ fn config(c: &Cli) -> FilterConfig {
 }
 
 fn run(cli: Cli) -> Result<()> {
+    if let Some(rejected) = &cli.rejected {
+        wick_io::check_distinct_outputs(&[
+            (
+                "-o",
+                std::path::Path::new(cli.output.as_deref().unwrap_or("-")),
+            ),
+            ("--rejected", std::path::Path::new(rejected)),
+        ])?;
+    }
     let filter = Filter::new(
         config(&cli),
         RunOptions {

@@ -2,7 +2,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Parser;
-use wick_io::{Error, Result};
+use wick_io::{Error, Kind, OutDir, Result};
 use wick_model::{Adapter, Llama};
 
 #[global_allocator]
@@ -15,7 +15,8 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// folder (adapter_config.json, adapter_model.safetensors; wick's `train --method lora` writes
 /// the same), and writes a complete Hugging Face folder: config.json (the base's), the merged
 /// model.safetensors, and the base's tokenizer files. The output is built in a temporary folder
-/// beside it and renamed into place, so it is never half-written. Adapters that add layers
+/// beside it and swapped into place, so it is never half-written; an existing -o is replaced
+/// only when it is an earlier lora-merge output that holds nothing else. Adapters that add layers
 /// (Houlsby bottleneck adapters) cannot be folded into the weights: load them beside the base
 /// with the tools' --adapter instead.
 ///
@@ -30,7 +31,7 @@ struct Cli {
     /// The adapter folder.
     #[arg(long)]
     adapter: PathBuf,
-    /// Output folder (must not exist, or be empty).
+    /// Output folder (new, empty, or an earlier lora-merge output to replace).
     #[arg(short, long)]
     output: PathBuf,
     #[arg(short, long)]
@@ -54,17 +55,7 @@ fn check_mergeable(adapter: &Path) -> Result<()> {
 }
 
 fn body(cli: Cli) -> Result<()> {
-    if cli.output.exists()
-        && std::fs::read_dir(&cli.output)
-            .map_err(|e| Error::io(cli.output.display(), e))?
-            .next()
-            .is_some()
-    {
-        return Err(Error::msg(format!(
-            "{}: exists and is not empty; choose another -o",
-            cli.output.display()
-        )));
-    }
+    wick_io::check_replaceable(&cli.output, Kind::Model, "-o")?;
     check_mergeable(&cli.adapter)?;
     let mut model = Llama::load(&cli.base)?;
     let adapter = Adapter::load(&cli.adapter)?;
@@ -73,33 +64,10 @@ fn body(cli: Cli) -> Result<()> {
         .map_err(|e| e.context(cli.adapter.display()))?;
     model.merge_adapter()?;
 
-    let parent = match cli.output.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    wick_io::create_dir_all(&parent)?;
-    let name = cli
-        .output
-        .file_name()
-        .ok_or_else(|| Error::msg(format!("{}: not a folder name", cli.output.display())))?;
-    let tmp = parent.join(format!(
-        ".{}.tmp-{}",
-        name.to_string_lossy(),
-        std::process::id()
-    ));
-    let _ = std::fs::remove_dir_all(&tmp);
-    let write = || -> Result<()> {
-        model.save(&tmp)?;
-        wick_train::copy_tokenizer_files(&cli.base, &tmp)?;
-        if cli.output.exists() {
-            std::fs::remove_dir(&cli.output).map_err(|e| Error::io(cli.output.display(), e))?;
-        }
-        std::fs::rename(&tmp, &cli.output).map_err(|e| Error::io(cli.output.display(), e))
-    };
-    if let Err(e) = write() {
-        let _ = std::fs::remove_dir_all(&tmp);
-        return Err(e);
-    }
+    let dir = OutDir::create(&cli.output, Kind::Model, "lora-merge", "-o")?;
+    model.save(dir.path())?;
+    wick_train::copy_tokenizer_files(&cli.base, dir.path())?;
+    dir.commit()?;
     if !cli.quiet {
         let c = &adapter.config;
         eprintln!(

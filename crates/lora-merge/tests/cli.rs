@@ -143,11 +143,27 @@ fn what_cannot_be_merged_is_refused_and_nothing_is_written() {
         );
         assert!(!out.exists(), "{adapter:?}: output written after an error");
     }
-    // An existing, non-empty output folder is not overwritten.
+    // An existing folder that lora-merge did not write is not overwritten, even when it looks
+    // like a model folder.
     std::fs::create_dir(&out).unwrap();
     std::fs::write(out.join("keep"), "x").unwrap();
+    std::fs::copy(gqa.join("config.json"), out.join("config.json")).unwrap();
     let (code, _, err) = merge(&gqa, &plain, &out);
     assert_eq!(code, 1);
-    assert!(err.contains("not empty"), "{err}");
+    assert!(err.contains("not written by wick"), "{err}");
     assert!(out.join("keep").is_file());
+    // Its own earlier output is replaced whole; with a file of the user's in it, it is not.
+    std::fs::remove_dir_all(&out).unwrap();
+    for _ in 0..2 {
+        let (code, _, err) = merge(&gqa, &plain, &out);
+        assert_eq!(code, 0, "{err}");
+    }
+    std::fs::write(out.join("notes.md"), "mine").unwrap();
+    let (code, _, err) = merge(&gqa, &plain, &out);
+    assert_eq!(code, 1);
+    assert!(err.contains("holds notes.md"), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(out.join("notes.md")).unwrap(),
+        "mine"
+    );
 }

@@ -13,7 +13,7 @@ pub mod render;
 pub mod ticks;
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::SystemTime;
 
 use plotters::prelude::{BitMapBackend, DrawingBackend, IntoDrawingArea, SVGBackend};
@@ -201,23 +201,9 @@ pub fn write_picture(fig: &Figure, opts: &Options, format: Format, path: &str) -
     match format {
         Format::Svg => wick_io::write_atomic(path, svg(fig, opts.size)?.as_bytes()),
         Format::Png => {
-            let p = Path::new(path);
-            let dir = match p.parent() {
-                Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-                _ => PathBuf::from("."),
-            };
-            let name = p
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            let tmp = png_temp(&dir, &name)?;
-            draw_png(fig, render::figure_size(fig, opts.size), tmp.path())?;
-            tmp.as_file()
-                .sync_all()
-                .map_err(|e| Error::io(p.display(), e))?;
-            tmp.persist(p)
-                .map_err(|e| Error::io(p.display(), e.error))?;
-            Ok(())
+            let f = wick_io::AtomicFile::create(path)?;
+            draw_png(fig, render::figure_size(fig, opts.size), f.tmp_path())?;
+            f.commit()
         }
     }
 }

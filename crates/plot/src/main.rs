@@ -136,6 +136,14 @@ fn main() -> ExitCode {
     if targets.is_empty() {
         targets.push(Target::Stdout(forced.unwrap_or(Format::Png)));
     }
+    let outputs: Vec<(&str, &std::path::Path)> = cli
+        .out
+        .iter()
+        .map(|o| ("-o", std::path::Path::new(o)))
+        .collect();
+    if let Err(e) = wick_io::check_distinct_outputs(&outputs) {
+        usage(e.to_string());
+    }
     let to_stdout = targets.iter().any(|t| matches!(t, Target::Stdout(_)));
     if cli.follow && (to_stdout || cli.files.iter().any(|f| f == "-")) {
         usage("--follow redraws files: give the logs as paths and -o PATH");

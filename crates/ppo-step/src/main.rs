@@ -7,7 +7,7 @@ use ppo_step::rollouts;
 use ppo_step::step::{self, Options};
 use ppo_step::value_head::ValueHead;
 use serde_json::json;
-use wick_io::{Error, Output, Result};
+use wick_io::{Error, Kind, OutDir, Output, Result};
 use wick_model::adapter::LoraConfig;
 use wick_model::{Folder, Llama};
 use wick_rl::ppo::{self, Hyper, KlEstimator};
@@ -163,11 +163,18 @@ fn body(cli: Cli) -> Result<()> {
             "--method full with --adapter: fold the adapter in first with lora-merge",
         ));
     }
-    if cli.out == cli.policy || cli.adapter.as_ref() == Some(&cli.out) {
+    let same = |a: &Path, b: &Path| {
+        std::fs::canonicalize(a)
+            .ok()
+            .is_some_and(|a| std::fs::canonicalize(b).ok() == Some(a))
+    };
+    if same(&cli.out, &cli.policy) || cli.adapter.as_deref().is_some_and(|a| same(&cli.out, a)) {
         return Err(Error::msg(
             "-o must be a new folder: the next iteration reads the policy this one started from",
         ));
     }
+    // Checked before minutes of work: -o is replaced only when it is an earlier ppo-step output.
+    wick_io::check_replaceable(&cli.out, Kind::Policy, "-o")?;
     let folder = Folder::open(&cli.policy)?;
     let stop = folder.stop_ids();
     let mut policy = folder.model;
@@ -275,21 +282,23 @@ fn body(cli: Cli) -> Result<()> {
     let upd = step::update(&policy, &value, &mut opt, &batch, &o, iteration)?;
     let update_s = step::secs(t1);
 
-    // Everything into a temporary folder, then renamed: a failed step leaves no half policy.
-    let tmp = tmp_dir(&cli.out)?;
+    // Everything into a temporary folder, then swapped in: a failed or killed step leaves no
+    // half policy, and rerunning the same command redoes the same step.
+    let dir = OutDir::create(&cli.out, Kind::Policy, "ppo-step", "-o")?;
+    let tmp = dir.path();
     if lora {
         let base =
             std::fs::canonicalize(&cli.policy).map_err(|e| Error::io(cli.policy.display(), e))?;
-        policy.save_adapter(&tmp, &base.display().to_string())?;
+        policy.save_adapter(tmp, &base.display().to_string())?;
     } else {
-        policy.save(&tmp)?;
-        wick_train::copy_tokenizer_files(&cli.policy, &tmp)?;
+        policy.save(tmp)?;
+        wick_train::copy_tokenizer_files(&cli.policy, tmp)?;
     }
-    value.save(&tmp)?;
+    value.save(tmp)?;
     wick_model::save_safetensors(&opt.state_tensors()?, &tmp.join(OPTIMISER))?;
     let state = json!({"iteration": iteration + 1, "optimizer_steps": opt.step});
     wick_io::write_atomic(tmp.join(STATE), (state.to_string() + "\n").as_bytes())?;
-    replace_dir(&tmp, &cli.out)?;
+    dir.commit()?;
 
     let line = step::stats(
         iteration + 1,
@@ -331,24 +340,4 @@ fn read_state(dir: &Path) -> Result<(u64, u64)> {
             .ok_or_else(|| Error::msg(format!("{}: no {k:?}", p.display())))
     };
     Ok((get("iteration")?, get("optimizer_steps")?))
-}
-
-fn tmp_dir(out: &Path) -> Result<PathBuf> {
-    let name = out
-        .file_name()
-        .map(|n| n.to_string_lossy().to_string())
-        .unwrap_or_else(|| "out".into());
-    let tmp = out.with_file_name(format!(".{name}.tmp"));
-    if tmp.exists() {
-        std::fs::remove_dir_all(&tmp).map_err(|e| Error::io(tmp.display(), e))?;
-    }
-    wick_io::create_dir_all(&tmp)?;
-    Ok(tmp)
-}
-
-fn replace_dir(tmp: &Path, out: &Path) -> Result<()> {
-    if out.exists() {
-        std::fs::remove_dir_all(out).map_err(|e| Error::io(out.display(), e))?;
-    }
-    std::fs::rename(tmp, out).map_err(|e| Error::io(out.display(), e))
 }

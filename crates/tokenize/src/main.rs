@@ -6,7 +6,9 @@ use clap::{Args, Parser, Subcommand};
 use tokenize::corpus::{Corpus, CorpusFormat};
 use tokenize::decode::decode_line;
 use tokenize::encode::{EncodeOptions, Encoder, FormatChoice};
-use wick_io::{human_bytes, inputs_or_stdin, Error, LineReader, Output, Progress, Result};
+use wick_io::{
+    human_bytes, inputs_or_stdin, Error, Kind, LineReader, OutDir, Output, Progress, Result,
+};
 use wick_text::{save_trained, train_bpe, Tok, TrainOptions};
 
 /// Encode JSONL documents, SFT and preference records to token ids; train a byte-level BPE
@@ -86,7 +88,11 @@ struct EncodeArgs {
 struct TrainArgs {
     /// Corpus files: JSONL documents, or plain text (by extension; see --format); stdin when none.
     files: Vec<String>,
-    /// Where to write tokenizer.json (a directory gets tokenizer.json inside).
+    /// Where to write the tokenizer. A folder (an existing one, or a name ending in /) gets
+    /// tokenizer.json and tokenizer_config.json (which names EOS and BOS), written whole; an
+    /// existing folder is replaced only when it is an earlier `tokenize train` output. Any
+    /// other name gets that tokenizer.json file alone (EOS is then the first of the usual
+    /// names in its vocabulary).
     #[arg(long, short = 'o', required = true)]
     output: PathBuf,
     /// Vocabulary size, including the 256 byte tokens and the special tokens.
@@ -175,12 +181,11 @@ fn encode(a: EncodeArgs) -> Result<()> {
 
 fn train(a: TrainArgs) -> Result<()> {
     let as_dir = a.output.is_dir() || a.output.as_os_str().to_string_lossy().ends_with('/');
-    let out = if as_dir {
-        a.output.join("tokenizer.json")
-    } else {
-        a.output.clone()
-    };
-    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+    if as_dir {
+        // Checked before the corpus is read: a folder is replaced only when it is an earlier
+        // tokenizer folder of wick's.
+        wick_io::check_replaceable(&a.output, Kind::Tokenizer, "-o")?;
+    } else if let Some(dir) = a.output.parent().filter(|d| !d.as_os_str().is_empty()) {
         wick_io::create_dir_all(dir)?;
     }
     let corpus = Corpus::new(
@@ -216,7 +221,15 @@ fn train(a: TrainArgs) -> Result<()> {
                 // An input error ends the stream early: report it rather than save a tokenizer
                 // trained on part of the corpus.
                 corpus.finish()?;
-                save_trained(&trained, &opts, &out)
+                if as_dir {
+                    let dir = OutDir::create(&a.output, Kind::Tokenizer, "tokenize", "-o")?;
+                    let vocab =
+                        save_trained(&trained, &opts, &dir.path().join("tokenizer.json"), true)?;
+                    dir.commit()?;
+                    Ok(vocab)
+                } else {
+                    save_trained(&trained, &opts, &a.output, false)
+                }
             })
         });
         done.store(true, Ordering::Relaxed);
@@ -230,7 +243,7 @@ fn train(a: TrainArgs) -> Result<()> {
             vocab,
             st.docs.load(Ordering::Relaxed),
             human_bytes(st.bytes.load(Ordering::Relaxed)),
-            out.display()
+            a.output.display()
         )
     });
     Ok(())

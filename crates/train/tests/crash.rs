@@ -55,13 +55,19 @@ fn comparable(dir: &Path) -> BTreeMap<String, Vec<u8>> {
         }
         out.into_bytes()
     };
-    let m = strip(&files["metrics.jsonl"], &["tokens_per_s", "step_ms", "elapsed_s"]);
+    let m = strip(
+        &files["metrics.jsonl"],
+        &["tokens_per_s", "step_ms", "elapsed_s"],
+    );
     files.insert("metrics.jsonl".into(), m);
     let state = files["checkpoint/state.json"].clone();
     let state: Value = serde_json::from_slice(&state).unwrap();
     let mut state = state;
     state.as_object_mut().unwrap().remove("elapsed_s");
-    files.insert("checkpoint/state.json".into(), state.to_string().into_bytes());
+    files.insert(
+        "checkpoint/state.json".into(),
+        state.to_string().into_bytes(),
+    );
     files
 }
 

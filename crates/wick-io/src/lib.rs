@@ -21,7 +21,8 @@ pub use error::{run_main, Error, Result};
 pub use ids::{read_ids, write_ids};
 pub use jsonl::{kind_of, parse_object, Line, LineReader};
 pub use outdir::{
-    check_distinct_outputs, check_replaceable, Kind, Marker, OutDir, RunDir, LOCK, MARKER,
+    check_distinct_outputs, check_replaceable, open_shared_dir, Kind, Marker, OutDir, RunDir, LOCK,
+    MARKER,
 };
 pub use output::{create_dir_all, write_atomic, AtomicFile, Output};
 pub use pipeline::{for_each_batch, write_behind, ChunkSender};

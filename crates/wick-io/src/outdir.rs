@@ -182,16 +182,20 @@ fn is_debris(name: &str) -> bool {
     name == LOCK
         || name.starts_with('.')
             && ["tmp", "old"].iter().any(|tag| {
-                name.rsplit_once(&format!(".{tag}-")).is_some_and(|(_, rest)| {
-                    rest.split_once('-')
-                        .is_some_and(|(pid, _)| pid.parse::<u32>().is_ok())
-                })
+                name.rsplit_once(&format!(".{tag}-"))
+                    .is_some_and(|(_, rest)| {
+                        rest.split_once('-')
+                            .is_some_and(|(pid, _)| pid.parse::<u32>().is_ok())
+                    })
             })
 }
 
 /// The folder's entries less [`is_debris`].
 fn contents(dir: &Path) -> Result<Vec<String>> {
-    Ok(entries(dir)?.into_iter().filter(|n| !is_debris(n)).collect())
+    Ok(entries(dir)?
+        .into_iter()
+        .filter(|n| !is_debris(n))
+        .collect())
 }
 
 /// Checks that `dest` may become (or be replaced by) a folder of `kind`:
@@ -442,6 +446,22 @@ impl RunDir {
     pub fn path(&self) -> &Path {
         &self.path
     }
+}
+
+/// Opens `dest` as a folder that several processes may add files to at once (the map stage
+/// of `dedup signatures`): checked as [`RunDir::check_new`], created and marked, not locked.
+pub fn open_shared_dir(dest: &Path, kind: Kind, tool: &str, flag: &str) -> Result<()> {
+    RunDir::check_new(dest, kind, flag)?;
+    crate::create_dir_all(dest)?;
+    if Marker::read(dest).is_none() {
+        Marker {
+            kind,
+            tool: tool.to_string(),
+            files: None,
+        }
+        .write(dest)?;
+    }
+    Ok(())
 }
 
 /// Refuses two outputs of one command that are the same file, however they are spelled

@@ -27,7 +27,12 @@ impl AtomicFile {
             )));
         }
         durable::clean_stale(&path)?;
-        let tmp_path = durable::temp_sibling(&path, "tmp")?;
+        let mut tmp_path = durable::temp_sibling(&path, "tmp")?;
+        if let Some(ext) = path.extension() {
+            // Writers that pick a format by extension (images) see the final one.
+            tmp_path.as_mut_os_string().push(".");
+            tmp_path.as_mut_os_string().push(ext);
+        }
         fault::point(format_args!("create {}", tmp_path.display()));
         // Like an ordinary new file: 0666 less the umask.
         let file = fs::File::create_new(&tmp_path)

@@ -56,13 +56,22 @@ where
     Ok(tok)
 }
 
-/// Writes `out` (tokenizer.json) and tokenizer_config.json beside it; returns the vocabulary size.
-pub fn save_trained(tok: &Tokenizer, opts: &TrainOptions, out: &Path) -> Result<usize> {
+/// Writes `out` (tokenizer.json), and with `with_config` tokenizer_config.json beside it (it
+/// names EOS and BOS); returns the vocabulary size.
+pub fn save_trained(
+    tok: &Tokenizer,
+    opts: &TrainOptions,
+    out: &Path,
+    with_config: bool,
+) -> Result<usize> {
     let vocab = tok.get_vocab_size(true);
     let json = tok
         .to_string(false)
         .map_err(|e| Error::msg(format!("cannot serialise tokenizer: {e}")))?;
     write_atomic(out, json.as_bytes())?;
+    if !with_config {
+        return Ok(vocab);
+    }
     let config = tokenizer_config(&opts.special_tokens, tok);
     write_atomic(
         out.with_file_name("tokenizer_config.json"),
