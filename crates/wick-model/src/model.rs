@@ -262,18 +262,15 @@ impl Loaded {
             .and_then(|n| n.parse::<usize>().ok());
         let hint = if layer.is_some_and(|l| l >= c.num_layers) {
             format!("num_hidden_layers is {}", c.num_layers)
+        } else if first.ends_with(".bias") && c.family != crate::Family::Llama {
+            format!(
+                "model_type {:?} has biases on q, k and v at most, whatever attention_bias and mlp_bias say",
+                c.family_name()
+            )
         } else if first.contains(".self_attn.") && first.ends_with(".bias") {
-            format!(
-                "model_type {:?} with attention_bias {}",
-                c.family_name(),
-                c.o_bias
-            )
+            format!("attention_bias is {}", c.o_bias)
         } else if first.contains(".mlp.") && first.ends_with(".bias") {
-            format!(
-                "model_type {:?} with mlp_bias {}",
-                c.family_name(),
-                c.mlp_bias
-            )
+            format!("mlp_bias is {}", c.mlp_bias)
         } else if first == "lm_head.weight" && c.num_labels().is_some() {
             "a sequence classifier has a score head instead".into()
         } else {

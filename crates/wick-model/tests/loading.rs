@@ -53,7 +53,7 @@ fn an_unused_tensor_is_refused_naming_it_and_the_file() {
     });
     let e = load_err(tmp.path());
     assert!(e.contains("model.safetensors: tensor model.layers.0.self_attn.o_proj.bias is not used by the model"), "{e}");
-    assert!(e.contains("attention_bias false"), "{e}");
+    assert!(e.contains("(attention_bias is false)"), "{e}");
     assert!(!e.contains('\n'), "{e}");
 
     // Any name the model has no place for.
@@ -76,7 +76,7 @@ fn an_unused_tensor_is_refused_naming_it_and_the_file() {
         e.contains("tensor model.layers.1.mlp.down_proj.bias is not used"),
         "{e}"
     );
-    assert!(e.contains("mlp_bias false"), "{e}");
+    assert!(e.contains("(mlp_bias is false)"), "{e}");
     copy_with("qwen2-bias", tmp.path(), |m| {
         m.insert("model.layers.0.self_attn.o_proj.bias".into(), zeros(&[32]));
     });
@@ -86,6 +86,10 @@ fn an_unused_tensor_is_refused_naming_it_and_the_file() {
     let e = load_err(tmp.path());
     assert!(
         e.contains("tensor model.layers.0.self_attn.o_proj.bias is not used"),
+        "{e}"
+    );
+    assert!(
+        e.contains("model_type \"qwen2\" has biases on q, k and v at most"),
         "{e}"
     );
 }
