@@ -147,6 +147,9 @@ fn body(cli: Cli) -> Result<()> {
     };
     let metrics =
         GenMetrics::parse(&cli.metrics).map_err(|e| Error::msg(format!("--metrics: {e}")))?;
+    if cli.batch_size == 0 {
+        return Err(Error::msg("--batch-size must be at least 1"));
+    }
     let folder = match (cli.task, &cli.model) {
         (Task::Choice, Some(dir)) => {
             let mut f = wick_model::Folder::open_with_adapter(dir, cli.adapter.as_deref())?;

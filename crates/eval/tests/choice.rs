@@ -201,3 +201,16 @@ fn no_label_scores_without_accuracy() {
     assert!(report["acc_norm"].is_null(), "{report}");
     assert_eq!(report["sequences"], 5);
 }
+
+#[test]
+fn a_zero_batch_size_is_refused() {
+    let (code, _, err, _) = run_file(
+        "{\"context\": \"to be\", \"endings\": [\"or not\", \"to sleep\"], \"label\": 0}\n",
+        &["--batch-size", "0"],
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("eval: --batch-size must be at least 1"),
+        "{err}"
+    );
+}

@@ -86,11 +86,22 @@ fn main() -> ExitCode {
 }
 
 fn body(cli: Cli) -> Result<()> {
-    let mut folder = Folder::open_with_adapter(&cli.model, cli.adapter.as_deref())?;
-    folder.model.keep_transposed_weights()?;
+    // The config first: the flags are checked against it before the weights are read.
+    let config = wick_model::Config::load(&cli.model.join("config.json"))?;
     let seq_len = cli
         .seq_len
-        .unwrap_or(folder.model.config.max_position_embeddings.min(1024));
+        .unwrap_or(config.max_position_embeddings.min(1024));
+    if cli.batch_size == 0 {
+        return Err(Error::msg("--batch-size must be at least 1"));
+    }
+    if seq_len == 0 {
+        return Err(Error::msg("--seq-len must be at least 1"));
+    }
+    let flags = format!("--batch-size {} x --seq-len {seq_len}", cli.batch_size);
+    wick_model::memory::check_forward(&config, cli.batch_size, seq_len, &flags)
+        .map_err(Error::msg)?;
+    let mut folder = Folder::open_with_adapter(&cli.model, cli.adapter.as_deref())?;
+    folder.model.keep_transposed_weights()?;
     if seq_len > folder.model.config.max_position_embeddings {
         return Err(Error::msg(format!(
             "--seq-len {seq_len} is longer than the model's context ({})",

@@ -241,6 +241,51 @@ fn bad_input_is_named() {
     assert!(r.stderr.contains("no model.safetensors"), "{}", r.stderr);
 }
 
+#[test]
+fn degenerate_and_oversized_flags_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("model");
+    tiny_model(&model);
+    let m = model.to_str().unwrap();
+    for (args, want) in [
+        (
+            ["--batch-size", "0"],
+            "ppl: --batch-size must be at least 1",
+        ),
+        (["--seq-len", "0"], "ppl: --seq-len must be at least 1"),
+    ] {
+        let r = run(
+            PPL,
+            &[&["--model", m, "--quiet"][..], &args[..]].concat(),
+            b"{\"text\": \"a\"}\n",
+        );
+        assert_eq!(r.code, 1, "{}", r.stderr);
+        assert!(r.stderr.contains(want), "{}", r.stderr);
+    }
+    // 10^12 windows a batch: refused from the estimate, before the model is read.
+    #[cfg(target_os = "linux")]
+    {
+        let r = run(
+            PPL,
+            &["--model", m, "--quiet", "--batch-size", "1000000000000"],
+            b"",
+        );
+        assert_eq!(r.code, 1, "{}", r.stderr);
+        assert!(
+            r.stderr
+                .contains("ppl: scoring with --batch-size 1000000000000 x --seq-len 48 ("),
+            "{}",
+            r.stderr
+        );
+        assert!(
+            r.stderr.contains("more than this machine's"),
+            "{}",
+            r.stderr
+        );
+        assert_eq!(r.stderr.trim().lines().count(), 1, "{}", r.stderr);
+    }
+}
+
 /// `--adapter` puts a PEFT LoRA adapter on the base: the same scores as the merged model.
 #[test]
 fn adapter_scores_like_the_merged_model() {

@@ -97,6 +97,9 @@ fn pieces(
 }
 
 fn body(cli: Cli) -> Result<()> {
+    if cli.batch_size == 0 {
+        return Err(Error::msg("--batch-size must be at least 1"));
+    }
     let mut folder = Folder::open_with_adapter(&cli.model, cli.adapter.as_deref())?;
     folder.model.keep_transposed_weights()?;
     let config = &folder.model.config;
@@ -162,7 +165,7 @@ fn body(cli: Cli) -> Result<()> {
                 )));
             }
             batch.push((rec, ids));
-            if batch.len() >= cli.batch_size.max(1) {
+            if batch.len() >= cli.batch_size {
                 flush(&mut batch, &mut out)?;
             }
             done += 1;

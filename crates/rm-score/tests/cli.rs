@@ -116,6 +116,17 @@ fn models_and_records_it_cannot_score_are_refused_by_name() {
 
     let ok = tmp.path().join("ok");
     folder(&ok, |_| {});
+    let r = run(
+        BIN,
+        &["--model", ok.to_str().unwrap(), "--batch-size", "0"],
+        b"{\"text\": \"a\"}\n",
+    );
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("--batch-size must be at least 1"),
+        "{}",
+        r.stderr
+    );
     let long = format!("{{\"text\": \"{}\"}}\n", "a".repeat(300));
     let input = format!("{{\"text\": \"fine\"}}\n{long}");
     let r = run(BIN, &["--model", ok.to_str().unwrap()], input.as_bytes());
@@ -141,6 +152,17 @@ fn truncate_scores_the_last_context_tokens() {
     let tmp = tempfile::tempdir().unwrap();
     let ok = tmp.path().join("ok");
     folder(&ok, |_| {});
+    let r = run(
+        BIN,
+        &["--model", ok.to_str().unwrap(), "--batch-size", "0"],
+        b"{\"text\": \"a\"}\n",
+    );
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("--batch-size must be at least 1"),
+        "{}",
+        r.stderr
+    );
     let text: String = (0..300)
         .map(|i| ["a", "b", "c", "d", "e"][i * 7 % 5])
         .collect();

@@ -347,15 +347,31 @@ fn body(cli: Cli) -> Result<()> {
     let pairs = matches!(cli.task, Task::Reward | Task::Dpo);
     // The fine-tuning tasks share their defaults (the seed recipe's SFT ones).
     let sft = cli.task == Task::Sft || pairs;
-    let context = match &start {
-        Start::Config(spec) => train::config_from(spec, 1)?.max_position_embeddings,
-        Start::Init(dir) => {
-            wick_model::Config::load(&dir.join("config.json"))?.max_position_embeddings
-        }
-        Start::Fresh(c) => c.max_position_embeddings,
-        Start::Resume => 0,
+    // The model's config, read (not built) for its context and the memory estimate below; a
+    // preset's vocabulary comes from the shards later, so it counts as 1 here.
+    let model_config = match &start {
+        Start::Config(spec) => Some(train::config_from(spec, 1)?),
+        Start::Init(dir) => Some(wick_model::Config::load(&dir.join("config.json"))?),
+        Start::Fresh(c) => Some((**c).clone()),
+        Start::Resume => None,
     };
+    let context = model_config
+        .as_ref()
+        .map_or(0, |c| c.max_position_embeddings);
     let seq_len = cli.seq_len.unwrap_or(context.min(1024));
+    if cli.batch_size == 0 {
+        return Err(Error::msg("--batch-size must be at least 1"));
+    }
+    if cli.seq_len == Some(0) {
+        return Err(Error::msg("--seq-len must be at least 1"));
+    }
+    if let Some(c) = &model_config {
+        // Reward and DPO batches hold a chosen and a rejected sequence per pair.
+        let rows = cli.batch_size.saturating_mul(if pairs { 2 } else { 1 });
+        let full = lora.is_none() && houlsby.is_none();
+        let flags = format!("--batch-size {} x --seq-len {seq_len}", cli.batch_size);
+        wick_model::memory::check_training(c, rows, seq_len, full, &flags).map_err(Error::msg)?;
+    }
     let grad_accum = cli.grad_accum.max(1);
     let lr = cli.lr.unwrap_or(match cli.task {
         Task::Pretrain => 1e-3,

@@ -1,6 +1,6 @@
 //! A Llama-family decoder in candle (RMSNorm, rotary embeddings in Hugging Face's
-//! half-rotation convention, SwiGLU MLP, grouped-query attention, optional q/k/v biases as in
-//! Qwen2, tied or untied head), configured by and loaded from a Hugging Face folder, saved
+//! half-rotation convention, SwiGLU MLP, grouped-query attention, biases as transformers' Llama
+//! (`attention_bias`: q, k, v and o; `mlp_bias`: gate, up, down) and Qwen2 (q, k, v) have them, tied or untied head), configured by and loaded from a Hugging Face folder, saved
 //! back under the same tensor names.
 //!
 //! Every op here is differentiable: candle's fused kernels (softmax_last_dim, rms_norm, rope,
@@ -13,6 +13,7 @@ mod folder;
 pub mod generation;
 pub mod houlsby;
 mod init;
+pub mod memory;
 mod model;
 pub mod ops;
 pub mod reward;
@@ -21,7 +22,7 @@ mod score;
 pub mod slow;
 
 pub use adapter::Adapter;
-pub use config::Config;
+pub use config::{Config, Family};
 pub use folder::{doc_prefix, Folder};
 pub use houlsby::HoulsbyConfig;
 pub use model::{

@@ -241,6 +241,71 @@ impl Source for Loaded {
     }
 }
 
+impl Loaded {
+    /// Errs naming the tensors left over once the model has taken its own: a checkpoint is
+    /// understood entirely or refused, never read in part.
+    fn refuse_unused(&self, c: &Config, config_path: &Path) -> Result<()> {
+        let mut left: Vec<&String> = self.map.keys().collect();
+        if left.is_empty() {
+            return Ok(());
+        }
+        left.sort_by_key(|n| natural_key(n));
+        let first = left[0];
+        let more = match left.len() {
+            1 => String::new(),
+            n => format!(" (and {} more: {})", n - 1, natural_tail(&left[1..])),
+        };
+        // What in config.json leaves it out, where that is plain from its name.
+        let layer = first
+            .strip_prefix("model.layers.")
+            .and_then(|r| r.split('.').next())
+            .and_then(|n| n.parse::<usize>().ok());
+        let hint = if layer.is_some_and(|l| l >= c.num_layers) {
+            format!("num_hidden_layers is {}", c.num_layers)
+        } else if first.ends_with(".bias") && c.family != crate::Family::Llama {
+            format!(
+                "model_type {:?} has biases on q, k and v at most, whatever attention_bias and mlp_bias say",
+                c.family_name()
+            )
+        } else if first.contains(".self_attn.") && first.ends_with(".bias") {
+            format!("attention_bias is {}", c.o_bias)
+        } else if first.contains(".mlp.") && first.ends_with(".bias") {
+            format!("mlp_bias is {}", c.mlp_bias)
+        } else if first == "lm_head.weight" && c.num_labels().is_some() {
+            "a sequence classifier has a score head instead".into()
+        } else {
+            "no such tensor in this model".into()
+        };
+        Err(Error::msg(format!(
+            "{}: tensor {first}{more} is not used by the model {} describes ({hint}); refusing to ignore it",
+            self.file,
+            config_path.display()
+        )))
+    }
+}
+
+/// Sorts layer numbers as numbers (layer 2 before layer 10).
+fn natural_key(name: &str) -> (String, usize, String) {
+    if let Some(rest) = name.strip_prefix("model.layers.") {
+        if let Some((n, tail)) = rest.split_once('.') {
+            if let Ok(n) = n.parse() {
+                return ("model.layers.".into(), n, tail.into());
+            }
+        }
+    }
+    (name.into(), 0, String::new())
+}
+
+/// Up to three more names, for the error.
+fn natural_tail(names: &[&String]) -> String {
+    let shown: Vec<&str> = names.iter().take(3).map(|s| s.as_str()).collect();
+    let mut t = shown.join(", ");
+    if names.len() > 3 {
+        t.push_str(", ...");
+    }
+    t
+}
+
 /// transformers' initialisation for Llama: normal(0, initializer_range) for every matrix,
 /// ones for the norms, zeros for biases. Drawn from a seeded generator so that a run is
 /// reproducible.
@@ -298,8 +363,15 @@ impl Llama {
     }
 
     /// Loads config.json and model.safetensors from a Hugging Face folder.
+    ///
+    /// Strict: every tensor of the file must be one the config's model uses (an unused one is
+    /// an error naming it), every one it uses must be there with its shape, and the weights
+    /// must fit in this machine's memory (checked from the config before anything is read).
     pub fn load(dir: &Path) -> Result<Llama> {
-        let config = Config::load(&dir.join("config.json"))?;
+        let config_path = dir.join("config.json");
+        let config = Config::load(&config_path)?;
+        crate::memory::check_weights(&config)
+            .map_err(|e| Error::msg(format!("{}: {e}", config_path.display())))?;
         let file = dir.join("model.safetensors");
         if !file.exists() {
             return Err(Error::msg(format!(
@@ -331,18 +403,36 @@ impl Llama {
             let h = model.config.hidden_size;
             model.score = Some(src.get("score.weight", &[labels, h])?);
         } else if model.config.tie_word_embeddings {
-            src.map.remove("lm_head.weight");
+            // Some writers store the tied head as well: accepted only as the copy it must be.
+            if let Some(head) = src.map.remove("lm_head.weight") {
+                let same = head.dims() == model.embed.dims()
+                    && head
+                        .to_dtype(DType::F32)
+                        .and_then(|h| h.eq(&model.embed)?.min_all()?.to_scalar::<u8>())
+                        .map_err(ce)?
+                        == 1;
+                if !same {
+                    return Err(Error::msg(format!(
+                        "{}: lm_head.weight differs from model.embed_tokens.weight, but {} has tie_word_embeddings true",
+                        src.file,
+                        config_path.display()
+                    )));
+                }
+            }
         } else {
             model.lm_head = Some(src.get(
                 "lm_head.weight",
                 &[model.config.vocab_size, model.config.hidden_size],
             )?);
         }
+        src.refuse_unused(&model.config, &config_path)?;
         Ok(model)
     }
 
     /// A freshly initialised model (transformers' Llama initialisation, seeded).
+    /// Refused before anything is allocated when the weights would not fit in memory.
     pub fn init(config: Config, seed: u64) -> Result<Llama> {
+        crate::memory::check_weights(&config).map_err(Error::msg)?;
         let mut src = Fresh {
             std: config.initializer_range,
             rng: crate::init::Normal::new(seed),
@@ -377,27 +467,27 @@ impl Llama {
             let q = linear(w, &format!("{p}.self_attn.q_proj"), qo, h, c.qkv_bias)?;
             let k = linear(w, &format!("{p}.self_attn.k_proj"), kvo, h, c.qkv_bias)?;
             let v = linear(w, &format!("{p}.self_attn.v_proj"), kvo, h, c.qkv_bias)?;
-            let o = linear(w, &format!("{p}.self_attn.o_proj"), h, qo, false)?;
+            let o = linear(w, &format!("{p}.self_attn.o_proj"), h, qo, c.o_bias)?;
             let gate = linear(
                 w,
                 &format!("{p}.mlp.gate_proj"),
                 c.intermediate_size,
                 h,
-                false,
+                c.mlp_bias,
             )?;
             let up = linear(
                 w,
                 &format!("{p}.mlp.up_proj"),
                 c.intermediate_size,
                 h,
-                false,
+                c.mlp_bias,
             )?;
             let down = linear(
                 w,
                 &format!("{p}.mlp.down_proj"),
                 h,
                 c.intermediate_size,
-                false,
+                c.mlp_bias,
             )?;
             blocks.push(Block {
                 input_norm: w.get(&format!("{p}.input_layernorm.weight"), &[h])?,

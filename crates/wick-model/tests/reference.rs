@@ -114,9 +114,137 @@ fn qwen2_with_attention_biases_matches_transformers() {
 }
 
 #[test]
+fn llama_with_attention_and_mlp_biases_matches_transformers() {
+    // attention_bias: q, k, v and o biases; mlp_bias: gate, up and down biases.
+    check("llama-bias");
+}
+
+#[test]
 fn transposed_weights_match_transformers_too() {
     check_with("llama-gqa", true);
     check_with("qwen2-bias", true);
+    check_with("llama-bias", true);
+}
+
+/// The largest difference of two models' logits on the reference batch.
+fn logits_gap(a: &Llama, b: &Llama, r: &Value) -> f32 {
+    let rows: Vec<Vec<u32>> = r["input_ids"].as_array().unwrap().iter().map(ids).collect();
+    let x = Tensor::from_vec(rows.concat(), (rows.len(), rows[0].len()), &Device::Cpu).unwrap();
+    let (la, lb) = (a.forward(&x).unwrap(), b.forward(&x).unwrap());
+    (la - lb)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar()
+        .unwrap()
+}
+
+#[test]
+fn every_llama_bias_moves_the_numbers() {
+    // The fixture can tell a loader that drops any kind of bias: zeroing the o_proj biases, or
+    // the MLP's, changes the logits well beyond the comparison's 1e-4.
+    let (m, r) = reference("llama-bias");
+    for kind in [
+        "self_attn.q_proj",
+        "self_attn.o_proj",
+        "mlp.gate_proj",
+        "mlp.up_proj",
+        "mlp.down_proj",
+    ] {
+        let mut zeroed = m.clone();
+        let zeros: std::collections::HashMap<String, Tensor> = m
+            .named_tensors()
+            .into_iter()
+            .filter(|(n, _)| n.ends_with(&format!("{kind}.bias")))
+            .map(|(n, t)| (n, t.zeros_like().unwrap()))
+            .collect();
+        assert_eq!(zeros.len(), 2, "{kind}: one bias a layer");
+        zeroed.set_tensors(&zeros).unwrap();
+        let gap = logits_gap(&m, &zeroed, &r);
+        assert!(gap > 1e-2, "{kind} biases change the logits by only {gap}");
+    }
+}
+
+#[test]
+fn bias_gradients_match_torch_through_the_fused_training_products() {
+    // make_trainable: the q/k/v and gate/up products run fused, each with its biases.
+    let (mut m, r) = reference("llama-bias");
+    let vars = m.make_trainable().unwrap();
+    let rows: Vec<Vec<u32>> = r["input_ids"].as_array().unwrap().iter().map(ids).collect();
+    let x = Tensor::from_vec(rows.concat(), (rows.len(), rows[0].len()), &Device::Cpu).unwrap();
+    let loss = wick_model::lm_loss(&m, &x, None, None).unwrap();
+    let want = &r["grads"];
+    let got: f32 = loss.to_scalar().unwrap();
+    assert!(
+        (got - want["loss"].as_f64().unwrap() as f32).abs() < 1e-5,
+        "loss {got} vs {}",
+        want["loss"]
+    );
+    let store = loss.backward().unwrap();
+    let first8 = want["first8"].as_object().unwrap();
+    assert_eq!(first8.len(), 8);
+    for (name, values) in first8 {
+        let var = &vars.iter().find(|(n, _)| n == name).unwrap().1;
+        let g: Vec<f32> = store
+            .get(var.as_tensor())
+            .unwrap_or_else(|| panic!("{name}: no gradient"))
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        for (a, b) in g.iter().zip(floats(values)) {
+            assert!(
+                (a - b).abs() < 1e-5 + 1e-3 * b.abs(),
+                "{name}: gradient {a} vs torch {b}"
+            );
+        }
+    }
+}
+
+#[test]
+fn lora_on_biased_layers_computes_its_merge() {
+    // An adapter on every projection (B non-zero) over biased layers: the adapter's forward
+    // pass, the frozen-weight fused path and the folded weights agree, and the biases stay.
+    let (base, r) = reference("llama-bias");
+    let mut m = base.clone();
+    let cfg = wick_model::adapter::LoraConfig {
+        r: 4,
+        alpha: 8.0,
+        rslora: false,
+        dropout: 0.0,
+        targets: wick_model::adapter::TARGETS.map(String::from).to_vec(),
+    };
+    m.add_adapter(&cfg, 3).unwrap();
+    let moved: std::collections::HashMap<String, Tensor> = m
+        .adapter_tensors()
+        .into_iter()
+        .map(|(n, t)| {
+            let t = if n.contains("lora_B") {
+                t.ones_like().unwrap().affine(0.05, 0.0).unwrap()
+            } else {
+                t
+            };
+            (n, t)
+        })
+        .collect();
+    m.set_adapter_tensors(&moved).unwrap();
+    let mut merged = m.clone();
+    merged.merge_adapter().unwrap();
+    assert!(
+        logits_gap(&m, &base, &r) > 1e-2,
+        "the adapter does something"
+    );
+    let gap = logits_gap(&m, &merged, &r);
+    assert!(gap < 1e-4, "adapter vs merged: {gap}");
+    let biases = |x: &Llama| {
+        x.named_tensors()
+            .into_iter()
+            .filter(|(n, _)| n.ends_with(".bias"))
+            .count()
+    };
+    assert_eq!(biases(&merged), 14);
 }
 
 #[test]
@@ -254,7 +382,7 @@ fn check_generation(model: &str) {
 
 #[test]
 fn kv_cache_generation_matches_transformers_and_full_recompute() {
-    for m in ["llama-gqa", "llama-tied", "qwen2-bias"] {
+    for m in ["llama-gqa", "llama-tied", "qwen2-bias", "llama-bias"] {
         check_generation(m);
     }
 }
@@ -267,6 +395,8 @@ fn saved_folders_load_back_identically_under_hugging_face_names() {
         ("llama-tied", false),
         ("qwen2-bias", false),
         ("qwen2-bias", true),
+        ("llama-bias", false),
+        ("llama-bias", true),
     ] {
         let src = wick_testkit::testdata(&format!("models/{name}"));
         let mut m = Llama::load(&src).unwrap();
@@ -313,6 +443,8 @@ fn saved_folders_load_back_identically_under_hugging_face_names() {
             "rope_parameters",
             "rope_theta",
             "eos_token_id",
+            "attention_bias",
+            "mlp_bias",
         ] {
             assert_eq!(cfg.get(k), orig.get(k), "{name}: config field {k}");
         }
