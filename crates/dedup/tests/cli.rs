@@ -401,3 +401,39 @@ fn verify_keeps_only_pairs_whose_exact_jaccard_reaches_the_threshold() {
     assert_eq!(code, 1);
     assert!(err.contains("made without shingle sets"), "{err}");
 }
+
+/// `-o X --removed X` (however spelled) is refused before any input is read, in the single
+/// pass and in the apply stage.
+#[test]
+fn two_outputs_naming_one_file_are_refused_before_reading() {
+    let tmp = tempfile::tempdir().unwrap();
+    let x = tmp.path().join("x.jsonl");
+    let link = tmp.path().join("link.jsonl");
+    std::fs::write(&x, "previous\n").unwrap();
+    std::os::unix::fs::symlink(&x, &link).unwrap();
+    let xs = x.to_str().unwrap();
+    for args in [
+        vec![
+            "-o",
+            xs,
+            "--removed",
+            link.to_str().unwrap(),
+            "missing.jsonl",
+        ],
+        vec![
+            "apply",
+            "--dups",
+            "missing.tsv",
+            "-o",
+            xs,
+            "--removed",
+            xs,
+            "missing.jsonl",
+        ],
+    ] {
+        let (code, _, err) = run(&args, b"");
+        assert_eq!(code, 1, "{args:?}");
+        assert!(err.contains("name the same file"), "{args:?}: {err}");
+    }
+    assert_eq!(std::fs::read_to_string(&x).unwrap(), "previous\n");
+}

@@ -401,3 +401,35 @@ fn cleaning_makes_a_crlf_bom_copy_byte_identical() {
     assert_eq!(kept[0]["text"], kept[1]["text"]);
     assert!(!kept[0]["text"].as_str().unwrap().contains('\r'));
 }
+
+/// `-o X --rejected X` (however spelled) is refused before any input is read: today's main
+/// wrote both to X and the kept records were lost.
+#[test]
+fn two_outputs_naming_one_file_are_refused_before_reading() {
+    let tmp = tempfile::tempdir().unwrap();
+    let x = tmp.path().join("x.jsonl");
+    let link = tmp.path().join("link.jsonl");
+    std::fs::write(&x, "previous\n").unwrap();
+    std::os::unix::fs::symlink(&x, &link).unwrap();
+    let dotted = format!("{}/./x.jsonl", tmp.path().display());
+    for other in [x.to_str().unwrap(), dotted.as_str(), link.to_str().unwrap()] {
+        // The input does not exist: the refusal must come first.
+        let out = run(
+            &[
+                "-o",
+                x.to_str().unwrap(),
+                "--rejected",
+                other,
+                "missing.jsonl",
+            ],
+            b"",
+        );
+        assert_eq!(out.code, 1, "{other}");
+        assert!(
+            out.stderr.contains("name the same file"),
+            "{other}: {}",
+            out.stderr
+        );
+    }
+    assert_eq!(std::fs::read_to_string(&x).unwrap(), "previous\n");
+}

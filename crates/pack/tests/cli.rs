@@ -232,3 +232,61 @@ fn empty_input_is_a_valid_empty_pack() {
     assert_eq!(code, 0);
     assert!(stdout.contains("OK: 0 shards, 0 tokens"));
 }
+
+/// The folder rule: `pack -o D` replaces D only when D is an earlier pack output holding
+/// nothing else; a folder with a manifest.json of someone else's, or with a file of the
+/// user's in it, survives untouched. What a killed pack left beside D is cleared.
+#[test]
+fn replaces_only_its_own_output_and_clears_what_killed_runs_left() {
+    let tmp = tempfile::tempdir().unwrap();
+    let docs = data("fixtures/llmc/docs.jsonl");
+    let pack = |out: &std::path::Path| {
+        run(
+            &[
+                "-q",
+                "-t",
+                &gpt2(),
+                "-o",
+                out.to_str().unwrap(),
+                docs.to_str().unwrap(),
+            ],
+            b"",
+        )
+    };
+    // Someone's folder that happens to hold a manifest.json: today's main deleted it whole.
+    let theirs = tmp.path().join("theirs");
+    std::fs::create_dir(&theirs).unwrap();
+    std::fs::write(theirs.join("manifest.json"), "{\"mine\": true}").unwrap();
+    std::fs::write(theirs.join("data.csv"), "a,b\n1,2\n").unwrap();
+    let (code, _, err) = pack(&theirs);
+    assert_eq!(code, 1);
+    assert!(err.contains("not written by wick"), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(theirs.join("data.csv")).unwrap(),
+        "a,b\n1,2\n"
+    );
+    // Its own output is replaced; a dead run's staging folder beside it is removed.
+    let out = tmp.path().join("shards");
+    let (code, _, err) = pack(&out);
+    assert_eq!(code, 0, "{err}");
+    let stale = tmp.path().join(format!(".shards.tmp-{}-0", i32::MAX));
+    std::fs::create_dir(&stale).unwrap();
+    std::fs::write(stale.join("train_000000.bin"), "half").unwrap();
+    let (code, _, err) = pack(&out);
+    assert_eq!(code, 0, "{err}");
+    assert!(!stale.exists(), "a dead run's staging folder is cleared");
+    assert_eq!(run(&["verify", out.to_str().unwrap()], b"").0, 0);
+    // Once the user keeps a file of theirs in it, it is theirs too.
+    std::fs::write(out.join("NOTES.md"), "mine").unwrap();
+    let (code, _, err) = pack(&out);
+    assert_eq!(code, 1);
+    assert!(err.contains("holds NOTES.md"), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(out.join("NOTES.md")).unwrap(),
+        "mine"
+    );
+    // Nor does pack write a folder over the current one.
+    let (code, _, err) = pack(std::path::Path::new("."));
+    assert_eq!(code, 1);
+    assert!(err.contains("current folder"), "{err}");
+}

@@ -495,3 +495,99 @@ fn decode_rejects_ids_outside_the_vocabulary() {
         out.stderr
     );
 }
+
+/// `-o DIR/x.json` writes that file alone: today's main also overwrote DIR's
+/// tokenizer_config.json, changing the EOS of the model folder it sat in.
+#[test]
+fn train_to_a_file_leaves_the_folder_around_it_alone() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("model");
+    std::fs::create_dir(&model).unwrap();
+    let config = r#"{"eos_token": "<|im_end|>", "chat_template": "{{ messages }}"}"#;
+    std::fs::write(model.join("tokenizer_config.json"), config).unwrap();
+    let dest = model.join("other.json");
+    let out = run(
+        &[
+            "train",
+            "--vocab-size",
+            "300",
+            "-o",
+            dest.to_str().unwrap(),
+            data("english.jsonl").to_str().unwrap(),
+        ],
+        b"",
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(Tok::load(&dest).is_ok());
+    assert_eq!(
+        std::fs::read_to_string(model.join("tokenizer_config.json")).unwrap(),
+        config
+    );
+    // A folder -o is replaced only when it is an earlier tokenizer folder of wick's.
+    let out = run(
+        &[
+            "train",
+            "--vocab-size",
+            "300",
+            "-o",
+            &format!("{}/", model.display()),
+            data("english.jsonl").to_str().unwrap(),
+        ],
+        b"",
+    );
+    assert_eq!(out.code, 1);
+    assert!(out.stderr.contains("not written by wick"), "{}", out.stderr);
+    assert_eq!(
+        std::fs::read_to_string(model.join("tokenizer_config.json")).unwrap(),
+        config
+    );
+}
+
+/// A tokenizer folder appears whole or not at all: killed at each of its writes and renames
+/// (today a kill between the two renames left a folder with another EOS), the folder is the
+/// previous one or the new one, never a mixture.
+#[test]
+fn train_folder_is_never_half_replaced() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("tok");
+    let o = format!("{}/", dir.display());
+    let english = data("english.jsonl");
+    let e = english.to_str().unwrap();
+    let first = ["train", "--vocab-size", "300", "-o", &o, e, "-q"];
+    // The previous folder: EOS <|endoftext|> (id 0).
+    assert_eq!(run(&first, b"").code, 0);
+    let previous = wick_testkit::files_under(&dir);
+    // The new one names another EOS.
+    let second = [
+        "train",
+        "--vocab-size",
+        "300",
+        "--special-tokens",
+        "<|pad|>,<|endoftext|>",
+        "-o",
+        &o,
+        e,
+        "-q",
+    ];
+    let points = wick_testkit::fault_points(BIN, &second, b"");
+    let new = wick_testkit::files_under(&dir);
+    assert_ne!(new, previous);
+    assert!(points.iter().any(|p| p.contains("exchange")), "{points:#?}");
+    for n in 1..=points.len() {
+        assert_eq!(run(&first, b"").code, 0);
+        wick_testkit::run_killed_at(BIN, &second, n, b"");
+        let now = wick_testkit::files_under(&dir);
+        assert!(
+            now == previous || now == new,
+            "killed at {n} ({})",
+            points[n - 1]
+        );
+        assert_eq!(run(&second, b"").code, 0);
+        assert_eq!(wick_testkit::files_under(&dir), new);
+        let left: Vec<_> = std::fs::read_dir(tmp.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(left, ["tok"], "killed at {n}");
+    }
+}

@@ -785,8 +785,9 @@ fn stop_nonfinite(
     let dir = Checkpoint::dir(out);
     match saved {
         Ok(()) => Error::msg(format!(
-            "step {step}: {what}; the update was not applied and the run stopped. The last good checkpoint (step {}, finite weights) is {}. Resume it with a lower learning rate in a new run (train --init), or skip such steps: train --resume {} --data {data} --skip-nonfinite N",
+            "step {step}: {what}; the update was not applied and the run stopped. The last good checkpoint (step {}, finite weights) is {}: start a new run from it with a lower --lr (train --init {} ...), or skip such steps: train --resume {} --data {data} --skip-nonfinite N",
             before.step,
+            dir.display(),
             dir.display(),
             out.display()
         )),
