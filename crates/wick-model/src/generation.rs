@@ -121,6 +121,10 @@ fn last_logits(model: &Llama, ids: &[u32], cache: Option<&mut KvCache>) -> Resul
         .flatten_all()
         .and_then(|t| t.to_vec1::<f32>())
         .map_err(ce)
+        .and_then(|l| {
+            crate::score::check_finite(&l, "logits")?;
+            Ok(l)
+        })
 }
 
 /// Continues `prompt` (which must be non-empty and fit the context).

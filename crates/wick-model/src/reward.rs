@@ -43,5 +43,9 @@ pub fn sequence_scores(model: &Llama, rows: &[&[u32]], pad: u32) -> Result<Vec<V
         let picks = Tensor::from_vec(picks, b, &Device::Cpu)?;
         h.index_select(&picks, 0)?.matmul(&head.t()?)?.to_vec2()
     };
-    inner().map_err(ce)
+    let scores = inner().map_err(ce)?;
+    for row in &scores {
+        crate::score::check_finite(row, "scores")?;
+    }
+    Ok(scores)
 }

@@ -34,9 +34,21 @@ pub fn sequence_logprobs(model: &Llama, seqs: &[&[u32]]) -> Result<Vec<Vec<f32>>
             .to_vec1::<f32>()
     };
     let flat = inner().map_err(ce)?;
+    check_finite(&flat, "log-probabilities")?;
     Ok(seqs
         .iter()
         .enumerate()
         .map(|(i, s)| flat[i * (t - 1)..i * (t - 1) + s.len().saturating_sub(1)].to_vec())
         .collect())
+}
+
+/// Refuses NaN or infinite model outputs, which would otherwise be written as null or as
+/// nonsense numbers: an error saying which, for the tool to prefix with the model's name.
+pub fn check_finite(values: &[f32], what: &str) -> Result<()> {
+    match values.iter().find(|x| !x.is_finite()) {
+        None => Ok(()),
+        Some(x) => Err(wick_io::Error::msg(format!(
+            "the model gave non-finite {what} ({x}): its weights hold NaN or infinity, or its activations overflow"
+        ))),
+    }
 }
