@@ -11,7 +11,7 @@ mod skip;
 
 pub use error::{run_main, Error, Result};
 pub use ids::{read_ids, write_ids};
-pub use jsonl::{kind_of, parse_object, Line, LineReader};
+pub use jsonl::{kind_of, parse_object, Line, LineReader, MAX_LINE_BYTES};
 pub use output::{create_dir_all, write_atomic, AtomicFile, Output};
 pub use pipeline::{for_each_batch, write_behind, ChunkSender};
 pub use progress::{human_bytes, Progress};
