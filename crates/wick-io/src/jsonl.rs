@@ -121,7 +121,7 @@ impl LineReader {
 
 /// "256 MiB", or "10-byte" for a size that is not a whole number of MiB.
 fn size(bytes: usize) -> String {
-    if bytes > 0 && bytes % (1 << 20) == 0 {
+    if bytes > 0 && (bytes >> 20) << 20 == bytes {
         format!("{} MiB", bytes >> 20)
     } else {
         format!("{bytes}-byte")
