@@ -642,16 +642,16 @@ mod tests {
             Templates::new(None, None, Some("</s>")).unwrap(),
         ] {
             let tpl = t.env.get_template("chat").unwrap();
-            let (text, state) = tpl
-                .render_and_return_state(minijinja::context! {
+            let out = tpl
+                .render_captured(minijinja::context! {
                     messages => minijinja::Value::from_serialize(&msgs),
                     add_generation_prompt => true,
                     bos_token => "",
                     eos_token => "",
                 })
                 .unwrap();
-            assert!(text.contains("m1999"));
-            let (used, _) = state.fuel_levels().unwrap();
+            assert!(out.output().contains("m1999"));
+            let (used, _) = out.state().fuel_levels().unwrap();
             assert!(used < 100 * msgs.len() as u64, "{used} steps");
             // 50 times as long (100,000 messages) would still render.
             assert!(used * 50 < TEMPLATE_STEPS, "{used} steps: budget too tight");
