@@ -126,7 +126,8 @@ struct HashArgs {
 
 #[derive(Args)]
 struct DedupArgs {
-    /// JSONL inputs; stdin when none is named or for "-".
+    /// JSONL inputs; stdin when none is named or for "-". Lines may be up to
+    /// 256 MiB; a UTF-8 byte-order mark at the start of a file is skipped.
     files: Vec<String>,
     /// Write kept documents here instead of stdout.
     #[arg(long, short = 'o')]

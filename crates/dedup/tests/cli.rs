@@ -222,6 +222,17 @@ fn keep_longest_and_normalisation() {
 }
 
 #[test]
+fn a_byte_order_mark_at_the_start_is_skipped() {
+    let (code, kept, err) = run(
+        &["-q"],
+        b"\xEF\xBB\xBF{\"text\": \"a\"}\n{\"text\": \"a\"}\n{\"text\": \"b\"}\n",
+    );
+    assert_eq!(code, 0, "{err}");
+    // The copy on line 2 is found, and the kept lines are JSONL without the mark.
+    assert_eq!(kept, "{\"text\": \"a\"}\n{\"text\": \"b\"}\n");
+}
+
+#[test]
 fn bad_input_is_reported_with_file_and_line() {
     let (code, _, err) = run(&[], b"{\"text\": \"a\"}\n{\"body\": 1}\n");
     assert_eq!(code, 1);

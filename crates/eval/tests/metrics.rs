@@ -309,3 +309,27 @@ fn empty_predictions_score_zero_not_crash() {
     assert_eq!(r["rouge"]["rougeL"]["fmeasure"], 0.0);
     assert_eq!(r["chrf"]["score"], 0.0);
 }
+
+#[test]
+fn a_byte_order_mark_at_the_start_is_skipped() {
+    let text = std::fs::read_to_string(testdata("eval/cls.jsonl")).unwrap();
+    let args = [
+        "--task",
+        "classification",
+        "--pred",
+        "prediction",
+        "--ref",
+        "reference",
+        "--quiet",
+    ];
+    let plain = run(EVAL, &args, text.as_bytes());
+    let bom = run(EVAL, &args, format!("\u{feff}{text}").as_bytes());
+    assert_eq!(bom.code, 0, "{}", bom.stderr);
+    let (p, b): (Value, Value) = (
+        serde_json::from_str(&plain.stdout).unwrap(),
+        serde_json::from_str(&bom.stdout).unwrap(),
+    );
+    assert_eq!(b["records"], p["records"]);
+    assert_eq!(b["accuracy"], p["accuracy"]);
+    assert_eq!(b["confusion_matrix"], p["confusion_matrix"]);
+}

@@ -28,7 +28,8 @@ use wick_io::{inputs_or_stdin, AtomicFile, Error, Output, Result};
                   filter --rejected dropped.jsonl --min-words 20 --no-c4 a.jsonl -o kept.jsonl"
 )]
 struct Cli {
-    /// JSONL inputs; stdin when none is named or for "-".
+    /// JSONL inputs; stdin when none is named or for "-". Lines may be up to
+    /// 256 MiB; a UTF-8 byte-order mark at the start of a file is skipped.
     files: Vec<String>,
     /// Write kept documents here instead of stdout (atomically).
     #[arg(long, short = 'o')]

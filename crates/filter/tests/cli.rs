@@ -236,6 +236,39 @@ fn invalid_utf8_names_file_and_line() {
 }
 
 #[test]
+fn a_byte_order_mark_is_skipped_at_the_start_of_a_file() {
+    let off = [
+        "--no-gopher-quality",
+        "--no-gopher-repetition",
+        "--no-c4",
+        "-q",
+    ];
+    let plain = run(&off, format!("{GOOD}{GOOD}").as_bytes());
+    assert_eq!(plain.code, 0, "{}", plain.stderr);
+    assert_eq!(plain.stdout.lines().count(), 2);
+    let bom = run(&off, format!("\u{feff}{GOOD}{GOOD}").as_bytes());
+    assert_eq!(bom.code, 0, "{}", bom.stderr);
+    assert_eq!(bom.stdout, plain.stdout);
+    // Further in (files joined with cat), it is named.
+    let content = format!("{GOOD}\u{feff}{GOOD}");
+    bad_input(
+        "joined.jsonl",
+        content.as_bytes(),
+        "2: starts with a UTF-8 byte-order mark",
+    );
+}
+
+#[test]
+fn a_line_that_never_ends_is_refused_at_the_maximum() {
+    let out = run(&["/dev/zero"], b"");
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert_eq!(
+        out.stderr,
+        "filter: /dev/zero:1: line longer than the 256 MiB maximum\n"
+    );
+}
+
+#[test]
 fn other_field_and_non_string_text() {
     let out = run(&["--field", "body"], b"{\"body\": 5}\n");
     assert_eq!(out.code, 1);

@@ -176,3 +176,31 @@ fn eos_stops_and_bad_input_is_named() {
         + out[0]["response_ids"].as_array().unwrap().len();
     assert_eq!(total, 48);
 }
+
+#[test]
+fn a_record_after_a_byte_order_mark_is_a_record() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("m");
+    tiny_model(&model, true);
+    let m = model.to_str().unwrap();
+    let input = tmp.path().join("prompts.jsonl");
+    std::fs::write(&input, "\u{feff}{\"prompt\": \"Hi\", \"id\": 7}\nHello\n").unwrap();
+    let r = run(
+        GEN,
+        &[
+            "--model",
+            m,
+            "--temperature",
+            "0",
+            "--quiet",
+            input.to_str().unwrap(),
+        ],
+        b"",
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let out = lines(&r.stdout);
+    // Not the whole line, mark and braces, taken as a plain-text prompt.
+    assert_eq!(out[0]["prompt"], "Hi");
+    assert_eq!(out[0]["id"], 7);
+    assert_eq!(out[1]["prompt"], "Hello");
+}

@@ -48,7 +48,9 @@ fn complete_lines(path: &Path) -> Result<Vec<(u64, Vec<u8>)>> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(Error::io(name, e)),
     };
-    let mut lines: Vec<(u64, Vec<u8>)> = bytes
+    // A byte-order mark at the start (an editor's) is skipped, as every JSONL reader does.
+    let body = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
+    let mut lines: Vec<(u64, Vec<u8>)> = body
         .split(|&b| b == b'\n')
         .enumerate()
         .map(|(i, l)| (i as u64 + 1, l.strip_suffix(b"\r").unwrap_or(l).to_vec()))
@@ -223,6 +225,19 @@ mod tests {
             e.starts_with(&format!("{}:3: incomplete last line", out.display())),
             "{e}"
         );
+    }
+
+    #[test]
+    fn a_byte_order_mark_at_the_start_of_the_output_is_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("p.jsonl");
+        std::fs::write(
+            &out,
+            "\u{feff}{\"prompt\":\"p\",\"chosen\":\"x\",\"rejected\":\"y\"}\n",
+        )
+        .unwrap();
+        let d = load_decided(&out, &sidecar_path(&out), false).unwrap();
+        assert_eq!(d[&key("p", "x", "y")], Seen::Labelled);
     }
 
     #[test]

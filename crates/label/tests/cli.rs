@@ -186,6 +186,20 @@ fn every_input_shape_is_read() {
 }
 
 #[test]
+fn a_byte_order_mark_at_the_start_of_the_input_is_skipped() {
+    let mut lines = pairs(2);
+    lines[0] = format!("\u{feff}{}", lines[0]);
+    let f = Files::new(&lines);
+    let r = label(&f.args(&["--no-swap"]), "a\nb\n");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let prefs = records(&f.prefs);
+    assert_eq!(prefs.len(), 2);
+    assert_eq!(prefs[0]["id"], 0);
+    assert_eq!(prefs[0]["chosen"], "first0");
+    assert_eq!(prefs[1]["chosen"], "second1");
+}
+
+#[test]
 fn ties_and_skips_go_to_the_sidecar_only() {
     let f = Files::new(&pairs(3));
     let r = label(&f.args(&[]), "t\ns\na\n");

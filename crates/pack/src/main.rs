@@ -35,7 +35,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Check headers, sizes, checksums, sidecars and that every id is below the vocabulary size.
+    /// Check headers, sizes, checksums, sidecars, that every id is below the vocabulary size,
+    /// that the tokenizer the manifest names is there (same checksum), and that every file the
+    /// manifest names lies inside the directory.
     Verify {
         /// Shard directory, directory of llm.c shards, or one .bin file.
         dir: PathBuf,
@@ -68,7 +70,8 @@ struct PackArgs {
     /// Output shard directory (replaced only when the new one is complete).
     #[arg(long, short = 'o', required = true)]
     output: Option<PathBuf>,
-    /// Tokenized JSONL inputs; stdin when none is named or for "-".
+    /// Tokenized JSONL inputs; stdin when none is named or for "-". Lines may be up to
+    /// 256 MiB; a UTF-8 byte-order mark at the start of a file is skipped.
     files: Vec<String>,
     /// Fraction of documents for the val split.
     #[arg(long, default_value_t = 0.01)]

@@ -194,6 +194,64 @@ fn verify_rejects_a_corrupted_directory() {
 }
 
 #[test]
+fn verify_wants_the_tokenizer_and_every_file_inside_the_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let make = |name: &str| {
+        let out = tmp.path().join(name);
+        let input: String = (0..50)
+            .map(|i| format!("{{\"id\": {i}, \"ids\": [{i}, 7]}}\n"))
+            .collect();
+        let o = out.to_str().unwrap();
+        assert_eq!(
+            run(
+                &["-q", "-t", &gpt2(), "-o", o, "--val-fraction", "0.2"],
+                input.as_bytes()
+            )
+            .0,
+            0
+        );
+        assert_eq!(run(&["verify", o], b"").0, 0);
+        out
+    };
+    let verify = |dir: &std::path::Path| {
+        let (code, stdout, err) = run(&["verify", dir.to_str().unwrap()], b"");
+        assert_eq!(code, 1, "{stdout}");
+        err
+    };
+
+    let dir = make("no-tokenizer");
+    std::fs::remove_file(dir.join("tokenizer.json")).unwrap();
+    assert_eq!(
+        verify(&dir),
+        format!(
+            "pack verify: {0}/tokenizer.json: missing: the manifest names it as the tokenizer the ids came from\npack: {0}: 1 problem(s) found\n",
+            dir.display()
+        )
+    );
+
+    // The manifest points at another directory's val shard (which verifies fine there).
+    let good = make("good");
+    let dir = make("elsewhere");
+    let manifest = dir.join("manifest.json");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    std::fs::write(
+        &manifest,
+        text.replace("\"val_000000.bin\"", "\"../good/val_000000.bin\""),
+    )
+    .unwrap();
+    std::fs::remove_file(dir.join("val_000000.bin")).unwrap();
+    assert!(good.join("val_000000.bin").exists());
+    assert_eq!(
+        verify(&dir),
+        format!(
+            "pack verify: {}: shard \"../good/val_000000.bin\" is not a file name inside the directory\npack: {}: 1 problem(s) found\n",
+            manifest.display(),
+            dir.display()
+        )
+    );
+}
+
+#[test]
 fn sft_masks_reach_the_mask_sidecar() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("s");

@@ -60,7 +60,8 @@ pub fn parse_log(name: &str, bytes: &[u8], x_field: &str) -> Result<Log> {
     let mut torn_tail = false;
     let mut last_x = f64::NEG_INFINITY;
 
-    let mut rest = bytes;
+    // A byte-order mark at the start (an editor's) is skipped, as every JSONL reader does.
+    let mut rest = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     let mut number = 0u64;
     while !rest.is_empty() {
         number += 1;
@@ -242,6 +243,12 @@ mod tests {
         assert_eq!(l.get("loss").unwrap().points, [(1.0, 6.1), (2.0, 5.9)]);
         assert_eq!(l.last_x, 2.0);
         assert!(!l.torn_tail);
+    }
+
+    #[test]
+    fn a_byte_order_mark_at_the_start_is_skipped() {
+        let l = log("\u{feff}{\"step\":1,\"loss\":6.1}\n{\"step\":2,\"loss\":5.9}\n").unwrap();
+        assert_eq!(l.get("loss").unwrap().points, [(1.0, 6.1), (2.0, 5.9)]);
     }
 
     #[test]

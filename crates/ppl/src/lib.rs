@@ -170,7 +170,12 @@ impl<'a> Scorer<'a> {
 
 /// The summary figures: mean NLL (nats/token), perplexity, bits per token, bits per byte.
 pub fn summary(sum: f64, tokens: u64, bytes: u64) -> serde_json::Value {
-    let nll = sum / tokens.max(1) as f64;
+    // No target, no figures (null in JSON), rather than a perfect 1.0.
+    let nll = if tokens > 0 {
+        sum / tokens as f64
+    } else {
+        f64::NAN
+    };
     serde_json::json!({
         "tokens": tokens,
         "bytes": bytes,

@@ -133,8 +133,11 @@ fn body(cli: Cli) -> Result<()> {
     let mut bytes: Vec<u64> = Vec::new();
     let mut records = Vec::new();
     let source;
+    // The inputs as messages name them.
+    let mut names: Vec<String> = Vec::new();
     if let Some(dir) = &cli.data {
         let set = ShardSet::open(dir)?;
+        names.push(dir.display().to_string());
         if let Some(m) = &set.manifest {
             if m.tokenizer.xxh3_128 != folder.tok.hash {
                 return Err(Error::msg(format!(
@@ -155,6 +158,7 @@ fn body(cli: Cli) -> Result<()> {
             if n < 2 {
                 continue;
             }
+            shard.check_ids(folder.model.config.vocab_size)?;
             budget -= n;
             let mut ids = Vec::with_capacity(n);
             t.extend_into(0, n, &mut ids);
@@ -176,6 +180,7 @@ fn body(cli: Cli) -> Result<()> {
         let templates = Templates::for_tok(tok)?;
         for path in inputs_or_stdin(&cli.files) {
             let mut reader = LineReader::open(&path)?;
+            names.push(reader.name().to_string());
             let mut buf = Vec::new();
             while let Some(line) = reader.read_line(&mut buf)? {
                 if buf.iter().all(u8::is_ascii_whitespace) {
@@ -192,6 +197,12 @@ fn body(cli: Cli) -> Result<()> {
                 }
             }
         }
+        if docs.is_empty() {
+            return Err(Error::msg(format!(
+                "{}: no records to score",
+                names.join(", ")
+            )));
+        }
         source = serde_json::json!({"files": inputs_or_stdin(&cli.files)});
     }
 
@@ -201,6 +212,14 @@ fn body(cli: Cli) -> Result<()> {
     let (sum, tokens): (f64, u64) = nll
         .iter()
         .fold((0.0, 0), |a, n| (a.0 + n.sum, a.1 + n.tokens));
+    if tokens == 0 {
+        // A perplexity of 1.0 from nothing scored would read as a perfect model.
+        return Err(Error::msg(format!(
+            "{}: nothing to score: the {} document(s) are empty",
+            names.join(", "),
+            docs.len()
+        )));
+    }
     let mut total = summary(sum, tokens, bytes.iter().sum());
     total["documents"] = docs.len().into();
     let responses = masks.iter().filter(|m| !m.is_empty()).count();

@@ -286,6 +286,93 @@ fn degenerate_and_oversized_flags_are_refused() {
     }
 }
 
+#[test]
+fn empty_input_and_damaged_shards_are_errors_not_scores() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("model");
+    tiny_model(&model);
+    let m = model.to_str().unwrap();
+    let args = ["--model", m, "--threads", "1", "--quiet"];
+
+    // Nothing read: an error, not {"ppl": 1.0}.
+    let r = run(PPL, &args, b"");
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    assert_eq!(r.stderr, "ppl: <stdin>: no records to score\n");
+    assert_eq!(r.stdout, "");
+    let empty = tmp.path().join("empty.jsonl");
+    std::fs::write(&empty, "\n").unwrap();
+    let r = run(PPL, &[&args[..], &[empty.to_str().unwrap()]].concat(), b"");
+    assert_eq!(
+        r.stderr,
+        format!("ppl: {}: no records to score\n", empty.display())
+    );
+    // Records whose documents have no token to score.
+    let r = run(PPL, &args, b"{\"text\": \"\"}\n");
+    assert_eq!(r.code, 1);
+    assert_eq!(
+        r.stderr,
+        "ppl: <stdin>: nothing to score: the 1 document(s) are empty\n"
+    );
+    // Per document, an empty one has no figures (null), not a perfect 1.0.
+    let r = run(
+        PPL,
+        &[&args[..], &["--per-doc"]].concat(),
+        b"{\"text\": \"\"}\n{\"text\": \"To be, or not to be\"}\n",
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let lines: Vec<Value> = r
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines[0]["tokens"], 0);
+    assert!(
+        lines[0]["ppl"].is_null() && lines[0]["nll"].is_null(),
+        "{}",
+        lines[0]
+    );
+    assert!(lines[1]["ppl"].as_f64().unwrap() > 1.0);
+
+    // A byte-order mark at the start of the file changes nothing.
+    let docs = "{\"id\": 1, \"text\": \"To be, or not to be\"}\n{\"id\": 2, \"text\": \"that is the question\"}\n";
+    let plain = tmp.path().join("plain.jsonl");
+    let bom = tmp.path().join("bom.jsonl");
+    std::fs::write(&plain, docs).unwrap();
+    std::fs::write(&bom, format!("\u{feff}{docs}")).unwrap();
+    let per_doc = |f: &Path| {
+        let r = run(
+            PPL,
+            &[&args[..], &["--per-doc", f.to_str().unwrap()]].concat(),
+            b"",
+        );
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        r.stdout
+    };
+    assert_eq!(per_doc(&bom), per_doc(&plain));
+    assert_eq!(per_doc(&bom).lines().count(), 2);
+
+    // An id past the model's vocabulary in a shard: named with its shard and position, not a
+    // tensor library's index-select message.
+    let data = shakespeare_shards(&tmp.path().join("shards"));
+    let val = data.join("val_000000.bin");
+    let mut b = std::fs::read(&val).unwrap();
+    b[1024 + 2 * 5..1024 + 2 * 6].copy_from_slice(&600u16.to_le_bytes());
+    std::fs::write(&val, b).unwrap();
+    let r = run(
+        PPL,
+        &[&args[..], &["--data", data.to_str().unwrap()]].concat(),
+        b"",
+    );
+    assert_eq!(r.code, 1);
+    assert_eq!(
+        r.stderr,
+        format!(
+            "ppl: {}: token 5 is id 600, not below the vocabulary size 512\n",
+            val.display()
+        )
+    );
+}
+
 /// `--adapter` puts a PEFT LoRA adapter on the base: the same scores as the merged model.
 #[test]
 fn adapter_scores_like_the_merged_model() {

@@ -53,7 +53,8 @@ struct EncodeArgs {
     /// supplies the EOS token and chat template).
     #[arg(long, short = 't', required = true)]
     tokenizer: Option<PathBuf>,
-    /// JSONL inputs; stdin when none is named or for "-".
+    /// JSONL inputs; stdin when none is named or for "-". Lines may be up to
+    /// 256 MiB; a UTF-8 byte-order mark at the start of a file is skipped.
     files: Vec<String>,
     /// Write here instead of stdout (atomically: the file appears when complete).
     #[arg(long, short = 'o')]

@@ -341,6 +341,63 @@ fn bad_input_names_file_and_line_and_fails() {
 }
 
 #[test]
+fn a_byte_order_mark_at_the_start_is_skipped() {
+    let t = gpt2();
+    let t = t.to_str().unwrap();
+    let input = "{\"text\": \"Shall I compare thee\"}\n{\"text\": \"to a summer's day?\"}\n";
+    let plain = run(&["-q", "-t", t], input.as_bytes());
+    let bom = run(&["-q", "-t", t], format!("\u{feff}{input}").as_bytes());
+    assert_eq!(bom.code, 0, "{}", bom.stderr);
+    assert_eq!(bom.stdout, plain.stdout);
+    assert_eq!(lines(&bom.stdout).len(), 2);
+}
+
+#[test]
+fn a_chat_template_that_does_not_end_is_stopped_and_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    let folder = chatml_folder(tmp.path());
+    let config = json!({
+        "eos_token": "<|endoftext|>",
+        "chat_template": "{% for a in range(10000) %}{% for b in range(10000) %}{% for c in range(10000) %}{% endfor %}{% endfor %}{% endfor %}{{ messages[0]['content'] }}"
+    });
+    std::fs::write(folder.join("tokenizer_config.json"), config.to_string()).unwrap();
+    let input = tmp.path().join("in.jsonl");
+    std::fs::write(&input, "{\"prompt\": \"Q\", \"completion\": \"A\"}\n").unwrap();
+    // About 0.2 s; without the step budget, 10^12 iterations: give up on it after 60 s.
+    let mut child = Command::new(BIN)
+        .args(["-t", folder.to_str().unwrap(), input.to_str().unwrap()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed().as_secs() >= 60 {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!("tokenize still rendering the template after 60 s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    let out = Out {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8(out.stdout).unwrap(),
+        stderr: String::from_utf8(out.stderr).unwrap(),
+    };
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert_eq!(
+        out.stderr,
+        format!(
+            "tokenize: {}:1: the chat template of {} did not finish within 5000000 steps (a loop that does not end?)\n",
+            input.display(),
+            folder.join("tokenizer_config.json").display()
+        )
+    );
+}
+
+#[test]
 fn empty_input_gives_empty_output() {
     let out = run(&["-q", "-t", gpt2().to_str().unwrap()], b"");
     assert_eq!((out.code, out.stdout.as_str()), (0, ""));

@@ -280,20 +280,9 @@ fn check_compatible(
                 }
             }
         }
-    } else {
-        // llm.c shards carry no vocabulary: look at the ids themselves.
-        for s in &set.shards {
-            if let Some(max) = s.tokens().max() {
-                if max as usize >= model.vocab_size {
-                    return Err(Error::msg(format!(
-                        "{}: token id {max} is outside the model's vocabulary of {}",
-                        s.path.display(),
-                        model.vocab_size
-                    )));
-                }
-            }
-        }
     }
+    // Every id must index an embedding (llm.c shards carry no vocabulary; a manifest can lie).
+    set.check_ids(model.vocab_size)?;
     if settings.seq_len > model.max_position_embeddings {
         return Err(Error::msg(format!(
             "--seq-len {} is longer than the model's context (max_position_embeddings {})",

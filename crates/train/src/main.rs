@@ -347,6 +347,19 @@ fn body(cli: Cli) -> Result<()> {
     let pairs = matches!(cli.task, Task::Reward | Task::Dpo);
     // The fine-tuning tasks share their defaults (the seed recipe's SFT ones).
     let sft = cli.task == Task::Sft || pairs;
+    if let Start::Config(spec) = &start {
+        if !pairs && train::presets::NAMES.contains(&spec.as_str()) {
+            // A preset takes its vocabulary size from the manifest; llm.c data has none.
+            let set = wick_shard::ShardSet::open(&cli.data)?;
+            if set.manifest.is_none() {
+                return Err(Error::msg(format!(
+                    "{}: no {}, so the vocabulary size is unknown (llm.c shards do not record it) and --config {spec} cannot size the model: give --config a config.json with \"vocab_size\", or pack the data with `pack`",
+                    cli.data.display(),
+                    wick_shard::MANIFEST
+                )));
+            }
+        }
+    }
     // The model's config, read (not built) for its context and the memory estimate below; a
     // preset's vocabulary comes from the shards later, so it counts as 1 here.
     let model_config = match &start {

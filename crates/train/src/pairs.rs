@@ -145,8 +145,12 @@ pub fn split_off_val(all: Vec<Pair>) -> (Vec<Pair>, Vec<Pair>) {
 /// How many pairs of `data` train (its non-blank lines, less the held-out ones without a val
 /// file), for sizing a run in epochs before the pairs are tokenized.
 pub fn train_count(data: &Path, has_val: bool) -> Result<usize> {
-    let text = std::fs::read_to_string(data).map_err(|e| Error::io(data.display(), e))?;
-    let n = text.lines().filter(|l| !l.trim().is_empty()).count();
+    // Line by line, as read_pairs reads them (a BOM skipped, lines held to the maximum).
+    let mut reader = LineReader::open(&data.display().to_string())?;
+    let (mut buf, mut n) = (Vec::new(), 0);
+    while reader.read_line(&mut buf)?.is_some() {
+        n += usize::from(!buf.iter().all(u8::is_ascii_whitespace));
+    }
     Ok(if has_val {
         n
     } else {

@@ -323,6 +323,104 @@ fn bad_input_is_refused_before_training() {
     assert!(!out.exists(), "refused before the run folder is made");
 }
 
+/// Overwrites token `pos` of a uint16 shard.
+fn set_token(bin: &std::path::Path, pos: usize, id: u16) {
+    let mut b = std::fs::read(bin).unwrap();
+    b[1024 + 2 * pos..1024 + 2 * pos + 2].copy_from_slice(&id.to_le_bytes());
+    std::fs::write(bin, b).unwrap();
+}
+
+/// Rewrites the document starts of a `.docs` sidecar.
+fn edit_starts(docs: &std::path::Path, f: impl FnOnce(&mut Vec<u64>)) -> Vec<u64> {
+    let b = std::fs::read(docs).unwrap();
+    let mut starts: Vec<u64> = b[1024..]
+        .chunks(8)
+        .map(|c| u64::from_le_bytes(c.try_into().unwrap()))
+        .collect();
+    f(&mut starts);
+    let mut out = b[..1024].to_vec();
+    starts.iter().for_each(|s| out.extend(s.to_le_bytes()));
+    std::fs::write(docs, out).unwrap();
+    starts
+}
+
+#[test]
+fn damaged_shards_are_refused_naming_the_file_and_place() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("o");
+    let o = out.to_str().unwrap();
+    let train = |args: &[&str]| {
+        let tail = ["-o", o, "--quiet", "--threads", "1", "--max-steps", "2"];
+        let r = run(TRAIN, &[args, &tail].concat(), b"");
+        assert_eq!(r.code, 1, "{}", r.stderr);
+        assert_eq!(r.stderr.lines().count(), 1, "one line: {}", r.stderr);
+        assert!(!out.join("metrics.jsonl").exists(), "nothing trained");
+        r.stderr
+    };
+
+    // An id the model has no embedding for (the manifest says 512 tokens; the file disagrees).
+    let data = shakespeare_shards(&tmp.path().join("shards"));
+    let bin = data.join("train_000000.bin");
+    set_token(&bin, 3, 600);
+    let d = data.to_str().unwrap();
+    assert_eq!(
+        train(&["--data", d, "--config", "tiny"]),
+        format!(
+            "train: {}: token 3 is id 600, not below the vocabulary size 512\n",
+            bin.display()
+        )
+    );
+
+    // llm.c shards (no manifest) with a preset, which needs the manifest's vocabulary size.
+    std::fs::remove_file(data.join("manifest.json")).unwrap();
+    set_token(&bin, 3, 5);
+    assert_eq!(
+        train(&["--data", d, "--config", "tiny"]),
+        format!("train: {d}: no manifest.json, so the vocabulary size is unknown (llm.c shards do not record it) and --config tiny cannot size the model: give --config a config.json with \"vocab_size\", or pack the data with `pack`\n")
+    );
+
+    // Document starts past the end of the shard (a panic, exit 101, before) or out of order
+    // (examples made of other documents' tokens, before).
+    for (name, damage) in [
+        (
+            "past",
+            (|s: &mut Vec<u64>| s[3] = 1 << 40) as fn(&mut Vec<u64>),
+        ),
+        ("order", |s: &mut Vec<u64>| s.swap(3, 4)),
+    ] {
+        let sft = wick_testkit::sft_shards(&tmp.path().join(name));
+        let docs = sft.join("train_000000.docs");
+        let s = edit_starts(&docs, damage);
+        let tokens = (std::fs::metadata(sft.join("train_000000.bin"))
+            .unwrap()
+            .len()
+            - 1024)
+            / 2;
+        let want = if name == "past" {
+            format!(
+                "document 3 starts at token {}, past the end of the shard's {tokens} tokens",
+                1u64 << 40
+            )
+        } else {
+            format!(
+                "document 4 starts at token {}, not after document 3's start {}",
+                s[4], s[3]
+            )
+        };
+        assert_eq!(
+            train(&[
+                "--task",
+                "sft",
+                "--data",
+                sft.to_str().unwrap(),
+                "--config",
+                "tiny"
+            ]),
+            format!("train: {}: {want}\n", docs.display())
+        );
+    }
+}
+
 #[test]
 fn ctrl_c_writes_a_checkpoint_that_resumes() {
     signal_writes_a_checkpoint_that_resumes("INT", "Ctrl-C");

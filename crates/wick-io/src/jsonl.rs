@@ -14,11 +14,22 @@ pub struct Line {
     pub bytes: Vec<u8>,
 }
 
-/// Reads a file (or stdin for "-") line by line, counting lines for error messages.
+/// The longest line any wick tool reads, terminator excluded: 256 MiB. A longer line (or a
+/// stream that never ends one, like /dev/zero) is refused once this much has been read,
+/// rather than growing a buffer until memory runs out.
+pub const MAX_LINE_BYTES: usize = 256 << 20;
+
+/// The UTF-8 byte-order mark some editors put at the start of a file; skipped there.
+const BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// Reads a file (or stdin for "-") line by line, counting lines for error messages. A UTF-8
+/// byte-order mark at the very start is skipped; lines longer than [`MAX_LINE_BYTES`] are
+/// refused.
 pub struct LineReader {
     name: String,
     inner: Box<dyn BufRead + Send>,
     line: u64,
+    max_line: usize,
 }
 
 impl LineReader {
@@ -37,7 +48,14 @@ impl LineReader {
             name: name.into(),
             inner: Box::new(BufReader::with_capacity(1 << 20, inner)),
             line: 0,
+            max_line: MAX_LINE_BYTES,
         }
+    }
+
+    /// Refuses lines longer than `bytes` (terminator excluded) instead of [`MAX_LINE_BYTES`].
+    pub fn with_max_line(mut self, bytes: usize) -> Self {
+        self.max_line = bytes;
+        self
     }
 
     /// The name used in error messages: the path, or `<stdin>`.
@@ -46,22 +64,36 @@ impl LineReader {
     }
 
     /// Reads the next line into `buf` (cleared first, terminator stripped) and returns its
-    /// number, or `None` at end of input.
+    /// number, or `None` at end of input. At most the maximum line length (plus `\r\n`, plus a
+    /// byte-order mark on line 1) is read into `buf` before a longer line is refused.
     pub fn read_line(&mut self, buf: &mut Vec<u8>) -> Result<Option<u64>> {
         buf.clear();
-        let n = self
-            .inner
+        let first = self.line == 0;
+        let limit = self.max_line as u64 + 2 + if first { BOM.len() as u64 } else { 0 };
+        let n = (&mut self.inner)
+            .take(limit)
             .read_until(b'\n', buf)
             .map_err(|e| Error::io(&self.name, e))?;
         if n == 0 {
             return Ok(None);
         }
         self.line += 1;
+        if first && buf.starts_with(BOM) {
+            buf.drain(..BOM.len());
+        }
         if buf.last() == Some(&b'\n') {
             buf.pop();
             if buf.last() == Some(&b'\r') {
                 buf.pop();
             }
+        }
+        if buf.len() > self.max_line {
+            buf.clear();
+            return Err(Error::record(
+                &self.name,
+                self.line,
+                format!("line longer than the {} maximum", size(self.max_line)),
+            ));
         }
         Ok(Some(self.line))
     }
@@ -87,9 +119,27 @@ impl LineReader {
     }
 }
 
+/// "256 MiB", or "10-byte" for a size that is not a whole number of MiB.
+fn size(bytes: usize) -> String {
+    if bytes > 0 && (bytes >> 20) << 20 == bytes {
+        format!("{} MiB", bytes >> 20)
+    } else {
+        format!("{bytes}-byte")
+    }
+}
+
 /// Parses one JSONL line as a JSON object, naming file and line on failure (including bytes
 /// that are not UTF-8, which JSON forbids).
 pub fn parse_object(file: &str, line: u64, bytes: &[u8]) -> Result<Map<String, Value>> {
+    if bytes.starts_with(BOM) {
+        // LineReader skips one at the start of a file; this one is further in (files joined
+        // with `cat`, say).
+        return Err(Error::record(
+            file,
+            line,
+            "starts with a UTF-8 byte-order mark (EF BB BF), which is only skipped at the start of a file",
+        ));
+    }
     if let Err(e) = std::str::from_utf8(bytes) {
         return Err(Error::record(
             file,
@@ -162,6 +212,65 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert_eq!(e, "in.jsonl:2: not valid UTF-8 (bad byte at column 14)");
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_skipped_at_the_start_of_a_file_only() {
+        let data = b"\xEF\xBB\xBF{\"a\":1}\n\xEF\xBB\xBF{\"a\":2}\n".to_vec();
+        let mut r = LineReader::from_reader("bom.jsonl", io::Cursor::new(data));
+        let mut buf = Vec::new();
+        assert_eq!(r.read_line(&mut buf).unwrap(), Some(1));
+        assert_eq!(buf, b"{\"a\":1}");
+        assert_eq!(parse_object("bom.jsonl", 1, &buf).unwrap()["a"], 1);
+        // Further in, it is named rather than passed off as malformed JSON.
+        assert_eq!(r.read_line(&mut buf).unwrap(), Some(2));
+        assert_eq!(
+            parse_object("bom.jsonl", 2, &buf).unwrap_err().to_string(),
+            "bom.jsonl:2: starts with a UTF-8 byte-order mark (EF BB BF), which is only skipped at the start of a file"
+        );
+        // A file that is only a mark is one blank line.
+        let mut r = LineReader::from_reader("x", io::Cursor::new(b"\xEF\xBB\xBF".to_vec()));
+        assert_eq!(r.read_line(&mut buf).unwrap(), Some(1));
+        assert!(buf.is_empty());
+        assert_eq!(r.read_line(&mut buf).unwrap(), None);
+    }
+
+    #[test]
+    fn lines_longer_than_the_maximum_are_refused() {
+        let data = b"0123456789\n0123456789\r\n\xEF\xBB\xBF\n0123456789A\n".to_vec();
+        let mut r = LineReader::from_reader("long.jsonl", io::Cursor::new(data)).with_max_line(10);
+        let mut buf = Vec::new();
+        for n in 1..=3 {
+            assert_eq!(r.read_line(&mut buf).unwrap(), Some(n));
+        }
+        assert_eq!(
+            r.read_line(&mut buf).unwrap_err().to_string(),
+            "long.jsonl:4: line longer than the 10-byte maximum"
+        );
+        // The last line of a file needs no terminator, and is held to the same limit.
+        let mut r = LineReader::from_reader("x", io::Cursor::new(b"01234567890".to_vec()))
+            .with_max_line(10);
+        assert!(r.read_line(&mut buf).is_err());
+    }
+
+    #[test]
+    fn a_line_that_never_ends_is_refused_at_256_mib() {
+        // What /dev/zero gives: no newline, ever. Only the maximum (plus CRLF) is read.
+        let mut r = LineReader::from_reader("/dev/zero", io::repeat(0));
+        let mut buf = Vec::new();
+        assert_eq!(
+            r.read_line(&mut buf).unwrap_err().to_string(),
+            "/dev/zero:1: line longer than the 256 MiB maximum"
+        );
+        assert_eq!(MAX_LINE_BYTES, 1 << 28);
+        // A line of exactly the maximum is read whole.
+        let data = io::repeat(b'x')
+            .take(MAX_LINE_BYTES as u64)
+            .chain(&b"\r\n"[..]);
+        let mut r = LineReader::from_reader("max", data);
+        assert_eq!(r.read_line(&mut buf).unwrap(), Some(1));
+        assert_eq!(buf.len(), MAX_LINE_BYTES);
+        assert_eq!(r.read_line(&mut buf).unwrap(), None);
     }
 
     #[test]

@@ -19,7 +19,7 @@ pub use durable::{
 };
 pub use error::{run_main, Error, Result};
 pub use ids::{read_ids, write_ids};
-pub use jsonl::{kind_of, parse_object, Line, LineReader};
+pub use jsonl::{kind_of, parse_object, Line, LineReader, MAX_LINE_BYTES};
 pub use outdir::{
     check_distinct_outputs, check_replaceable, open_shared_dir, Kind, Marker, OutDir, RunDir, LOCK,
     MARKER,

@@ -1,7 +1,7 @@
 //! manifest.json: what a shard directory holds and how it was made.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Component, Path};
 
 use serde::{Deserialize, Serialize};
 use wick_io::{Error, Result};
@@ -112,7 +112,33 @@ impl Manifest {
         serde_json::to_string_pretty(self).expect("serialisable") + "\n"
     }
 
+    /// The files the manifest names that would not lie inside its directory (an absolute
+    /// path, `..`), one line each.
+    pub fn names_outside(&self) -> Vec<String> {
+        let mut names = vec![("tokenizer", &self.tokenizer.file)];
+        for e in &self.shards {
+            names.push(("shard", &e.file));
+            names.push(("docs_file", &e.docs_file));
+            if let Some(m) = &e.mask_file {
+                names.push(("mask_file", m));
+            }
+        }
+        names
+            .into_iter()
+            .filter(|(_, n)| !inside(n))
+            .map(|(what, n)| format!("{what} {n:?} is not a file name inside the directory"))
+            .collect()
+    }
+
     pub fn split_totals(&self, split: Split) -> SplitTotals {
         self.splits.get(split.name()).cloned().unwrap_or_default()
     }
+}
+
+/// A relative path that stays below the directory it is joined to.
+fn inside(name: &str) -> bool {
+    !name.is_empty()
+        && Path::new(name)
+            .components()
+            .all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
 }

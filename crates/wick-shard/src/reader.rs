@@ -52,10 +52,21 @@ impl Tokens<'_> {
 
     /// The largest id, or None when empty.
     pub fn max(&self) -> Option<u32> {
+        // A fold without early exit vectorises: one pass at memory speed.
         match self {
-            Tokens::U16(t) => t.iter().max().map(|&x| x as u32),
-            Tokens::U32(t) => t.iter().max().copied(),
+            Tokens::U16(t) => (!t.is_empty()).then(|| t.iter().fold(0, |m, &x| m.max(x)) as u32),
+            Tokens::U32(t) => (!t.is_empty()).then(|| t.iter().fold(0, |m, &x| m.max(x))),
         }
+    }
+
+    /// The first token whose id is not below `vocab`, as (position, id).
+    pub fn first_outside(&self, vocab: usize) -> Option<(usize, u32)> {
+        if self.max().is_none_or(|m| (m as usize) < vocab) {
+            return None;
+        }
+        (0..self.len())
+            .map(|i| (i, self.get(i)))
+            .find(|&(_, id)| id as usize >= vocab)
     }
 }
 
@@ -109,12 +120,9 @@ impl Shard {
             map: tokens,
         };
         if let Some(d) = &shard.docs {
-            parse_sidecar(
-                &path.with_extension("docs").display().to_string(),
-                d,
-                MAGIC_DOCS,
-                8,
-            )?;
+            let name = path.with_extension("docs").display().to_string();
+            parse_sidecar(&name, d, MAGIC_DOCS, 8)?;
+            check_starts(&name, body(d), shard.len())?;
         }
         if let Some(m) = &shard.mask {
             let name = path.with_extension("mask").display().to_string();
@@ -170,6 +178,41 @@ impl Shard {
     pub(crate) fn mask_bytes(&self) -> Option<&[u8]> {
         self.mask.as_deref()
     }
+
+    /// Checks that every id is below `vocab` (one pass over the tokens); the error names the
+    /// shard, the token's position in it, its id and the vocabulary size.
+    pub fn check_ids(&self, vocab: usize) -> Result<()> {
+        match self.tokens().first_outside(vocab) {
+            None => Ok(()),
+            Some((pos, id)) => Err(Error::msg(format!(
+                "{}: token {pos} is id {id}, not below the vocabulary size {vocab}",
+                self.name()
+            ))),
+        }
+    }
+}
+
+/// Document starts must begin at 0, increase, and lie inside the shard: anything else would
+/// make documents of tokens that are not there.
+fn check_starts(name: &str, starts: &[u64], tokens: usize) -> Result<()> {
+    let mut prev = None;
+    for (i, &s) in starts.iter().enumerate() {
+        let problem = if s >= tokens as u64 {
+            format!("starts at token {s}, past the end of the shard's {tokens} tokens")
+        } else if let Some(p) = prev.filter(|&p| s <= p) {
+            format!(
+                "starts at token {s}, not after document {}'s start {p}",
+                i - 1
+            )
+        } else if i == 0 && s != 0 {
+            format!("starts at token {s}: the first document starts at 0")
+        } else {
+            prev = Some(s);
+            continue;
+        };
+        return Err(Error::msg(format!("{name}: document {i} {problem}")));
+    }
+    Ok(())
 }
 
 pub struct ShardSet {
@@ -226,6 +269,9 @@ impl ShardSet {
 
     fn open_manifest(dir: &Path) -> Result<ShardSet> {
         let manifest = Manifest::load(dir)?;
+        if let Some(p) = manifest.names_outside().into_iter().next() {
+            return Err(Error::msg(format!("{}: {p}", dir.join(MANIFEST).display())));
+        }
         let mut shards = Vec::new();
         for e in &manifest.shards {
             let mut s = Shard::open(&dir.join(&e.file), e.split)?;
@@ -255,6 +301,12 @@ impl ShardSet {
 
     pub fn tokens(&self, split: Split) -> u64 {
         self.split(split).iter().map(|s| s.len() as u64).sum()
+    }
+
+    /// Checks that every id of every shard is below `vocab` (a model's vocabulary: an id past
+    /// it indexes no embedding). One pass over the tokens, at memory speed.
+    pub fn check_ids(&self, vocab: usize) -> Result<()> {
+        self.shards.iter().try_for_each(|s| s.check_ids(vocab))
     }
 }
 

@@ -33,6 +33,12 @@ fn opts(
     }
 }
 
+/// What `pack` records as the tokenizer's identity (verify checks the copy against it).
+fn gpt2_hash() -> String {
+    let bytes = fs::read(fixture("tokenizers/gpt2/tokenizer.json")).unwrap();
+    format!("{:032x}", xxhash_rust::xxh3::xxh3_128(&bytes))
+}
+
 /// Documents of varied lengths whose ids encode (document, position).
 fn docs(n: u32) -> Vec<(String, Vec<u32>)> {
     (0..n)
@@ -51,7 +57,13 @@ fn pack(
     docs: &[(String, Vec<u32>)],
     masks: bool,
 ) -> wick_shard::Manifest {
-    let mut p = Packer::create(dir, o, &fixture("tokenizers/gpt2/tokenizer.json"), "hash").unwrap();
+    let mut p = Packer::create(
+        dir,
+        o,
+        &fixture("tokenizers/gpt2/tokenizer.json"),
+        &gpt2_hash(),
+    )
+    .unwrap();
     for (key, ids) in docs {
         let mask: Vec<u8> = ids.iter().map(|&i| (i % 2) as u8).collect();
         p.add(key.as_bytes(), ids, masks.then_some(&mask[..]))
@@ -504,4 +516,206 @@ fn bad_documents_are_refused_with_a_reason() {
         "h"
     )
     .is_err());
+}
+
+/// Rewrites the document starts of a `.docs` sidecar in place (header kept).
+fn edit_starts(docs: &Path, f: impl FnOnce(&mut Vec<u64>)) -> Vec<u64> {
+    let b = fs::read(docs).unwrap();
+    let mut starts: Vec<u64> = b[1024..]
+        .chunks(8)
+        .map(|c| u64::from_le_bytes(c.try_into().unwrap()))
+        .collect();
+    f(&mut starts);
+    let mut out = b[..1024].to_vec();
+    for s in &starts {
+        out.extend(s.to_le_bytes());
+    }
+    fs::write(docs, out).unwrap();
+    starts
+}
+
+#[test]
+fn document_starts_past_the_end_or_out_of_order_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fresh = |name: &str| {
+        let dir = tmp.path().join(name);
+        pack(
+            &dir,
+            opts(0.0, None, 1 << 20, Dtype::Uint16),
+            &docs(20),
+            true,
+        );
+        dir
+    };
+    let open_err = |dir: &Path| ShardSet::open(dir).err().expect("refused").to_string();
+
+    // Past the end: the SFT loader used to panic slicing the mask (exit 101).
+    let dir = fresh("past");
+    let docs_file = dir.join("train_000000.docs");
+    edit_starts(&docs_file, |s| s[3] = 1_000_000_000);
+    let tokens = ShardSet::open(fresh("count")).unwrap().shards[0].len();
+    let want = format!(
+        "{}: document 3 starts at token 1000000000, past the end of the shard's {tokens} tokens",
+        docs_file.display()
+    );
+    assert_eq!(open_err(&dir), want);
+    assert!(
+        verify(&dir, None).problems.contains(&want),
+        "{:?}",
+        verify(&dir, None).problems
+    );
+
+    // Not increasing: the loader used to make examples of other documents' tokens.
+    let dir = fresh("order");
+    let docs_file = dir.join("train_000000.docs");
+    let s = edit_starts(&docs_file, |s| s.swap(3, 4));
+    assert_eq!(
+        open_err(&dir),
+        format!(
+            "{}: document 4 starts at token {}, not after document 3's start {}",
+            docs_file.display(),
+            s[4],
+            s[3]
+        )
+    );
+
+    // Not from 0.
+    let dir = fresh("first");
+    let docs_file = dir.join("train_000000.docs");
+    edit_starts(&docs_file, |s| s[0] = 1);
+    assert!(
+        open_err(&dir).ends_with("document 0 starts at token 1: the first document starts at 0"),
+        "{}",
+        open_err(&dir)
+    );
+}
+
+#[test]
+fn ids_outside_the_vocabulary_are_found_with_their_shard_and_position() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("s");
+    pack(
+        &dir,
+        opts(0.0, None, 1 << 20, Dtype::Uint32),
+        &docs(20),
+        false,
+    );
+    let set = ShardSet::open(&dir).unwrap();
+    set.check_ids(VOCAB).unwrap();
+    let shard = &set.shards[0];
+    let toks = shard.tokens();
+    let pos = (0..toks.len()).find(|&i| toks.get(i) >= 800).unwrap();
+    let e = set.check_ids(800).unwrap_err().to_string();
+    assert_eq!(
+        e,
+        format!(
+            "{}: token {pos} is id {}, not below the vocabulary size 800",
+            shard.name(),
+            toks.get(pos)
+        )
+    );
+    // An llm.c file written by someone else: the same check, on the raw file.
+    let bin = tmp.path().join("x_train.bin");
+    let mut b = fs::read(dir.join("train_000000.bin")).unwrap();
+    let at = 1024 + 4 * 7;
+    b[at..at + 4].copy_from_slice(&70_000u32.to_le_bytes());
+    fs::write(&bin, &b).unwrap();
+    let e = ShardSet::open(&bin)
+        .unwrap()
+        .check_ids(VOCAB)
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        e,
+        format!(
+            "{}: token 7 is id 70000, not below the vocabulary size 1000",
+            bin.display()
+        )
+    );
+}
+
+#[test]
+fn verify_checks_the_tokenizer_and_that_files_stay_inside_the_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fresh = |name: &str| {
+        let dir = tmp.path().join(name);
+        pack(
+            &dir,
+            opts(0.0, None, 1 << 20, Dtype::Uint16),
+            &docs(20),
+            false,
+        );
+        dir
+    };
+    let problems = |dir: &Path| verify(dir, None).problems;
+    assert_eq!(problems(&fresh("good")), Vec::<String>::new());
+
+    let dir = fresh("no-tokenizer");
+    fs::remove_file(dir.join("tokenizer.json")).unwrap();
+    assert_eq!(
+        problems(&dir),
+        vec![format!(
+            "{}: missing: the manifest names it as the tokenizer the ids came from",
+            dir.join("tokenizer.json").display()
+        )]
+    );
+
+    let dir = fresh("other-tokenizer");
+    fs::copy(
+        fixture("tokenizers/shakespeare-512/tokenizer.json"),
+        dir.join("tokenizer.json"),
+    )
+    .unwrap();
+    let p = problems(&dir);
+    assert!(
+        p.len() == 1 && p[0].contains("tokenizer.json: checksum mismatch"),
+        "{p:?}"
+    );
+
+    // A manifest naming a file in another directory: verify used to check that one.
+    let edit = |dir: &Path, from: &str, to: &str| {
+        let m = dir.join("manifest.json");
+        let text = fs::read_to_string(&m).unwrap();
+        assert!(text.contains(from));
+        fs::write(&m, text.replace(from, to)).unwrap();
+    };
+    let good = tmp.path().join("good");
+    let dir = fresh("parent");
+    edit(&dir, "\"train_000000.bin\"", "\"../good/train_000000.bin\"");
+    fs::remove_file(dir.join("train_000000.bin")).unwrap();
+    let want = format!(
+        "{}: shard \"../good/train_000000.bin\" is not a file name inside the directory",
+        dir.join("manifest.json").display()
+    );
+    assert_eq!(problems(&dir), vec![want.clone()]);
+    assert_eq!(ShardSet::open(&dir).err().unwrap().to_string(), want);
+
+    let dir = fresh("absolute");
+    let abs = good.join("tokenizer.json").display().to_string();
+    edit(
+        &dir,
+        "\"file\": \"tokenizer.json\"",
+        &format!("\"file\": {abs:?}"),
+    );
+    assert_eq!(
+        problems(&dir),
+        vec![format!(
+            "{}: tokenizer {abs:?} is not a file name inside the directory",
+            dir.join("manifest.json").display()
+        )]
+    );
+
+    // A link out of the directory.
+    #[cfg(unix)]
+    {
+        let dir = fresh("link");
+        fs::remove_file(dir.join("tokenizer.json")).unwrap();
+        std::os::unix::fs::symlink(good.join("tokenizer.json"), dir.join("tokenizer.json"))
+            .unwrap();
+        let p = problems(&dir);
+        assert!(
+            p.len() == 1 && p[0].contains("tokenizer.json: leads out of the directory, to "),
+            "{p:?}"
+        );
+    }
 }

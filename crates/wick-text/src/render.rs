@@ -80,9 +80,17 @@ impl Format {
     }
 }
 
+/// Steps (minijinja instructions) one render of a chat template may take. Hugging Face's
+/// templates take a few dozen per message (Qwen2.5's: about 32, so 150,000 messages fit); a
+/// template that loops without end, or over `range()`s nested three deep, runs out in about
+/// 0.2 s instead of hanging the tool.
+pub const TEMPLATE_STEPS: u64 = 5_000_000;
+
 /// The chat template in use: the model folder's, or [`DEFAULT_CHAT_TEMPLATE`].
 pub struct Templates {
     env: Environment<'static>,
+    /// Where the template came from, for error messages.
+    name: String,
     /// True when the folder supplied the template: then Alpaca and prompt/completion records
     /// are rendered as a user turn and an assistant turn with it, as TRL does.
     pub from_model: bool,
@@ -97,6 +105,7 @@ impl Templates {
         eos: Option<&str>,
     ) -> Result<Self, String> {
         let mut env = Environment::new();
+        env.set_fuel(Some(TEMPLATE_STEPS));
         env.set_trim_blocks(true);
         env.set_lstrip_blocks(true);
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
@@ -126,6 +135,11 @@ impl Templates {
             .map_err(|e| format!("chat template does not parse: {e}"))?;
         Ok(Templates {
             env,
+            name: if chat_template.is_some() {
+                "the chat template".into()
+            } else {
+                "wick's default chat template".into()
+            },
             from_model: chat_template.is_some(),
             bos: bos.unwrap_or_default().to_string(),
             eos: eos.unwrap_or_default().to_string(),
@@ -134,12 +148,19 @@ impl Templates {
 
     /// The templates of a tokenizer folder: its chat template (if any), BOS and EOS.
     pub fn for_tok(tok: &crate::Tok) -> wick_io::Result<Self> {
-        Templates::new(
+        let mut t = Templates::new(
             tok.chat_template.as_deref(),
             tok.bos_token.as_deref(),
             tok.eos_token.as_deref(),
         )
-        .map_err(|e| wick_io::Error::msg(format!("{}: {e}", tok.path.display())))
+        .map_err(|e| wick_io::Error::msg(format!("{}: {e}", tok.path.display())))?;
+        if t.from_model {
+            t.name = format!(
+                "the chat template of {}",
+                tok.path.with_file_name("tokenizer_config.json").display()
+            );
+        }
+        Ok(t)
     }
 
     /// Renders `messages` as Hugging Face's `apply_chat_template(tokenize=False)` does.
@@ -155,7 +176,13 @@ impl Templates {
             bos_token => &self.bos,
             eos_token => &self.eos,
         })
-        .map_err(|e| format!("chat template failed: {e}"))
+        .map_err(|e| match e.kind() {
+            ErrorKind::OutOfFuel => format!(
+                "{} did not finish within {TEMPLATE_STEPS} steps (a loop that does not end?)",
+                self.name
+            ),
+            _ => format!("chat template failed: {e}"),
+        })
     }
 
     /// Pieces of a conversation: everything but the assistant turns is masked out.
@@ -598,5 +625,70 @@ mod tests {
             .render(&[json!({"role": "user", "content": [1, []]})], false)
             .unwrap();
         assert_eq!(out, "[\n  {\n    \"role\": \"user\",\n    \"content\": [\n      1,\n      []\n    ]\n  }\n]");
+    }
+
+    /// Qwen2.5's chat template, in the style of its tokenizer_config.json (tools, tojson,
+    /// looking at the neighbouring messages): real templates must stay well inside the budget.
+    const QWEN25: &str = "{%- if tools %}\n    {{- '<|im_start|>system\\n' }}\n    {%- if messages[0]['role'] == 'system' %}\n        {{- messages[0]['content'] }}\n    {%- else %}\n        {{- 'You are Qwen, created by Alibaba Cloud. You are a helpful assistant.' }}\n    {%- endif %}\n    {{- \"\\n\\n# Tools\\n\\nYou may call one or more functions to assist with the user query.\\n\\nYou are provided with function signatures within <tools></tools> XML tags:\\n<tools>\" }}\n    {%- for tool in tools %}\n        {{- \"\\n\" }}\n        {{- tool | tojson }}\n    {%- endfor %}\n    {{- \"\\n</tools>\\n\\nFor each function call, return a json object with function name and arguments within <tool_call></tool_call> XML tags:\\n<tool_call>\\n{\\\"name\\\": <function-name>, \\\"arguments\\\": <args-json-object>}\\n</tool_call><|im_end|>\\n\" }}\n{%- else %}\n    {%- if messages[0]['role'] == 'system' %}\n        {{- '<|im_start|>system\\n' + messages[0]['content'] + '<|im_end|>\\n' }}\n    {%- else %}\n        {{- '<|im_start|>system\\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant.<|im_end|>\\n' }}\n    {%- endif %}\n{%- endif %}\n{%- for message in messages %}\n    {%- if (message.role == \"user\") or (message.role == \"system\" and not loop.first) or (message.role == \"assistant\" and not message.tool_calls) %}\n        {{- '<|im_start|>' + message.role + '\\n' + message.content + '<|im_end|>' + '\\n' }}\n    {%- elif message.role == \"assistant\" %}\n        {{- '<|im_start|>' + message.role }}\n        {%- if message.content %}\n            {{- '\\n' + message.content }}\n        {%- endif %}\n        {%- for tool_call in message.tool_calls %}\n            {%- if tool_call.function is defined %}\n                {%- set tool_call = tool_call.function %}\n            {%- endif %}\n            {{- '\\n<tool_call>\\n{\"name\": \"' }}\n            {{- tool_call.name }}\n            {{- '\", \"arguments\": ' }}\n            {{- tool_call.arguments | tojson }}\n            {{- '}\\n</tool_call>' }}\n        {%- endfor %}\n        {{- '<|im_end|>\\n' }}\n    {%- elif message.role == \"tool\" %}\n        {%- if (loop.index0 == 0) or (messages[loop.index0 - 1].role != \"tool\") %}\n            {{- '<|im_start|>user' }}\n        {%- endif %}\n        {{- '\\n<tool_response>\\n' }}\n        {{- message.content }}\n        {{- '\\n</tool_response>' }}\n        {%- if loop.last or (messages[loop.index0 + 1].role != \"tool\") %}\n            {{- '<|im_end|>\\n' }}\n        {%- endif %}\n    {%- endif %}\n{%- endfor %}\n{%- if add_generation_prompt %}\n    {{- '<|im_start|>assistant\\n' }}\n{%- endif %}\n";
+
+    #[test]
+    fn real_templates_render_long_conversations_within_the_step_budget() {
+        let msgs: Vec<Value> = (0..2000)
+            .map(|i| json!({"role": if i % 2 == 0 { "user" } else { "assistant" }, "content": format!("m{i}")}))
+            .collect();
+        for t in [
+            Templates::new(Some(QWEN25), None, Some("<|im_end|>")).unwrap(),
+            Templates::new(Some(CHATML), None, None).unwrap(),
+            Templates::new(None, None, Some("</s>")).unwrap(),
+        ] {
+            let tpl = t.env.get_template("chat").unwrap();
+            let out = tpl
+                .render_captured(minijinja::context! {
+                    messages => minijinja::Value::from_serialize(&msgs),
+                    add_generation_prompt => true,
+                    bos_token => "",
+                    eos_token => "",
+                })
+                .unwrap();
+            assert!(out.output().contains("m1999"));
+            let (used, _) = out.state().fuel_levels().unwrap();
+            assert!(used < 100 * msgs.len() as u64, "{used} steps");
+            // 50 times as long (100,000 messages) would still render.
+            assert!(used * 50 < TEMPLATE_STEPS, "{used} steps: budget too tight");
+        }
+        let rec = obj(json!({"messages": msgs}));
+        let q = Templates::new(Some(QWEN25), None, Some("<|im_end|>")).unwrap();
+        assert!(render_sft(&rec, Format::Chat, &q).is_ok());
+    }
+
+    #[test]
+    fn a_template_that_does_not_end_runs_out_of_steps() {
+        let nested = "{% for a in range(10000) %}{% for b in range(10000) %}{% for c in range(10000) %}{% endfor %}{% endfor %}{% endfor %}{{ messages[0].content }}";
+        let t = Templates::new(Some(nested), None, None).unwrap();
+        let started = std::time::Instant::now();
+        let e = render_sft(
+            &obj(json!({"prompt": "a", "completion": "b"})),
+            Format::PromptCompletion,
+            &t,
+        )
+        .unwrap_err();
+        assert_eq!(
+            e,
+            "the chat template did not finish within 5000000 steps (a loop that does not end?)"
+        );
+        // 1e12 iterations without the budget; about 0.2 s with it (debug builds are slower).
+        assert!(started.elapsed().as_secs() < 20, "{:?}", started.elapsed());
+        // A recursive macro is no way round it.
+        let t = Templates::new(
+            Some("{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}"),
+            None,
+            None,
+        )
+        .unwrap();
+        let e = t.render(&[], false).unwrap_err();
+        assert!(
+            e.contains("did not finish") || e.contains("recursion"),
+            "{e}"
+        );
     }
 }
