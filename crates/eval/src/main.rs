@@ -199,7 +199,8 @@ fn body(cli: Cli) -> Result<()> {
                     batch: cli.batch_size,
                 },
                 |done, total| progress.tick(|_| format!("{done}/{total} endings scored")),
-            )?;
+            )
+            .map_err(|e| e.context(format!("--model {}", folder_name(&cli))))?;
             if let Some(out) = per_record {
                 for (rec, scores) in records.into_iter().zip(s.per_record) {
                     let mut fields = rec.fields;
@@ -228,4 +229,12 @@ fn body(cli: Cli) -> Result<()> {
         out.put(report_line.as_bytes())?;
     }
     out.finish()
+}
+
+/// The model as the user named it, for errors about its outputs.
+fn folder_name(cli: &Cli) -> String {
+    cli.model
+        .as_deref()
+        .map(|m| m.display().to_string())
+        .unwrap_or_default()
 }

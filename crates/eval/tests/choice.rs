@@ -214,3 +214,33 @@ fn a_zero_batch_size_is_refused() {
         "{err}"
     );
 }
+
+/// NaN weights give an error naming the model, not an accuracy computed from NaN scores.
+#[test]
+fn non_finite_outputs_are_an_error_naming_the_model() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("nan-model");
+    wick_testkit::nan_model(&testdata("eval/choice/model"), &model);
+    let choices = testdata("eval/choice/choice.jsonl");
+    let r = run(
+        EVAL,
+        &[
+            "--task",
+            "choice",
+            "--model",
+            model.to_str().unwrap(),
+            "--quiet",
+            choices.to_str().unwrap(),
+        ],
+        b"",
+    );
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    assert!(
+        r.stderr.contains(&format!(
+            "--model {}: the model gave non-finite log-probabilities (NaN)",
+            model.display()
+        )),
+        "{}",
+        r.stderr
+    );
+}

@@ -153,8 +153,13 @@ fn body(cli: Cli) -> Result<()> {
             let mut rng = Draw(Rng::new(
                 cli.seed ^ prompts.wrapping_mul(0x9E37_79B9_7F4A_7C15),
             ));
-            let g = generate(&folder.model, &ids, &sampling, &stop, &mut rng)
-                .map_err(|e| Error::record(reader.name(), line, e))?;
+            let g = generate(&folder.model, &ids, &sampling, &stop, &mut rng).map_err(|e| {
+                Error::record(
+                    reader.name(),
+                    line,
+                    e.context(format!("--model {}", cli.model.display())),
+                )
+            })?;
             // The response text leaves out a final end-of-sequence token.
             let visible = match g.finish {
                 wick_model::generation::Finish::Eos => &g.ids[..g.ids.len() - 1],

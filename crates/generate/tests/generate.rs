@@ -204,3 +204,25 @@ fn a_record_after_a_byte_order_mark_is_a_record() {
     assert_eq!(out[0]["id"], 7);
     assert_eq!(out[1]["prompt"], "Hello");
 }
+
+/// NaN weights give an error naming the prompt and the model, not text drawn from NaN logits.
+#[test]
+fn non_finite_outputs_are_an_error_naming_the_model() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("nan-model");
+    wick_testkit::nan_model(&testdata("eval/choice/model"), &model);
+    let r = run(
+        GEN,
+        &["--model", model.to_str().unwrap(), "--quiet"],
+        PROMPTS,
+    );
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    assert!(
+        r.stderr.contains(&format!(
+            "<stdin>:1: --model {}: the model gave non-finite logits (NaN)",
+            model.display()
+        )),
+        "{}",
+        r.stderr
+    );
+}

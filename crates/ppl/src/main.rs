@@ -206,7 +206,9 @@ fn body(cli: Cli) -> Result<()> {
         source = serde_json::json!({"files": inputs_or_stdin(&cli.files)});
     }
 
-    let nll = scorer.score(&docs, &masks, &mut tick)?;
+    let nll = scorer
+        .score(&docs, &masks, &mut tick)
+        .map_err(|e| e.context(format!("--model {}", cli.model.display())))?;
     let ended = Instant::now();
     let secs = ended.duration_since(started).as_secs_f64();
     let (sum, tokens): (f64, u64) = nll

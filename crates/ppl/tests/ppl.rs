@@ -463,3 +463,26 @@ fn the_avx512_and_avx2_kernels_score_to_the_same_bits() {
     };
     assert_eq!(score(false), score(true));
 }
+
+/// NaN weights give an error naming the model, not `"ppl": null`.
+#[test]
+fn non_finite_outputs_are_an_error_naming_the_model() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("nan-model");
+    wick_testkit::nan_model(&testdata("eval/choice/model"), &model);
+    let r = run(
+        PPL,
+        &["--model", model.to_str().unwrap(), "--quiet"],
+        b"{\"text\": \"To be, or not to be\"}\n",
+    );
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    assert!(
+        r.stderr.contains(&format!(
+            "--model {}: the model gave non-finite log-probabilities (NaN)",
+            model.display()
+        )),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(r.stdout, "");
+}

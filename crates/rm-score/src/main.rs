@@ -135,7 +135,8 @@ fn body(cli: Cli) -> Result<()> {
     let mut batch: Vec<(Map<String, Value>, Vec<u32>)> = Vec::new();
     let flush = |batch: &mut Vec<(Map<String, Value>, Vec<u32>)>, out: &mut Output| -> Result<()> {
         let rows: Vec<&[u32]> = batch.iter().map(|(_, ids)| ids.as_slice()).collect();
-        let scores = sequence_scores(&folder.model, &rows, pad)?;
+        let scores = sequence_scores(&folder.model, &rows, pad)
+            .map_err(|e| e.context(format!("--model {}", cli.model.display())))?;
         for ((mut rec, _), s) in batch.drain(..).zip(scores) {
             rec.insert("reward".into(), json!(s[0]));
             out.put(serde_json::to_string(&rec).expect("serialises").as_bytes())?;

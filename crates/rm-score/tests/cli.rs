@@ -178,3 +178,27 @@ fn truncate_scores_the_last_context_tokens() {
     assert_eq!(rewards.len(), 2);
     assert_eq!(rewards[0], rewards[1]);
 }
+
+/// NaN weights give an error naming the model, not `"reward": null`.
+#[test]
+fn non_finite_outputs_are_an_error_naming_the_model() {
+    let tmp = tempfile::tempdir().unwrap();
+    let rm = tmp.path().join("rm");
+    folder(&rm, |_| {});
+    let model = tmp.path().join("nan-rm");
+    wick_testkit::nan_model(&rm, &model);
+    let r = run(
+        BIN,
+        &["--model", model.to_str().unwrap(), "--quiet"],
+        b"{\"prompt\": \"a\", \"response\": \"b\"}\n",
+    );
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    assert!(
+        r.stderr.contains(&format!(
+            "--model {}: the model gave non-finite scores (NaN)",
+            model.display()
+        )),
+        "{}",
+        r.stderr
+    );
+}

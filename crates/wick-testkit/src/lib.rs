@@ -249,3 +249,21 @@ pub fn files_under(dir: &std::path::Path) -> std::collections::BTreeMap<String, 
     walk(dir, dir, &mut out);
     out
 }
+
+/// Copies the model folder `src` to `dst` with `model.norm.weight` set to NaN: a checkpoint
+/// that loads but whose every output is NaN.
+pub fn nan_model(src: &std::path::Path, dst: &std::path::Path) {
+    std::fs::create_dir_all(dst).expect("make the folder");
+    for e in std::fs::read_dir(src).expect("read the model folder") {
+        let p = e.expect("an entry").path();
+        if p.is_file() {
+            std::fs::copy(&p, dst.join(p.file_name().expect("a name"))).expect("copy");
+        }
+    }
+    let file = dst.join("model.safetensors");
+    let mut t = candle_core::safetensors::load(&file, &candle_core::Device::Cpu).expect("load");
+    let norm = t.get("model.norm.weight").expect("a final norm").clone();
+    let nan = (norm * f64::NAN).expect("NaN weights");
+    t.insert("model.norm.weight".into(), nan);
+    candle_core::safetensors::save(&t, &file).expect("save");
+}
