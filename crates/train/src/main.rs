@@ -53,7 +53,11 @@ enum Sched {
 /// stopped: same losses, bit for bit). Writes a Hugging Face folder (config.json,
 /// model.safetensors, tokenizer files) to -o, plus checkpoint/ (optimiser state), best/ (lowest
 /// val loss) and metrics.jsonl (one line per step: loss, lr, grad_norm, tokens_per_s, step_ms,
-/// elapsed_s, val_loss at evaluations). Ctrl-C writes a checkpoint and stops. With --method
+/// elapsed_s, val_loss at evaluations). -o must be new, empty, or a run folder of train's own
+/// (never a folder train did not write); it is locked while a process trains in it. Ctrl-C or
+/// SIGTERM writes a checkpoint and stops; after a kill at any instant, --resume continues to
+/// the same result. A NaN or infinite loss or gradient stops the run before the update, at a
+/// named checkpoint of finite weights (--skip-nonfinite passes over such steps). With --method
 /// lora or adapter only the adapter trains (the --init base is frozen: no gradients, no
 /// optimiser state) and -o receives the adapter folder instead of weights: PEFT's LoRA files,
 /// or wick's Houlsby adapter files; ppl, generate and eval take it with --adapter.
@@ -104,10 +108,12 @@ struct Cli {
     /// Start from the weights of this Hugging Face folder.
     #[arg(long, conflicts_with = "resume")]
     init: Option<PathBuf>,
-    /// Continue the run in this directory from its last checkpoint (its settings are reused).
+    /// Continue the run in this directory from its last checkpoint (its settings are reused;
+    /// a run stopped before its first checkpoint starts again from its recorded start).
     #[arg(long, value_name = "DIR")]
     resume: Option<PathBuf>,
-    /// Output directory (a Hugging Face folder plus checkpoint/, best/, metrics.jsonl).
+    /// Output directory (a Hugging Face folder plus checkpoint/, best/, metrics.jsonl): new,
+    /// empty, or an earlier run folder of train's without a checkpoint.
     #[arg(short, long, required_unless_present = "resume")]
     out: Option<PathBuf>,
     /// What trains [default: full; with --adapter, the adapter's kind].
