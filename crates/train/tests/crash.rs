@@ -86,13 +86,15 @@ fn differences(a: &BTreeMap<String, Vec<u8>>, b: &BTreeMap<String, Vec<u8>>) -> 
         .collect()
 }
 
-#[test]
-fn a_kill_at_any_write_rename_or_unlink_resumes_to_the_same_run() {
-    let tmp = tempfile::tempdir().unwrap();
-    let data = shakespeare_shards(&tmp.path().join("shards"));
-    let d = data.to_str().unwrap();
-    let reference = tmp.path().join("reference");
-    let points = fault_points(TRAIN, &args(d, reference.to_str().unwrap()), b"");
+/// Kills `train ARGS -o OUT` at each fault point of an uninterrupted run in turn, resumes it
+/// (or, killed before the run recorded its start, runs it again), and compares the folder with
+/// the uninterrupted run's. Returns the number of points.
+fn kill_everywhere(tmp: &Path, data: &str, args: &dyn Fn(&str) -> Vec<String>) -> usize {
+    let strs = |v: &[String]| -> Vec<String> { v.to_vec() };
+    let reference = tmp.join("reference");
+    let a = strs(&args(reference.to_str().unwrap()));
+    let a: Vec<&str> = a.iter().map(String::as_str).collect();
+    let points = fault_points(TRAIN, &a, b"");
     let expected = comparable(&reference);
     assert!(
         points.iter().filter(|p| p.contains("checkpoint")).count() >= 20,
@@ -100,20 +102,22 @@ fn a_kill_at_any_write_rename_or_unlink_resumes_to_the_same_run() {
     );
     for (i, what) in points.iter().enumerate() {
         let n = i + 1;
-        let out = tmp.path().join(format!("killed-{n}"));
+        let out = tmp.join(format!("killed-{n}"));
         let o = out.to_str().unwrap();
-        run_killed_at(TRAIN, &args(d, o), n, b"");
-        let r = run(TRAIN, &["--data", d, "--resume", o, "--quiet"], b"");
+        let a = args(o);
+        let a: Vec<&str> = a.iter().map(String::as_str).collect();
+        run_killed_at(TRAIN, &a, n, b"");
+        let r = run(TRAIN, &["--data", data, "--resume", o, "--quiet"], b"");
         if r.code != 0 && r.stderr.contains("had not started") {
             // Killed before the run recorded how it started: the same command starts it.
-            let again = run(TRAIN, &args(d, o), b"");
+            let again = run(TRAIN, &a, b"");
             assert_eq!(again.code, 0, "killed at {n} ({what}): {}", again.stderr);
         } else {
             assert_eq!(r.code, 0, "killed at {n} ({what}): {}", r.stderr);
         }
         let diff = differences(&expected, &comparable(&out));
         assert!(diff.is_empty(), "killed at {n} ({what}): {diff:?}");
-        let beside: Vec<String> = std::fs::read_dir(tmp.path())
+        let beside: Vec<String> = std::fs::read_dir(tmp)
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .filter(|n| n.starts_with('.'))
@@ -121,4 +125,63 @@ fn a_kill_at_any_write_rename_or_unlink_resumes_to_the_same_run() {
         assert!(beside.is_empty(), "killed at {n} ({what}): {beside:?}");
         std::fs::remove_dir_all(&out).unwrap();
     }
+    points.len()
+}
+
+#[test]
+fn a_kill_at_any_write_rename_or_unlink_resumes_to_the_same_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = shakespeare_shards(&tmp.path().join("shards"));
+    let d = data.to_str().unwrap();
+    let runs = tmp.path().join("runs");
+    std::fs::create_dir(&runs).unwrap();
+    let n = kill_everywhere(&runs, d, &|o| {
+        args(d, o).into_iter().map(String::from).collect()
+    });
+    assert!(n > 60, "{n} points");
+}
+
+/// The same for a LoRA fine-tune, whose checkpoints and top-level files are PEFT adapter files
+/// beside a base that stays where it is.
+#[test]
+fn a_killed_lora_sft_run_resumes_to_the_same_adapter() {
+    let tmp = tempfile::tempdir().unwrap();
+    let base = wick_testkit::tiny_base(TRAIN, tmp.path(), 64);
+    let data = wick_testkit::sft_shards(&tmp.path().join("sft"));
+    let d = data.to_str().unwrap();
+    let runs = tmp.path().join("runs");
+    std::fs::create_dir(&runs).unwrap();
+    let n = kill_everywhere(&runs, d, &|o| {
+        [
+            "--task",
+            "sft",
+            "--method",
+            "lora",
+            "--init",
+            &base,
+            "--data",
+            d,
+            "-o",
+            o,
+            "--batch-size",
+            "2",
+            "--seq-len",
+            "32",
+            "--max-steps",
+            "3",
+            "--checkpoint-interval",
+            "2",
+            "--eval-interval",
+            "2",
+            "--eval-batches",
+            "1",
+            "--threads",
+            "1",
+            "--quiet",
+        ]
+        .into_iter()
+        .map(String::from)
+        .collect()
+    });
+    assert!(n > 60, "{n} points");
 }
