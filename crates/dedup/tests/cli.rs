@@ -448,3 +448,40 @@ fn two_outputs_naming_one_file_are_refused_before_reading() {
     }
     assert_eq!(std::fs::read_to_string(&x).unwrap(), "previous\n");
 }
+
+/// `dedup signatures -o DIR` adds its files to a signatures folder of its own (several map
+/// tasks may share one) but never writes into a folder it did not make.
+#[test]
+fn signatures_go_only_into_a_signatures_folder() {
+    let tmp = tempfile::tempdir().unwrap();
+    let part = tmp.path().join("p.jsonl");
+    std::fs::write(&part, "{\"text\": \"one two three four five six\"}\n").unwrap();
+    let sig = |dir: &Path| {
+        run(
+            &[
+                "signatures",
+                "-q",
+                "-o",
+                dir.to_str().unwrap(),
+                part.to_str().unwrap(),
+            ],
+            b"",
+        )
+    };
+    let sigs = tmp.path().join("sigs");
+    for _ in 0..2 {
+        let (code, _, err) = sig(&sigs);
+        assert_eq!(code, 0, "{err}");
+    }
+    assert!(sigs.join("p.jsonl.sig").is_file());
+    let theirs = tmp.path().join("theirs");
+    std::fs::create_dir(&theirs).unwrap();
+    std::fs::write(theirs.join("p.jsonl.sig"), "not a signature file").unwrap();
+    let (code, _, err) = sig(&theirs);
+    assert_eq!(code, 1);
+    assert!(err.contains("not written by wick"), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(theirs.join("p.jsonl.sig")).unwrap(),
+        "not a signature file"
+    );
+}
