@@ -4,7 +4,7 @@
 //! the base alone; bad rollouts and mismatched references are refused before anything is
 //! written.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use ppo_step::rollouts::{self, Rollout};
 use ppo_step::step::{recompute, Options};
@@ -12,43 +12,13 @@ use ppo_step::value_head::ValueHead;
 use serde_json::Value;
 use wick_model::Llama;
 use wick_rl::ppo::Hyper;
-use wick_testkit::{run, sibling_bin, tiny_base};
+use wick_testkit::run;
 
 const PPO: &str = env!("CARGO_BIN_EXE_ppo-step");
 
-/// A tiny model pretrained for a few steps on Shakespeare, and 8 sampled rollouts of it with
-/// rewards +1 (even lines) and -1 (odd lines).
-fn setup(tmp: &Path) -> (String, PathBuf) {
-    let model = PathBuf::from(tiny_base(&sibling_bin(PPO, "train"), tmp, 64));
-    let prompts = "ROMEO:\nJULIET:\nKING:\nHAMLET:\nFirst Citizen:\nO, \nThe \nWhat \n";
-    let g = run(
-        &sibling_bin(PPO, "generate"),
-        &[
-            "--model",
-            model.to_str().unwrap(),
-            "--max-new-tokens",
-            "12",
-            "--seed",
-            "3",
-            "-q",
-        ],
-        prompts.as_bytes(),
-    );
-    assert_eq!(g.code, 0, "{}", g.stderr);
-    let scored: Vec<String> = g
-        .stdout
-        .lines()
-        .enumerate()
-        .map(|(i, l)| {
-            let mut v: Value = serde_json::from_str(l).unwrap();
-            v["reward"] = if i % 2 == 0 { 1.0 } else { -1.0 }.into();
-            v.to_string()
-        })
-        .collect();
-    let file = tmp.join("scored.jsonl");
-    std::fs::write(&file, scored.join("\n") + "\n").unwrap();
-    (model.to_str().unwrap().to_string(), file)
-}
+mod common;
+
+use common::setup;
 
 fn step(args: &[&str]) -> Value {
     let r = run(PPO, args, b"");

@@ -3,44 +3,15 @@
 //! and the same command run again writes exactly the uninterrupted step's files. A folder it
 //! did not write is never replaced.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use serde_json::Value;
-use wick_testkit::{fault_points, files_under, run, run_killed_at, sibling_bin, tiny_base};
+use wick_testkit::{fault_points, files_under, run, run_killed_at};
 
 const PPO: &str = env!("CARGO_BIN_EXE_ppo-step");
 
-/// A tiny model and 4 sampled rollouts of it with rewards +1 and -1.
-fn setup(tmp: &Path) -> (String, PathBuf) {
-    let model = PathBuf::from(tiny_base(&sibling_bin(PPO, "train"), tmp, 64));
-    let g = run(
-        &sibling_bin(PPO, "generate"),
-        &[
-            "--model",
-            model.to_str().unwrap(),
-            "--max-new-tokens",
-            "6",
-            "--seed",
-            "3",
-            "-q",
-        ],
-        b"ROMEO:\nJULIET:\nKING:\nO, \n",
-    );
-    assert_eq!(g.code, 0, "{}", g.stderr);
-    let scored: Vec<String> = g
-        .stdout
-        .lines()
-        .enumerate()
-        .map(|(i, l)| {
-            let mut v: Value = serde_json::from_str(l).unwrap();
-            v["reward"] = if i % 2 == 0 { 1.0 } else { -1.0 }.into();
-            v.to_string()
-        })
-        .collect();
-    let file = tmp.join("scored.jsonl");
-    std::fs::write(&file, scored.join("\n") + "\n").unwrap();
-    (model.to_str().unwrap().to_string(), file)
-}
+mod common;
+
+use common::setup;
 
 #[test]
 fn a_kill_at_any_point_leaves_no_half_policy_and_a_rerun_gives_the_same_one() {

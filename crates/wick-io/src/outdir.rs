@@ -138,6 +138,29 @@ fn resolve(path: &Path) -> PathBuf {
     }
 }
 
+/// "WHAT: holds a shard folder (pack's), not a model folder".
+fn other_kind(what: &str, found: &Marker, kind: Kind) -> String {
+    format!(
+        "{what}: holds {} ({}'s), not {}",
+        found.kind.describe(),
+        found.tool,
+        kind.describe()
+    )
+}
+
+/// Marks a folder that grows over time (no list of files) as `kind`, unless it already is.
+fn mark_growing(dest: &Path, kind: Kind, tool: &str) -> Result<()> {
+    if Marker::read(dest).is_some_and(|m| m.kind == kind) {
+        return Ok(());
+    }
+    Marker {
+        kind,
+        tool: tool.to_string(),
+        files: None,
+    }
+    .write(dest)
+}
+
 /// Refuses the folders no tool should ever replace or fill: the root, the home folder (or a
 /// folder above it), the current folder and the folders above it.
 fn refuse_dangerous(dest: &Path, flag: &str) -> Result<()> {
@@ -224,10 +247,8 @@ pub fn check_replaceable(dest: &Path, kind: Kind, flag: &str) -> Result<()> {
     };
     if marker.kind != kind {
         return Err(Error::msg(format!(
-            "{flag} {d}: holds {} ({}'s), not {}; refusing to replace it",
-            marker.kind.describe(),
-            marker.tool,
-            kind.describe()
+            "{}; refusing to replace it",
+            other_kind(&format!("{flag} {d}"), &marker, kind)
         )));
     }
     if let Some(files) = &marker.files {
@@ -341,10 +362,8 @@ impl RunDir {
             Ok(_) if !contents(dest)?.is_empty() => match Marker::read(dest) {
                 Some(m) if m.kind == kind => Ok(()),
                 Some(m) => Err(Error::msg(format!(
-                    "{flag} {d}: holds {} ({}'s), not {}; refusing to write into it",
-                    m.kind.describe(),
-                    m.tool,
-                    kind.describe()
+                    "{}; refusing to write into it",
+                    other_kind(&format!("{flag} {d}"), &m, kind)
                 ))),
                 None => Err(Error::msg(format!(
                     "{flag} {d}: exists and was not written by wick (no {MARKER} marker); refusing to write into it: choose a new folder"
@@ -359,14 +378,7 @@ impl RunDir {
         RunDir::check_new(dest, kind, flag)?;
         crate::create_dir_all(dest)?;
         let run = RunDir::lock(dest, tool)?;
-        if Marker::read(dest).is_none_or(|m| m.kind != kind) {
-            Marker {
-                kind,
-                tool: tool.to_string(),
-                files: None,
-            }
-            .write(dest)?;
-        }
+        mark_growing(dest, kind, tool)?;
         Ok(run)
     }
 
@@ -380,14 +392,7 @@ impl RunDir {
         }
         match Marker::read(dest) {
             Some(m) if m.kind == kind => {}
-            Some(m) => {
-                return Err(Error::msg(format!(
-                    "{d}: holds {} ({}'s), not {}",
-                    m.kind.describe(),
-                    m.tool,
-                    kind.describe()
-                )))
-            }
+            Some(m) => return Err(Error::msg(other_kind(&d.to_string(), &m, kind))),
             None if legacy => {}
             None => {
                 return Err(Error::msg(format!(
@@ -397,14 +402,7 @@ impl RunDir {
             }
         }
         let run = RunDir::lock(dest, tool)?;
-        if Marker::read(dest).is_none() {
-            Marker {
-                kind,
-                tool: tool.to_string(),
-                files: None,
-            }
-            .write(dest)?;
-        }
+        mark_growing(dest, kind, tool)?;
         Ok(run)
     }
 
@@ -453,15 +451,7 @@ impl RunDir {
 pub fn open_shared_dir(dest: &Path, kind: Kind, tool: &str, flag: &str) -> Result<()> {
     RunDir::check_new(dest, kind, flag)?;
     crate::create_dir_all(dest)?;
-    if Marker::read(dest).is_none() {
-        Marker {
-            kind,
-            tool: tool.to_string(),
-            files: None,
-        }
-        .write(dest)?;
-    }
-    Ok(())
+    mark_growing(dest, kind, tool)
 }
 
 /// Refuses two outputs of one command that are the same file, however they are spelled
