@@ -37,6 +37,7 @@ fuzz_target!(|data: &[u8]| {
                 let back = Config::from_json(&c.to_json())
                     .unwrap_or_else(|e| panic!("config.json as written does not read back: {e}"));
                 assert_eq!(resolved(&back), resolved(&c), "config.json round trip");
+                assert_eq!(back.num_labels(), c.num_labels(), "config.json round trip");
             }
             Err(e) => one_line(&e),
         }
@@ -72,4 +73,5 @@ fuzz_target!(|data: &[u8]| {
     let back =
         Llama::load(&again).unwrap_or_else(|e| panic!("a saved model does not load back: {e}"));
     assert_eq!(resolved(&back.config), resolved(&model.config));
+    assert_eq!(back.config.num_labels(), model.config.num_labels());
 });

@@ -296,3 +296,28 @@ fn a_fresh_model_with_biases_saves_and_loads_them() {
     let back = Llama::load(tmp.path()).unwrap();
     assert_eq!(back.named_tensors().len(), m.named_tensors().len());
 }
+
+/// Found by fuzzing (the model_folder target of fuzz/): a sequence classifier whose
+/// config.json has no model_type (transformers then reads it as Llama) was saved back as a
+/// LlamaForCausalLM, so the saved reward model no longer loaded ("missing tensor
+/// lm_head.weight"). Saving keeps its architectures.
+#[test]
+fn a_classifier_without_model_type_saves_as_a_classifier() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("rm");
+    std::fs::create_dir(&dir).unwrap();
+    copy_with("llama-rm", &dir, |_| {});
+    let mut c = read_config(&dir);
+    assert!(c.remove("model_type").is_some());
+    write_config(&dir, &c);
+    let model = Llama::load(&dir).unwrap();
+    assert_eq!(model.config.num_labels(), Some(1));
+    let saved = tmp.path().join("saved");
+    model.save(&saved).unwrap();
+    let back = Llama::load(&saved).unwrap();
+    assert_eq!(back.config.num_labels(), Some(1));
+    assert_eq!(
+        read_config(&saved)["architectures"],
+        serde_json::json!(["LlamaForSequenceClassification"])
+    );
+}
