@@ -321,3 +321,28 @@ fn a_classifier_without_model_type_saves_as_a_classifier() {
         serde_json::json!(["LlamaForSequenceClassification"])
     );
 }
+
+/// Found with the model_folder target of fuzz/: a config.json of many layers of a few
+/// parameters each (here 13: hidden_size 1, head_dim 2) passed the weight estimate, and the
+/// loader then reserved room for every layer (about 700 bytes each, 13 times the weights),
+/// aborting on an allocation larger than the machine before reading one tensor. The layers
+/// are no longer reserved, so the file's missing tensors are reported.
+#[test]
+fn many_tiny_layers_are_not_reserved_before_their_tensors_are_read() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    // As many 52-byte layers as 90% of the memory available (the estimate passes), or 10^6.
+    let layers = wick_model::memory::available().map_or(1_000_000, |a| a / 52 * 9 / 10);
+    let config = serde_json::json!({
+        "vocab_size": 4, "hidden_size": 1, "intermediate_size": 1, "head_dim": 2,
+        "num_hidden_layers": layers, "num_attention_heads": 1, "num_key_value_heads": 1,
+    });
+    std::fs::write(dir.join("config.json"), config.to_string()).unwrap();
+    let map = HashMap::from([("model.embed_tokens.weight".to_string(), zeros(&[4, 1]))]);
+    candle_core::safetensors::save(&map, dir.join("model.safetensors")).unwrap();
+    let e = load_err(dir);
+    assert!(
+        e.ends_with("model.safetensors: missing tensor model.layers.0.self_attn.q_proj.weight"),
+        "{e}"
+    );
+}
