@@ -95,6 +95,8 @@ for t in $TARGETS; do
     rc=$?
     set -e
     end=$(date +%s)
+    # libFuzzer's own count of seconds (without cargo's check that the build is fresh).
+    secs=$(grep -o 'Done [0-9]* runs in [0-9]* second' "$log" | grep -o 'in [0-9]*' | grep -o '[0-9]*' | tail -n 1)
     execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -n 1)
     [ -n "$execs" ] || execs=$(grep -o '^#[0-9]*' "$log" | tail -n 1 | tr -d '#')
     cov=$(grep -o 'cov: [0-9]* ft: [0-9]*' "$log" | tail -n 1)
@@ -102,13 +104,14 @@ for t in $TARGETS; do
     new=$(( $(ls "fuzz/artifacts/$t" | wc -l) - before ))
     if [ "$rc" -ne 0 ] || [ "$new" -gt 0 ]; then
         FOUND=1
-        what=$(grep -m 1 -o 'ERROR: libFuzzer: [a-z-]*\|panicked at [^:]*:[0-9]*' "$log" || true)
-        found="$new new in fuzz/artifacts/$t/ (exit $rc${what:+; $what})"
+        what=$(grep -m 1 -o 'ERROR: libFuzzer: [a-z-]*\|panicked at [^:]*:[0-9]*\|memory allocation of [0-9]* bytes failed' "$log" || true)
+        unit=$(grep -o 'Test unit written to [^ ]*' "$log" | tail -n 1 | sed 's|.*/||')
+        found="${unit:-$new new} in fuzz/artifacts/$t/ (exit $rc${what:+; $what})"
     else
         found="nothing"
     fi
     line=$(printf '%-15s %5ss  %10s execs  %-22s peak %5s MB  found: %s' \
-        "$t" "$((end - start))" "${execs:-?}" "${cov:-cov: ?}" "${rss:-?}" "$found")
+        "$t" "${secs:-$((end - start))}" "${execs:-?}" "${cov:-cov: ?}" "${rss:-?}" "$found")
     echo "$line"
     SUMMARY+=("$line")
 done
