@@ -4,7 +4,7 @@ BIN := target/release
 DEMO := runs/demo
 CORPUS := testdata/english.jsonl testdata/chinese.jsonl
 
-.PHONY: all build demo rlhf test bench fmt lint clean
+.PHONY: all build demo rlhf test bench fuzz fmt lint clean
 
 all: build
 
@@ -72,6 +72,13 @@ test:
 # Speed against the Python peers named in each issue (creates the git-ignored .venv).
 bench:
 	bash scripts/bench.sh
+
+# Fuzzing, not part of make test or CI: every cargo-fuzz target of fuzz/ (JSONL, shards, model
+# and adapter folders, chat templates, metrics logs) for FUZZ_SECONDS seconds each, with a
+# summary per target; installs cargo-fuzz when missing (docs/fuzzing.md).
+FUZZ_SECONDS ?= 60
+fuzz:
+	FUZZ_SECONDS=$(FUZZ_SECONDS) bash scripts/fuzz.sh
 
 fmt:
 	$(CARGO) fmt --all

@@ -40,7 +40,13 @@ fn scaled(m: f64, k: i32) -> f64 {
 /// (or every few decades) that gives at most `target + 2` ticks; round linear ticks when the
 /// range is too narrow for that.
 pub fn log_ticks(lo: f64, hi: f64, target: usize) -> Vec<f64> {
-    let within = |v: f64| v >= lo * (1.0 - 1e-9) && v <= hi * (1.0 + 1e-9);
+    // A padded range can run past f64 (to infinity above values near f64::MAX, to 0 below
+    // tiny ones): its decades are what the loops below walk, so it stops at the finite ones.
+    let (lo, hi) = (
+        lo.clamp(f64::MIN_POSITIVE, f64::MAX),
+        hi.clamp(f64::MIN_POSITIVE, f64::MAX),
+    );
+    let within = |v: f64| v.is_finite() && v >= lo * (1.0 - 1e-9) && v <= hi * (1.0 + 1e-9);
     let k0 = lo.log10().floor() as i32;
     let k1 = hi.log10().ceil() as i32;
     let ticks = |mults: &[f64], stride: i32| -> Vec<f64> {
@@ -225,6 +231,18 @@ mod tests {
         assert!(wide.len() <= 7 && wide.len() >= 3, "{wide:?}");
         // Under a decade: round linear values.
         assert_eq!(log_ticks(3.9, 6.3, 5), [4.0, 4.5, 5.0, 5.5, 6.0]);
+        // Found by fuzzing: a range padded past f64 (to infinity, to 0) walked 2^31 decades
+        // (4 GB of ticks) and overflowed; it stops at the finite ones.
+        for (lo, hi) in [
+            (1.0, f64::INFINITY),
+            (0.0, 10.0),
+            (0.0, f64::INFINITY),
+            (0.5, 1e308),
+        ] {
+            let t = log_ticks(lo, hi, 8);
+            assert!(!t.is_empty() && t.len() <= 10, "{lo}..{hi}: {t:?}");
+            assert!(t.iter().all(|v| v.is_finite() && *v > 0.0), "{t:?}");
+        }
     }
 
     #[test]

@@ -363,3 +363,17 @@ fn follow_redraws_a_growing_log_until_ctrl_c() {
     names.sort();
     assert_eq!(names, ["live", "live.png", "live.svg"]);
 }
+
+/// Found by fuzzing (the metrics_log target of fuzz/): a loss of 1e308 beside a loss of 1 put
+/// the log-scale panel's padded range past f64's largest value, and the tick search walked
+/// 2^31 decades: 4 GB and an allocation abort instead of a picture.
+#[test]
+fn values_near_the_largest_float_still_draw() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("huge.svg");
+    let log = testdata("fuzz-regressions/metrics-log-huge-loss.jsonl");
+    let r = plot(&[s(&log), "-o", s(&out), "-q"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let svg = std::fs::read_to_string(&out).unwrap();
+    assert!(svg_texts(&svg).iter().any(|t| t == "loss"), "{svg}");
+}

@@ -54,14 +54,24 @@ impl Error {
     }
 }
 
+/// One line whatever the message quotes: a line break that came from the input (a file name,
+/// a JSON string in a parser's message) is written as `\n` or `\r`.
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Error::Io { path, source } => write!(f, "{path}: {source}"),
-            Error::Record { path, line, msg } => write!(f, "{path}:{line}: {msg}"),
-            Error::Msg(m) => f.write_str(m),
-        }
+        let text = match self {
+            Error::Io { path, source } => format!("{path}: {source}"),
+            Error::Record { path, line, msg } => format!("{path}:{line}: {msg}"),
+            Error::Msg(m) => return write_one_line(f, m),
+        };
+        write_one_line(f, &text)
     }
+}
+
+fn write_one_line(f: &mut fmt::Formatter<'_>, text: &str) -> fmt::Result {
+    if !text.contains(['\n', '\r']) {
+        return f.write_str(text);
+    }
+    f.write_str(&text.replace('\n', "\\n").replace('\r', "\\r"))
 }
 
 impl std::error::Error for Error {
@@ -84,5 +94,26 @@ pub fn run_main(tool: &str, body: impl FnOnce() -> Result<()>) -> std::process::
             eprintln!("{tool}: {e}");
             std::process::ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Found by fuzzing (the shards target of fuzz/): serde's message for a manifest whose
+    /// "split" was "trai\n" quoted the string raw, and the error ran over two lines.
+    #[test]
+    fn messages_are_one_line_whatever_they_quote() {
+        let e = Error::msg("m.json: unknown variant `trai\n`, expected `train` or `val`");
+        assert_eq!(
+            e.to_string(),
+            "m.json: unknown variant `trai\\n`, expected `train` or `val`"
+        );
+        let e = Error::record("a\nb.jsonl", 3, "bad\r\nline");
+        assert_eq!(e.to_string(), "a\\nb.jsonl:3: bad\\r\\nline");
+        let e = Error::io("x\ny", io::Error::new(io::ErrorKind::NotFound, "gone"));
+        assert_eq!(e.to_string(), "x\\ny: gone");
+        assert_eq!(Error::msg("plain").to_string(), "plain");
     }
 }

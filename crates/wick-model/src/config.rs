@@ -452,7 +452,10 @@ impl Config {
         };
         if !self.json.contains_key("model_type") {
             set("model_type", json!("llama"));
-            set("architectures", json!(["LlamaForCausalLM"]));
+            // Kept when given: a sequence classifier (a reward model) says so there alone.
+            if self.json.get("architectures").is_none_or(Value::is_null) {
+                set("architectures", json!(["LlamaForCausalLM"]));
+            }
         }
         set("vocab_size", json!(self.vocab_size));
         set("hidden_size", json!(self.hidden_size));

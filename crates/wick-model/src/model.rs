@@ -460,7 +460,10 @@ impl Llama {
                 transposed: None,
             })
         };
-        let mut blocks = Vec::with_capacity(c.num_layers);
+        // Not reserved up front: the weight estimate (checked before) counts parameters, not a
+        // layer's own ~700 bytes, so 38 million layers of a few parameters each passed it and
+        // reserving them aborted; a loaded model's layers each need their tensors in the file.
+        let mut blocks = Vec::new();
         for l in 0..c.num_layers {
             let p = format!("model.layers.{l}");
             let (qo, kvo) = (c.num_heads * hd, c.num_kv_heads * hd);

@@ -151,3 +151,38 @@ fn houlsby_adapter_matches_the_torch_reference() {
     let err = other.load_any_adapter(&dir).unwrap_err().to_string();
     assert!(err.contains("shape"), "{err}");
 }
+
+/// Found with the adapter_folder target of fuzz/: a Houlsby adapter_config.json whose
+/// bottleneck_size the weights do not have was believed until the tensors were compared, after
+/// the adapter had been built at that size: bottleneck_size 2^40 aborted the process (an
+/// allocation of 128 TiB), 10^6 took 0.5 GB and seconds before the refusal. The file's tensors
+/// are now checked first.
+#[test]
+fn a_houlsby_bottleneck_size_the_weights_lack_is_refused_before_allocating() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = testdata("models/houlsby");
+    let base = Llama::load(&testdata("models/llama-gqa")).unwrap();
+    for size in [1u64 << 40, 1_000_000] {
+        let mut cfg: Value = serde_json::from_str(
+            &std::fs::read_to_string(src.join("adapter_config.json")).unwrap(),
+        )
+        .unwrap();
+        cfg["bottleneck_size"] = size.into();
+        std::fs::write(tmp.path().join("adapter_config.json"), cfg.to_string()).unwrap();
+        std::fs::copy(
+            src.join("adapter_model.safetensors"),
+            tmp.path().join("adapter_model.safetensors"),
+        )
+        .unwrap();
+        let err = base
+            .clone()
+            .load_any_adapter(tmp.path())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("adapter_model.safetensors: adapter tensor model.layers.0.attn_adapter.down.weight: shape [8, 32]")
+                && err.contains(&format!("bottleneck_size {size} in adapter_config.json")),
+            "{err}"
+        );
+    }
+}

@@ -296,3 +296,53 @@ fn a_fresh_model_with_biases_saves_and_loads_them() {
     let back = Llama::load(tmp.path()).unwrap();
     assert_eq!(back.named_tensors().len(), m.named_tensors().len());
 }
+
+/// Found by fuzzing (the model_folder target of fuzz/): a sequence classifier whose
+/// config.json has no model_type (transformers then reads it as Llama) was saved back as a
+/// LlamaForCausalLM, so the saved reward model no longer loaded ("missing tensor
+/// lm_head.weight"). Saving keeps its architectures.
+#[test]
+fn a_classifier_without_model_type_saves_as_a_classifier() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("rm");
+    std::fs::create_dir(&dir).unwrap();
+    copy_with("llama-rm", &dir, |_| {});
+    let mut c = read_config(&dir);
+    assert!(c.remove("model_type").is_some());
+    write_config(&dir, &c);
+    let model = Llama::load(&dir).unwrap();
+    assert_eq!(model.config.num_labels(), Some(1));
+    let saved = tmp.path().join("saved");
+    model.save(&saved).unwrap();
+    let back = Llama::load(&saved).unwrap();
+    assert_eq!(back.config.num_labels(), Some(1));
+    assert_eq!(
+        read_config(&saved)["architectures"],
+        serde_json::json!(["LlamaForSequenceClassification"])
+    );
+}
+
+/// Found with the model_folder target of fuzz/: a config.json of many layers of a few
+/// parameters each (here 13: hidden_size 1, head_dim 2) passed the weight estimate, and the
+/// loader then reserved room for every layer (about 700 bytes each, 13 times the weights),
+/// aborting on an allocation larger than the machine before reading one tensor. The layers
+/// are no longer reserved, so the file's missing tensors are reported.
+#[test]
+fn many_tiny_layers_are_not_reserved_before_their_tensors_are_read() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    // As many 52-byte layers as 90% of the memory available (the estimate passes), or 10^6.
+    let layers = wick_model::memory::available().map_or(1_000_000, |a| a / 52 * 9 / 10);
+    let config = serde_json::json!({
+        "vocab_size": 4, "hidden_size": 1, "intermediate_size": 1, "head_dim": 2,
+        "num_hidden_layers": layers, "num_attention_heads": 1, "num_key_value_heads": 1,
+    });
+    std::fs::write(dir.join("config.json"), config.to_string()).unwrap();
+    let map = HashMap::from([("model.embed_tokens.weight".to_string(), zeros(&[4, 1]))]);
+    candle_core::safetensors::save(&map, dir.join("model.safetensors")).unwrap();
+    let e = load_err(dir);
+    assert!(
+        e.ends_with("model.safetensors: missing tensor model.layers.0.self_attn.q_proj.weight"),
+        "{e}"
+    );
+}

@@ -83,13 +83,14 @@ impl<'a> Examples<'a> {
         self.spans.iter().filter(|s| s.len > t + 1).count()
     }
 
-    /// Tokens of every example, and those with mask 1.
+    /// Tokens of every example, and those with mask 1 (as [`Examples::batch`] trains on them:
+    /// a damaged mask's other values are not counted, however large).
     pub fn token_counts(&self) -> (u64, u64) {
         let (mut all, mut trained) = (0u64, 0u64);
         for s in &self.spans {
             all += s.len as u64;
             let m = &self.shards[s.shard].mask().expect("checked in new")[s.start..][..s.len];
-            trained += m.iter().map(|&x| x as u64).sum::<u64>();
+            trained += m.iter().filter(|&&x| x == 1).count() as u64;
         }
         (all, trained)
     }

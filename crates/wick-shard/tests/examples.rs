@@ -204,3 +204,43 @@ fn shards_without_a_mask_are_refused_with_the_reason() {
         "{err}"
     );
 }
+
+/// Found by fuzzing (the shards target of fuzz/): a damaged .mask with bytes other than 0 and 1
+/// (pack writes only those; `pack verify` reports others) made token_counts count each byte's
+/// value as that many trained tokens (255 for 0xFF), more tokens than the examples have, while
+/// the batches train only where the mask is 1. The count now agrees with the batches.
+#[test]
+fn a_damaged_mask_counts_as_the_batches_train() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("s");
+    let set = pack_examples(&dir, 6, true);
+    assert_eq!(set.split(Split::Train).len(), 1);
+    let mask_file = set.split(Split::Train)[0].path.with_extension("mask");
+    drop(set);
+    let mut bytes = std::fs::read(&mask_file).unwrap();
+    for (i, b) in bytes[1024..].iter_mut().enumerate() {
+        if i % 3 == 0 {
+            *b = [0xFF, 2, 1][i % 9 / 3];
+        }
+    }
+    std::fs::write(&mask_file, &bytes).unwrap();
+    let set = ShardSet::open(&dir).unwrap();
+    let ex = Examples::new(&set, Split::Train, EOS).unwrap();
+    let (all, trained) = ex.token_counts();
+    assert!(trained <= all, "{trained} trained of {all} tokens");
+    // Every example whole, one per row: the batch trains on each mask-1 token but the first
+    // of its example (nothing predicts that one).
+    let shard = set.split(Split::Train)[0];
+    let mask = shard.mask().unwrap();
+    let firsts = shard
+        .doc_starts()
+        .unwrap()
+        .iter()
+        .filter(|&&s| mask[s as usize] == 1)
+        .count() as u64;
+    let rows = ex.plan(64, false, None);
+    let batch = ex.batch(&rows, 64, false);
+    assert_eq!(batch.truncated, 0);
+    let weighted = batch.weights.iter().filter(|&&w| w == 1.0).count() as u64;
+    assert_eq!(trained, weighted + firsts);
+}

@@ -719,3 +719,30 @@ fn verify_checks_the_tokenizer_and_that_files_stay_inside_the_directory() {
         );
     }
 }
+
+/// Found by fuzzing (the shards target of fuzz/): a manifest whose split was "trai\n" gave an
+/// error of two lines (serde quotes the string raw); wick's errors are one line.
+#[test]
+fn a_manifest_error_quoting_a_line_break_is_one_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("s");
+    pack(&dir, opts(0.0, None, 1000, Dtype::Uint16), &docs(5), false);
+    let path = dir.join("manifest.json");
+    let text = fs::read_to_string(&path).unwrap();
+    fs::write(
+        &path,
+        text.replacen("\"split\": \"train\"", "\"split\": \"trai\\n\"", 1),
+    )
+    .unwrap();
+    let err = ShardSet::open(&dir).err().unwrap().to_string();
+    assert!(!err.contains('\n'), "{err}");
+    assert!(
+        err.contains("manifest.json: not a wick shard manifest: unknown variant `trai\\n`"),
+        "{err}"
+    );
+    let report = verify(&dir, None);
+    assert!(
+        report.problems.iter().all(|p| !p.contains('\n')),
+        "{report:?}"
+    );
+}

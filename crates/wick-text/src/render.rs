@@ -86,6 +86,10 @@ impl Format {
 /// 0.2 s instead of hanging the tool.
 pub const TEMPLATE_STEPS: u64 = 5_000_000;
 
+/// The widest indentation `tojson(indent=...)` takes: each nesting level repeats it, and a
+/// width of 10^11 was an allocation abort, not an error (found with fuzz/). Templates use 2 or 4.
+const MAX_TOJSON_INDENT: usize = 1000;
+
 /// The chat template in use: the model folder's, or [`DEFAULT_CHAT_TEMPLATE`].
 pub struct Templates {
     env: Environment<'static>,
@@ -124,6 +128,12 @@ impl Templates {
              -> Result<String, minijinja::Error> {
                 let indent: Option<usize> = kwargs.get("indent")?;
                 kwargs.assert_all_used()?;
+                if let Some(n) = indent.filter(|&n| n > MAX_TOJSON_INDENT) {
+                    return Err(minijinja::Error::new(
+                        ErrorKind::InvalidOperation,
+                        format!("tojson indent={n} is more than {MAX_TOJSON_INDENT} spaces"),
+                    ));
+                }
                 let v: Value = serde_json::to_value(&v).map_err(|e| {
                     minijinja::Error::new(ErrorKind::InvalidOperation, e.to_string())
                 })?;
@@ -659,6 +669,28 @@ mod tests {
         let rec = obj(json!({"messages": msgs}));
         let q = Templates::new(Some(QWEN25), None, Some("<|im_end|>")).unwrap();
         assert!(render_sft(&rec, Format::Chat, &q).is_ok());
+    }
+
+    /// Found with the chat_template target of fuzz/ (a hand-made input): `tojson(indent=10^11)` asked
+    /// for a string of 10^11 spaces and aborted the process.
+    #[test]
+    fn a_huge_tojson_indent_is_an_error() {
+        let msgs = [json!({"role": "user", "content": "hi"})];
+        for n in ["100000000000", "18446744073709551615"] {
+            let t = Templates::new(
+                Some(&format!("{{{{ messages|tojson(indent={n}) }}}}")),
+                None,
+                None,
+            )
+            .unwrap();
+            let e = t.render(&msgs, false).unwrap_err();
+            assert!(
+                e.contains(&format!("tojson indent={n} is more than 1000 spaces")),
+                "{e}"
+            );
+        }
+        let t = Templates::new(Some("{{ messages|tojson(indent=1000) }}"), None, None).unwrap();
+        assert!(t.render(&msgs, false).unwrap().contains(&" ".repeat(1000)));
     }
 
     #[test]

@@ -26,12 +26,19 @@ impl MetricsLog {
 
     /// Continues a log after resuming at `step`: lines of later steps (written after that
     /// checkpoint by the run that stopped) and a torn last line are dropped, so the log
-    /// reads as if the run had never stopped.
+    /// reads as if the run had never stopped. Lines are taken one by one: a line that is not
+    /// JSON (a write cut in the middle of a UTF-8 character included) loses only itself.
     pub fn resume(path: &Path, step: u64) -> Result<MetricsLog> {
-        let old = std::fs::read_to_string(path).unwrap_or_default();
-        let mut kept = String::new();
-        for line in old.lines() {
-            let Ok(v) = serde_json::from_str::<Value>(line) else {
+        let old = std::fs::read(path).unwrap_or_default();
+        let mut kept = Vec::new();
+        for line in old.split_inclusive(|&b| b == b'\n') {
+            // As str::lines: a line ends at "\n" or "\r\n".
+            let line = match line.strip_suffix(b"\n") {
+                Some(l) => l.strip_suffix(b"\r").unwrap_or(l),
+                None => line,
+            };
+            // (serde_json refuses bytes that are not UTF-8.)
+            let Ok(v) = serde_json::from_slice::<Value>(line) else {
                 continue;
             };
             if v.get("step")
@@ -40,10 +47,10 @@ impl MetricsLog {
             {
                 continue;
             }
-            kept.push_str(line);
-            kept.push('\n');
+            kept.extend_from_slice(line);
+            kept.push(b'\n');
         }
-        wick_io::write_atomic(path, kept.as_bytes())?;
+        wick_io::write_atomic(path, &kept)?;
         let file = OpenOptions::new()
             .append(true)
             .open(path)

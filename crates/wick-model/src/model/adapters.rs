@@ -284,6 +284,31 @@ impl Llama {
         let file = dir.join("adapter_model.safetensors");
         let tensors = candle_core::safetensors::load(&file, &Device::Cpu)
             .map_err(|e| Error::msg(format!("{}: cannot read: {e}", file.display())))?;
+        // Every tensor is checked against the config before the adapter is built: building it
+        // allocates (and draws) a bottleneck of bottleneck_size, which the file must hold.
+        let (h, m) = (self.config.hidden_size, config.size);
+        for l in 0..self.blocks.len() {
+            for place in houlsby::PLACES {
+                for (proj, what, shape) in [
+                    ("down", "weight", vec![m, h]),
+                    ("down", "bias", vec![m]),
+                    ("up", "weight", vec![h, m]),
+                    ("up", "bias", vec![h]),
+                ] {
+                    let k = houlsby::key(l, place, proj, what);
+                    let t = tensors.get(&k).ok_or_else(|| {
+                        Error::msg(format!("{}: missing adapter tensor {k}", file.display()))
+                    })?;
+                    if t.dims() != shape {
+                        return Err(Error::msg(format!(
+                            "{}: adapter tensor {k}: shape {:?}, expected {shape:?} (bottleneck_size {m} in adapter_config.json, hidden_size {h} of the base model)",
+                            file.display(),
+                            t.dims()
+                        )));
+                    }
+                }
+            }
+        }
         self.add_houlsby(&config, 0)?;
         self.set_adapter_tensors(&tensors)
             .map_err(|e| e.context(file.display()))?;
