@@ -31,18 +31,6 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }
 
-/// Joins files into one input (for making seeds and regression fixtures).
-pub fn join(files: &[&[u8]]) -> Vec<u8> {
-    let mut out = Vec::new();
-    for (i, f) in files.iter().enumerate() {
-        if i > 0 {
-            out.extend_from_slice(SEP);
-        }
-        out.extend_from_slice(f);
-    }
-    out
-}
-
 /// A fresh temporary folder for one execution (removed when dropped).
 pub fn temp_dir() -> tempfile::TempDir {
     tempfile::Builder::new()
