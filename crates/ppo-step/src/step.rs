@@ -4,7 +4,7 @@ use std::time::Instant;
 
 use candle_core::{Device, Tensor};
 use serde_json::{json, Value};
-use wick_io::{Error, Result};
+use wick_io::Result;
 use wick_model::Llama;
 use wick_rl::ppo::{self, Hyper};
 use wick_shard::Rng;
@@ -13,9 +13,7 @@ use wick_train::{AdamW, AdamWConfig};
 use crate::rollouts::Rollout;
 use crate::value_head::ValueHead;
 
-fn ce(e: candle_core::Error) -> Error {
-    Error::msg(format!("tensor op failed: {e}"))
-}
+use wick_model::candle_error as ce;
 
 /// How the update runs (TRL's PPOConfig names in brackets).
 #[derive(Debug, Clone, Copy)]

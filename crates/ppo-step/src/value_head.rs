@@ -12,9 +12,7 @@ pub const FILE: &str = "value_head.safetensors";
 const WEIGHT: &str = "v_head.summary.weight";
 const BIAS: &str = "v_head.summary.bias";
 
-fn ce(e: candle_core::Error) -> Error {
-    Error::msg(format!("tensor op failed: {e}"))
-}
+use wick_model::candle_error as ce;
 
 pub struct ValueHead {
     pub weight: Var,

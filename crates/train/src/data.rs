@@ -3,7 +3,7 @@
 //! fixed val batches each evaluation uses.
 
 use candle_core::{Device, Tensor};
-use wick_io::{Error, Result};
+use wick_io::Result;
 use wick_model::{lm_eval_loss, lm_loss, Llama};
 use wick_rl::preference::PairStats;
 use wick_shard::{EpochLoader, Examples, Sampler, Sequential, SftBatch, ShardSet, Split};
@@ -44,9 +44,7 @@ pub struct Eval {
     pub logps: Option<PairStats>,
 }
 
-fn ce(e: candle_core::Error) -> Error {
-    Error::msg(format!("tensor op failed: {e}"))
-}
+use wick_model::candle_error as ce;
 
 /// One micro-batch as tensors: windows [B, T+1], optional per-target weights [B*T] and
 /// segments [B, T].

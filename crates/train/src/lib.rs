@@ -233,9 +233,7 @@ impl RunRecord {
     }
 }
 
-fn ce(e: candle_core::Error) -> Error {
-    Error::msg(format!("tensor op failed: {e}"))
-}
+use wick_model::candle_error as ce;
 
 /// Loads a config given as a preset name or a config.json path.
 pub fn config_from(spec: &str, vocab: usize) -> Result<Config> {

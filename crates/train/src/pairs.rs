@@ -14,9 +14,7 @@ use wick_rl::preference::{bradley_terry_loss, dpo_loss, dpo_rewards, PairStats};
 use wick_shard::Rng;
 use wick_text::{render_preference, Tok};
 
-fn ce(e: candle_core::Error) -> Error {
-    Error::msg(format!("tensor op failed: {e}"))
-}
+use wick_model::candle_error as ce;
 
 /// One tokenized pair. The mask marks the response tokens (those DPO sums log-probs over).
 #[derive(Debug, Clone)]

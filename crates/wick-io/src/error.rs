@@ -16,6 +16,12 @@ pub enum Error {
     },
     /// Anything else, already phrased for the user.
     Msg(String),
+    /// A failure inside a library wick calls (candle, safetensors, tokenizers): what wick was
+    /// doing, and the library's error kept as the source.
+    Lib {
+        what: String,
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -40,6 +46,18 @@ impl Error {
         Error::Msg(msg.to_string())
     }
 
+    /// The one conversion of a library's error: `what` says what wick was doing ("tensor op
+    /// failed"), the error itself stays reachable through `source()`.
+    pub fn lib(
+        what: impl fmt::Display,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Error::Lib {
+            what: what.to_string(),
+            source: Box::new(source),
+        }
+    }
+
     /// A downstream reader went away (`tool | head`): the tool should stop quietly.
     pub fn is_broken_pipe(&self) -> bool {
         matches!(self, Error::Io { source, .. } if source.kind() == io::ErrorKind::BrokenPipe)
@@ -49,6 +67,10 @@ impl Error {
     pub fn context(self, what: impl fmt::Display) -> Self {
         match self {
             Error::Msg(m) => Error::Msg(format!("{what}: {m}")),
+            Error::Lib { what: w, source } => Error::Lib {
+                what: format!("{what}: {w}"),
+                source,
+            },
             other => other,
         }
     }
@@ -62,6 +84,7 @@ impl fmt::Display for Error {
             Error::Io { path, source } => format!("{path}: {source}"),
             Error::Record { path, line, msg } => format!("{path}:{line}: {msg}"),
             Error::Msg(m) => return write_one_line(f, m),
+            Error::Lib { what, source } => format!("{what}: {source}"),
         };
         write_one_line(f, &text)
     }
@@ -78,6 +101,7 @@ impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Error::Io { source, .. } => Some(source),
+            Error::Lib { source, .. } => Some(source.as_ref()),
             _ => None,
         }
     }
@@ -115,5 +139,20 @@ mod tests {
         let e = Error::io("x\ny", io::Error::new(io::ErrorKind::NotFound, "gone"));
         assert_eq!(e.to_string(), "x\\ny: gone");
         assert_eq!(Error::msg("plain").to_string(), "plain");
+    }
+
+    #[test]
+    fn library_errors_keep_their_source() {
+        use std::error::Error as _;
+        let inner = io::Error::new(io::ErrorKind::Other, "shape mismatch\nin matmul");
+        let e = Error::lib("tensor op failed", inner).context("step 3");
+        assert_eq!(
+            e.to_string(),
+            "step 3: tensor op failed: shape mismatch\\nin matmul"
+        );
+        assert_eq!(
+            e.source().map(|s| s.to_string()).as_deref(),
+            Some("shape mismatch\nin matmul")
+        );
     }
 }

@@ -26,6 +26,6 @@ pub use config::{Config, Family};
 pub use folder::{doc_prefix, Folder};
 pub use houlsby::HoulsbyConfig;
 pub use model::{
-    lm_eval_loss, lm_loss, log_softmax, save_safetensors, AdapterKind, KvCache, Llama,
+    candle_error, lm_eval_loss, lm_loss, log_softmax, save_safetensors, AdapterKind, KvCache, Llama,
 };
 pub use score::sequence_logprobs;

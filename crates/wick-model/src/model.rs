@@ -13,9 +13,11 @@ mod adapters;
 
 pub use adapters::AdapterKind;
 
-pub(crate) fn ce(e: candle_core::Error) -> Error {
-    Error::msg(format!("tensor op failed: {e}"))
+/// The one conversion of candle's errors into wick's (the candle error stays the source).
+pub fn candle_error(e: candle_core::Error) -> Error {
+    Error::lib("tensor op failed", e)
 }
+pub(crate) use candle_error as ce;
 
 /// A linear layer stored as Hugging Face does: weight [out, in], optional bias [out], and
 /// optionally a LoRA adapter on top.

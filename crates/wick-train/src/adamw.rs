@@ -53,9 +53,7 @@ pub struct AdamW {
 /// One gradient per parameter, in the optimiser's order (None: the parameter got none).
 pub struct Grads(pub Vec<Option<Tensor>>);
 
-fn ce(e: candle_core::Error) -> Error {
-    Error::msg(format!("tensor op failed: {e}"))
-}
+use wick_model::candle_error as ce;
 
 /// Runs `f` on the contiguous f32 data of a CPU tensor.
 pub(crate) fn with_slice<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
