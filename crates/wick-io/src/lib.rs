@@ -11,7 +11,9 @@ mod outdir;
 mod output;
 mod pipeline;
 mod progress;
+mod rng;
 mod skip;
+mod threads;
 
 pub use durable::{
     clean_stale, parent_of, remove_dir_all, remove_file, rename, replace_dir, sync_dir, sync_tree,
@@ -27,7 +29,9 @@ pub use outdir::{
 pub use output::{create_dir_all, write_atomic, AtomicFile, Output};
 pub use pipeline::{for_each_batch, write_behind, ChunkSender};
 pub use progress::{human_bytes, Progress};
+pub use rng::Rng;
 pub use skip::Skipped;
+pub use threads::set_threads;
 
 /// The input names a tool was given, with "-" (stdin) when there were none.
 pub fn inputs_or_stdin(paths: &[String]) -> Vec<String> {

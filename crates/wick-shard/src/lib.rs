@@ -7,7 +7,6 @@ mod format;
 mod manifest;
 mod pack;
 mod reader;
-mod rng;
 mod sample;
 mod verify;
 
@@ -16,9 +15,9 @@ pub use format::{Dtype, HEADER_BYTES};
 pub use manifest::{Manifest, ShardEntry, SplitTotals, MANIFEST};
 pub use pack::{split_of, PackOptions, Packer};
 pub use reader::{Shard, ShardSet, Tokens};
-pub use rng::Rng;
 pub use sample::{Batch, Sampler, Sequential};
 pub use verify::{verify, Report};
+pub use wick_io::Rng;
 
 /// Which part of the data a document belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]

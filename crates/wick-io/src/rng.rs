@@ -1,5 +1,5 @@
-//! SplitMix64: a tiny seeded generator whose whole state is one u64, so a run that saves it
-//! resumes the same random sequence exactly.
+//! SplitMix64, wick's one random generator: a tiny seeded generator whose whole state is one
+//! u64, so a run that saves it resumes the same random sequence exactly.
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rng {

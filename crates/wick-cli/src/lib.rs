@@ -1,0 +1,179 @@
+//! The flag vocabulary of the wick tools, defined once: each group here is `#[command(flatten)]`ed
+//! into the tools that take it, so the same thing has the same name, letter and help everywhere.
+//!
+//! | flag | meaning | old spellings (hidden aliases) |
+//! |---|---|---|
+//! | `-o, --output` | where the tool writes | `--out` |
+//! | `--model DIR` | the Hugging Face model folder a tool reads | `--init` (train), `--policy` (ppo-step), `--base` (lora-merge) |
+//! | `--adapter DIR` | an adapter folder (LoRA or bottleneck) on top of `--model` | |
+//! | `--ref-model DIR` | a frozen reference model (DPO, PPO's KL) | `--ref` |
+//! | `--lora-r`, `--lora-alpha`, `--lora-dropout`, `--rslora`, `--lora-targets` | a new LoRA adapter | |
+//! | `--threads N` | worker threads | |
+//! | `-q, --quiet` | no progress on stderr | |
+//! | `--skip-invalid` | skip bad records (counted) instead of stopping | |
+//! | `--per-record` | one output line per input record | `--per-doc` |
+//!
+//! The groups only parse; a tool's `main` maps them onto its library's types, and the libraries
+//! word their errors in their own terms (a binary names the flag when it maps an error back).
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+/// `--threads` and `-q/--quiet`: on every tool that does enough work to show progress.
+#[derive(Args, Debug, Clone, Default)]
+pub struct Common {
+    /// Worker threads [default: all cores].
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+    /// No progress or summary on stderr (errors are still printed).
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+/// `-q/--quiet` alone, for tools that run on one thread.
+#[derive(Args, Debug, Clone, Default)]
+pub struct Quiet {
+    /// No progress or summary on stderr (errors are still printed).
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+/// `--skip-invalid`: on every tool that reads JSONL records.
+#[derive(Args, Debug, Clone, Default)]
+pub struct SkipInvalid {
+    /// Skip records that are not valid (not JSON, no usable field, …), counting them on
+    /// stderr, instead of stopping at the first with its file and line.
+    #[arg(long)]
+    pub skip_invalid: bool,
+}
+
+/// `-o/--output FILE`, where '-' or no flag is stdout.
+#[derive(Args, Debug, Clone, Default)]
+pub struct OutputFile {
+    /// Output file ('-': stdout) [default: stdout]. Written to a temporary file and renamed
+    /// into place when complete.
+    #[arg(short, long, value_name = "FILE", alias = "out")]
+    pub output: Option<String>,
+}
+
+/// `-o/--output DIR`, a folder the tool writes (replaced only if wick wrote it).
+#[derive(Args, Debug, Clone)]
+pub struct OutputDir {
+    /// Output folder: new, empty, or one this tool wrote before (replaced whole when the new
+    /// one is complete); a folder holding files wick did not write is refused.
+    #[arg(short, long, value_name = "DIR", alias = "out")]
+    pub output: PathBuf,
+}
+
+/// `--model DIR` (required) and `--adapter DIR`: the model a tool reads.
+#[derive(Args, Debug, Clone)]
+pub struct Model {
+    /// Hugging Face model folder (config.json, model.safetensors, tokenizer.json).
+    #[arg(long, value_name = "DIR", aliases = ["init", "policy", "base"])]
+    pub model: PathBuf,
+    /// An adapter folder (adapter_config.json, adapter_model.safetensors) on top of --model:
+    /// a PEFT LoRA adapter, or a bottleneck adapter from `train --method adapter`.
+    #[arg(long, value_name = "DIR")]
+    pub adapter: Option<PathBuf>,
+}
+
+/// `--ref-model DIR`: a frozen reference model.
+#[derive(Args, Debug, Clone, Default)]
+pub struct RefModel {
+    /// The frozen reference model (usually the model training starts from) [default: --model].
+    #[arg(long = "ref-model", value_name = "DIR", alias = "ref")]
+    pub ref_model: Option<PathBuf>,
+}
+
+/// The settings of a new LoRA adapter, as PEFT's LoraConfig names them.
+#[derive(Args, Debug, Clone)]
+#[command(next_help_heading = "LoRA (with --method lora)")]
+pub struct Lora {
+    /// LoRA rank.
+    #[arg(long, default_value_t = 8, value_name = "R")]
+    pub lora_r: usize,
+    /// LoRA alpha: the update is scaled by alpha / r (alpha / sqrt(r) with --rslora).
+    #[arg(long, default_value_t = 16.0, value_name = "ALPHA")]
+    pub lora_alpha: f64,
+    /// Dropout on the LoRA branch's input during training.
+    #[arg(long, default_value_t = 0.0, value_name = "P")]
+    pub lora_dropout: f64,
+    /// Rank-stabilised scaling, alpha / sqrt(r).
+    #[arg(long)]
+    pub rslora: bool,
+    /// Projections that get a LoRA adapter: any of q,k,v,o,gate,up,down, or all.
+    #[arg(long, default_value = "q,k,v,o", value_name = "LIST")]
+    pub lora_targets: String,
+}
+
+/// `--per-record`: one output line per input record.
+#[derive(Args, Debug, Clone, Default)]
+pub struct PerRecord {
+    /// Write one JSON line per input record (the record plus its figures) on stdout, and the
+    /// totals on stderr.
+    #[arg(long, alias = "per-doc")]
+    pub per_record: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Tool {
+        #[command(flatten)]
+        model: Model,
+        #[command(flatten)]
+        reference: RefModel,
+        #[command(flatten)]
+        output: OutputFile,
+        #[command(flatten)]
+        common: Common,
+        #[command(flatten)]
+        per_record: PerRecord,
+    }
+
+    #[test]
+    fn new_names_and_old_spellings_parse_the_same() {
+        let new = Tool::parse_from([
+            "t",
+            "--model",
+            "m",
+            "--ref-model",
+            "r",
+            "-o",
+            "x",
+            "--per-record",
+            "-q",
+        ]);
+        let old = Tool::parse_from([
+            "t",
+            "--init",
+            "m",
+            "--ref",
+            "r",
+            "--out",
+            "x",
+            "--per-doc",
+            "-q",
+        ]);
+        for t in [new, old] {
+            assert_eq!(t.model.model, PathBuf::from("m"));
+            assert_eq!(t.reference.ref_model, Some(PathBuf::from("r")));
+            assert_eq!(t.output.output.as_deref(), Some("x"));
+            assert!(t.per_record.per_record && t.common.quiet);
+        }
+        assert!(Tool::try_parse_from(["t"]).is_err(), "--model is required");
+    }
+
+    #[test]
+    fn old_spellings_stay_out_of_help() {
+        let help = <Tool as clap::CommandFactory>::command()
+            .render_long_help()
+            .to_string();
+        assert!(help.contains("--ref-model") && help.contains("--per-record"));
+        assert!(!help.contains("--per-doc") && !help.contains("--init"));
+    }
+}
