@@ -144,7 +144,7 @@ mod tests {
     #[test]
     fn library_errors_keep_their_source() {
         use std::error::Error as _;
-        let inner = io::Error::new(io::ErrorKind::Other, "shape mismatch\nin matmul");
+        let inner = io::Error::other("shape mismatch\nin matmul");
         let e = Error::lib("tensor op failed", inner).context("step 3");
         assert_eq!(
             e.to_string(),
