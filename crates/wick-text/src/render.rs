@@ -351,6 +351,82 @@ fn messages_of(v: &Value, field: &str, text_role: &str) -> Result<Vec<Value>, St
     }
 }
 
+/// An Alpaca record's prompt: a user turn for the folder's chat template, or Stanford Alpaca's
+/// prompt text when there is none.
+enum AlpacaPrompt {
+    Turn(String),
+    Text(String),
+}
+
+fn alpaca(rec: &Map<String, Value>, t: &Templates) -> Result<AlpacaPrompt, String> {
+    let instruction = str_field(rec, "instruction")?;
+    let input = match rec.get("input") {
+        None | Some(Value::Null) => "",
+        Some(_) => str_field(rec, "input")?,
+    };
+    Ok(if t.from_model {
+        AlpacaPrompt::Turn(if input.is_empty() {
+            instruction.to_string()
+        } else {
+            format!("{instruction}\n\n{input}")
+        })
+    } else if input.is_empty() {
+        AlpacaPrompt::Text(ALPACA_NO_INPUT.replace("{instruction}", instruction))
+    } else {
+        AlpacaPrompt::Text(
+            ALPACA_WITH_INPUT
+                .replace("{instruction}", instruction)
+                .replace("{input}", input),
+        )
+    })
+}
+
+/// The prompt a response is to follow, as SFT renders it before the response: a chat record's
+/// messages through the template with the generation prompt added (transformers'
+/// `apply_chat_template(messages, add_generation_prompt=True)`), an Alpaca record's instruction
+/// and input (its output, if any, is left out). Text a template made: it carries any BOS.
+pub(crate) fn render_prompt(
+    rec: &Map<String, Value>,
+    format: Format,
+    t: &Templates,
+) -> Result<String, String> {
+    match format {
+        Format::Chat => {
+            let msgs = rec
+                .get("messages")
+                .and_then(Value::as_array)
+                .ok_or("field \"messages\" must be a list")?;
+            for m in msgs {
+                role(m)?;
+            }
+            t.render(msgs, true)
+        }
+        Format::Alpaca => match alpaca(rec, t)? {
+            AlpacaPrompt::Turn(user) => t.render(&[message("user", &user)], true),
+            AlpacaPrompt::Text(prompt) => Ok(prompt),
+        },
+        other => Err(format!("{other:?} records are not rendered as prompts")),
+    }
+}
+
+/// The token the chat template closes an assistant turn with (`<|im_end|>`, `<|eot_id|>`, the
+/// EOS of wick's default template): the first token after an assistant message's text, when
+/// it is a special token. None when the template puts plain text there, or cannot render a
+/// user turn followed by an assistant turn.
+pub(crate) fn end_of_turn(t: &Templates, tok: &crate::Tok) -> Option<u32> {
+    const PROBE: &str = "wick-end-of-turn-probe";
+    let msgs = [message("user", "Hi"), message("assistant", PROBE)];
+    let text = t.render(&msgs, false).ok()?;
+    let after = text[text.rfind(PROBE)? + PROBE.len()..].trim_start();
+    let first = *tok.encode(after).ok()?.first()?;
+    let special = tok
+        .inner
+        .get_added_tokens_decoder()
+        .get(&first)
+        .is_some_and(|t| t.special);
+    special.then_some(first)
+}
+
 /// The pieces of one SFT record (`format` from [`Format::detect`]).
 pub fn render_sft(
     rec: &Map<String, Value>,
@@ -366,32 +442,18 @@ pub fn render_sft(
             t.chat(msgs)
         }
         Format::Alpaca => {
-            let instruction = str_field(rec, "instruction")?;
-            let input = match rec.get("input") {
-                None | Some(Value::Null) => "",
-                Some(_) => str_field(rec, "input")?,
-            };
+            let prompt = alpaca(rec, t)?;
             let output = str_field(rec, "output")?;
-            if t.from_model {
-                let user = if input.is_empty() {
-                    instruction.to_string()
-                } else {
-                    format!("{instruction}\n\n{input}")
-                };
-                return t.chat(&[message("user", &user), message("assistant", output)]);
+            match prompt {
+                AlpacaPrompt::Turn(user) => {
+                    t.chat(&[message("user", &user), message("assistant", output)])
+                }
+                AlpacaPrompt::Text(prompt) => Ok(vec![
+                    Piece::text(prompt, false),
+                    Piece::text(output, true),
+                    Piece::EOS,
+                ]),
             }
-            let prompt = if input.is_empty() {
-                ALPACA_NO_INPUT.replace("{instruction}", instruction)
-            } else {
-                ALPACA_WITH_INPUT
-                    .replace("{instruction}", instruction)
-                    .replace("{input}", input)
-            };
-            Ok(vec![
-                Piece::text(prompt, false),
-                Piece::text(output, true),
-                Piece::EOS,
-            ])
         }
         Format::PromptCompletion => {
             let (prompt, completion) = (&rec["prompt"], &rec["completion"]);
