@@ -4,7 +4,7 @@ wick does (run by hand; needs peft, transformers, torch from scripts/requirement
   .venv/bin/python scripts/check_peft_load.py BASE_DIR ADAPTER_DIR "some text"
 
 Prints PEFT's mean NLL per token of the text after the base's BOS (EOS when it has none), the
-number `ppl --model BASE_DIR --adapter ADAPTER_DIR --per-doc` prints for {"text": ...}.
+number `ppl --model BASE_DIR --adapter ADAPTER_DIR --per-record` prints for {"text": ...}.
 Measured: a wick LoRA run (tiny preset, q/v/down, r 8) gave 6.184207439 here and 6.184207201 in
 wick (peft 0.21.2, transformers 5.24.0).
 """

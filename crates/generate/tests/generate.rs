@@ -226,3 +226,139 @@ fn non_finite_outputs_are_an_error_naming_the_model() {
         r.stderr
     );
 }
+
+/// A model folder with the chat tokenizer folder `chat` (testdata/chat/) whose greedy choice is
+/// always `token`: every embedding is all ones, the blocks add nothing (their output
+/// projections are zero) and only `token`'s row of the head is non-zero.
+fn always_says(dir: &Path, chat: &str, token: u32) {
+    let json = r#"{"vocab_size": 520, "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 128, "eos_token_id": 0}"#;
+    Llama::init(Config::from_json(json).unwrap(), 5)
+        .unwrap()
+        .save(dir)
+        .unwrap();
+    let cpu = candle_core::Device::Cpu;
+    let f32 = candle_core::DType::F32;
+    let file = dir.join("model.safetensors");
+    let mut w = candle_core::safetensors::load(&file, &cpu).unwrap();
+    w.insert(
+        "model.embed_tokens.weight".into(),
+        candle_core::Tensor::ones((520, 32), f32, &cpu).unwrap(),
+    );
+    for l in 0..2 {
+        for (name, shape) in [("self_attn.o_proj", (32, 32)), ("mlp.down_proj", (32, 64))] {
+            w.insert(
+                format!("model.layers.{l}.{name}.weight"),
+                candle_core::Tensor::zeros(shape, f32, &cpu).unwrap(),
+            );
+        }
+    }
+    let mut head = vec![0f32; 520 * 32];
+    head[token as usize * 32..(token as usize + 1) * 32].fill(1.0);
+    w.insert(
+        "lm_head.weight".into(),
+        candle_core::Tensor::from_vec(head, (520, 32), &cpu).unwrap(),
+    );
+    candle_core::safetensors::save(&w, &file).unwrap();
+    for f in [
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "generation_config.json",
+    ] {
+        let src = testdata("chat").join(chat).join(f);
+        if src.exists() {
+            std::fs::copy(src, dir.join(f)).unwrap();
+        }
+    }
+}
+
+/// `{messages}` records: the prompt is the folder's chat template with the generation prompt,
+/// token for token what transformers' apply_chat_template(add_generation_prompt=True) gives
+/// (testdata/chat/expected.json), and the reply stops at the end-of-turn token, from
+/// generation_config.json's eos_token_id list (qwen2) or from the template alone (llama3).
+/// `{prompt}` records keep the plain stop rule.
+#[test]
+fn chat_records_use_the_template_and_stop_at_the_end_of_turn() {
+    let expected: Value =
+        serde_json::from_str(&std::fs::read_to_string(testdata("chat/expected.json")).unwrap())
+            .unwrap();
+    let records = std::fs::read(testdata("chat/records.jsonl")).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    for (chat, end_of_turn) in [("qwen2", 513), ("llama3", 515)] {
+        let model = tmp.path().join(chat);
+        always_says(&model, chat, end_of_turn);
+        let m = model.to_str().unwrap();
+        let args = [
+            "--model",
+            m,
+            "--temperature",
+            "0",
+            "--max-new-tokens",
+            "4",
+            "--quiet",
+        ];
+        let r = run(GEN, &args, &records);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        let out = lines(&r.stdout);
+        assert_eq!(out.len(), 5);
+        for (i, o) in out.iter().enumerate() {
+            assert_eq!(o["id"], expected["records"][i], "input fields pass through");
+            assert_eq!(
+                o["prompt_ids"], expected[chat]["ids"][i],
+                "{chat} {}",
+                o["id"]
+            );
+            assert_eq!(o["response_ids"], serde_json::json!([end_of_turn]));
+            assert_eq!(o["finish_reason"], "eos", "{chat} {}", o["id"]);
+            assert_eq!(o["response"], "");
+        }
+        // Plain prompts stop where they did: at config.json's and the tokenizer's EOS only.
+        let r = run(GEN, &args, b"{\"prompt\": \"Hello\"}\n");
+        let out = lines(&r.stdout);
+        assert_eq!(out[0]["finish_reason"], "length", "{chat}");
+        assert_eq!(
+            out[0]["response_ids"],
+            serde_json::json!(vec![end_of_turn; 4])
+        );
+        // --ignore-eos goes past the end of the turn too.
+        let first = records.split(|&b| b == b'\n').next().unwrap();
+        let r = run(GEN, &[&args[..], &["--ignore-eos"]].concat(), first);
+        assert_eq!(lines(&r.stdout)[0]["finish_reason"], "length");
+        // --text writes the rendered prompt, then the reply.
+        let r = run(GEN, &[&args[..], &["--text"]].concat(), first);
+        assert_eq!(
+            r.stdout,
+            format!("{}\n\n", expected[chat]["texts"][0].as_str().unwrap())
+        );
+    }
+}
+
+#[test]
+fn skip_invalid_counts_bad_records() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("m");
+    tiny_model(&model, true);
+    let m = model.to_str().unwrap();
+    let input = b"{\"prompt\": 3}\n{\"prompt\": \"Hi\", \"id\": 1}\n{not json\n{\"messages\": [{\"role\": \"user\"}]}\nHello\n";
+    let r = run(GEN, &["--model", m, "--temperature", "0"], input);
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("<stdin>:1"), "{}", r.stderr);
+    let r = run(
+        GEN,
+        &["--model", m, "--temperature", "0", "--skip-invalid"],
+        input,
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let out = lines(&r.stdout);
+    assert_eq!(out.len(), 2);
+    assert_eq!(out[0]["id"], 1);
+    assert_eq!(out[1]["prompt"], "Hello");
+    assert!(
+        r.stderr
+            .contains("generate: skipped <stdin>:1: no string field \"prompt\"")
+            && r.stderr
+                .contains("<stdin>:4: each message needs a string \"content\"")
+            && r.stderr.contains("3 invalid skipped"),
+        "{}",
+        r.stderr
+    );
+}

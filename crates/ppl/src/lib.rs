@@ -6,7 +6,7 @@
 use serde_json::{Map, Value};
 use wick_io::Result;
 use wick_model::{sequence_logprobs, Llama};
-use wick_text::{render_sft, Format, Templates, Tok};
+use wick_text::{render_record, Reading, Templates, Tok};
 
 /// Tokens [start, end) of a sequence go through the model; targets at positions
 /// first..end are counted (position p is predicted from tokens before p).
@@ -46,9 +46,10 @@ pub struct Doc {
     pub bytes: u64,
 }
 
-/// A JSONL record as a document: plain text under `field`, after `prefix` (the model's BOS
-/// or EOS); or an SFT record rendered as `tokenize` renders it, its response (and EOS) the
-/// only targets — what `train --task sft` trains on and reports as val loss.
+/// A JSONL record as a document, through wick's one record renderer read as documents
+/// ([`Reading::Document`]): plain text under `field`, after `prefix` (the model's BOS or
+/// EOS); or an SFT record rendered as `tokenize` renders it, its response (and EOS) the only
+/// targets — what `train --task sft` trains on and reports as val loss.
 pub fn encode_record(
     rec: &Map<String, Value>,
     field: &str,
@@ -56,38 +57,13 @@ pub fn encode_record(
     tok: &Tok,
     prefix: &[u32],
 ) -> std::result::Result<Doc, String> {
-    match Format::detect(rec, field) {
-        Some(Format::Preference) => {
-            Err("a preference record: ppl scores documents and SFT records".into())
-        }
-        Some(Format::Text) | None => {
-            let text = rec
-                .get(field)
-                .and_then(Value::as_str)
-                .ok_or_else(|| format!("no string field {field:?}"))?;
-            let mut ids = prefix.to_vec();
-            ids.extend(tok.encode(text)?);
-            Ok(Doc {
-                ids,
-                mask: Vec::new(),
-                bytes: text.len() as u64,
-            })
-        }
-        Some(format) => {
-            let pieces = render_sft(rec, format, templates)?;
-            let enc = tok.encode_pieces(&pieces)?;
-            let bytes = pieces
-                .iter()
-                .filter(|p| p.train)
-                .filter_map(|p| p.text.as_ref().map(String::len))
-                .sum::<usize>() as u64;
-            Ok(Doc {
-                ids: enc.ids,
-                mask: enc.mask,
-                bytes,
-            })
-        }
-    }
+    let rendered = render_record(rec, field, Reading::Document, templates)?;
+    let enc = rendered.encode(tok, prefix)?;
+    Ok(Doc {
+        ids: enc.ids,
+        mask: enc.mask,
+        bytes: rendered.scored_bytes(),
+    })
 }
 
 /// Sum of negative log-likelihood (nats) and count of targets, per document.

@@ -4,7 +4,9 @@ use std::time::Instant;
 
 use clap::{Parser, ValueEnum};
 use ppl::{encode_record, summary, Scorer};
-use wick_io::{inputs_or_stdin, parse_object, Error, LineReader, Output, Progress, Result};
+use wick_io::{
+    inputs_or_stdin, parse_object, Error, LineReader, Output, Progress, Result, Skipped,
+};
 use wick_model::Folder;
 use wick_shard::{ShardSet, Split};
 use wick_text::Templates;
@@ -29,23 +31,20 @@ enum SplitArg {
 /// and their EOS are scored, each after its prompt: held-out response perplexity, the figure
 /// `train --task sft` reports as val loss. Documents longer than --seq-len
 /// are scored in windows; --stride below --seq-len slides them so that later tokens keep
-/// context. Prints one JSON object on stdout; with --per-doc, one line per document
+/// context. Prints one JSON object on stdout (or -o); with --per-record, one line per record
 /// (the input record plus "tokens", "nll", "ppl", "bits_per_byte") and the total on stderr.
+/// Records go through wick's one record renderer; --skip-invalid skips (and counts) those
+/// that cannot be read or rendered instead of stopping.
 ///
 /// Examples:
 ///   ppl --model runs/base --data shards/
-///   ppl --model runs/base --per-doc docs.jsonl > per-doc.jsonl
+///   ppl --model runs/base --per-record docs.jsonl > per-record.jsonl
 ///   ppl --model runs/base --adapter runs/sft-lora held-out.jsonl    # responses only
 #[derive(Parser)]
 #[command(version, verbatim_doc_comment)]
 struct Cli {
-    /// Hugging Face model folder (config.json, model.safetensors, tokenizer.json).
-    #[arg(long)]
-    model: PathBuf,
-    /// An adapter folder (adapter_config.json, adapter_model.safetensors) to load on top of
-    /// --model: PEFT LoRA, or a Houlsby adapter from `train --method adapter`.
-    #[arg(long)]
-    adapter: Option<PathBuf>,
+    #[command(flatten)]
+    model: wick_cli::Model,
     /// Shard directory made by `pack` (scores its --split).
     #[arg(long, conflicts_with = "files")]
     data: Option<PathBuf>,
@@ -69,25 +68,31 @@ struct Cli {
     /// Score at most this many tokens of --data.
     #[arg(long)]
     max_tokens: Option<usize>,
-    /// One output line per document.
-    #[arg(long)]
-    per_doc: bool,
-    /// Worker threads [default: all cores].
-    #[arg(long)]
-    threads: Option<usize>,
-    #[arg(short, long)]
-    quiet: bool,
+    #[command(flatten)]
+    per_record: wick_cli::PerRecord,
+    #[command(flatten)]
+    skip: wick_cli::SkipInvalid,
+    #[command(flatten)]
+    output: wick_cli::OutputFile,
+    #[command(flatten)]
+    common: wick_cli::Common,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let threads = cli.threads;
-    wick_io::run_main("ppl", || wick_model::runtime::run(threads, || body(cli)))
+    let threads = cli.common.threads;
+    wick_io::run_main("ppl", || {
+        wick_io::set_threads(threads)?;
+        wick_model::runtime::run(threads, || body(cli))
+    })
 }
 
 fn body(cli: Cli) -> Result<()> {
     // The config first: the flags are checked against it before the weights are read.
-    let config = wick_model::Config::load(&cli.model.join("config.json"))?;
+    let model_dir = &cli.model.model;
+    let per_record = cli.per_record.per_record;
+    let quiet = cli.common.quiet;
+    let config = wick_model::Config::load(&model_dir.join("config.json"))?;
     let seq_len = cli
         .seq_len
         .unwrap_or(config.max_position_embeddings.min(1024));
@@ -100,7 +105,7 @@ fn body(cli: Cli) -> Result<()> {
     let flags = format!("--batch-size {} x --seq-len {seq_len}", cli.batch_size);
     wick_model::memory::check_forward(&config, cli.batch_size, seq_len, &flags)
         .map_err(Error::msg)?;
-    let mut folder = Folder::open_with_adapter(&cli.model, cli.adapter.as_deref())?;
+    let mut folder = Folder::open_with_adapter(model_dir, cli.model.adapter.as_deref())?;
     folder.model.keep_transposed_weights()?;
     if seq_len > folder.model.config.max_position_embeddings {
         return Err(Error::msg(format!(
@@ -113,12 +118,13 @@ fn body(cli: Cli) -> Result<()> {
         return Err(Error::msg("--stride must be between 1 and --seq-len"));
     }
     let scorer = Scorer::new(&folder.model, seq_len, stride, cli.batch_size);
-    let mut progress = Progress::new("ppl", cli.quiet);
+    let mut progress = Progress::new("ppl", quiet);
+    let mut skips = Skipped::new("ppl", quiet);
     let started = Instant::now();
     let mut done = 0u64;
     // When the first batch ended, and the targets scored by then. The first batch pays for the
-    // first touch of every buffer (the kernel zeroes fresh pages: 23% of a 0.5 s run of the
-    // nano model); later ones reuse them. `steady_tokens_per_s` is the rate after it.
+    // first touch of every buffer (fresh pages, which the kernel zeroes); later ones reuse them.
+    // `steady_tokens_per_s` is the rate after it (docs/speed.md has what the first batch costs).
     let mut first_batch: Option<(Instant, u64)> = None;
     let mut tick = |n: u64| {
         done += n;
@@ -143,7 +149,7 @@ fn body(cli: Cli) -> Result<()> {
                 return Err(Error::msg(format!(
                     "{}: the shards were made with another tokenizer than {}'s",
                     dir.display(),
-                    cli.model.display()
+                    model_dir.display()
                 )));
             }
         }
@@ -186,13 +192,25 @@ fn body(cli: Cli) -> Result<()> {
                 if buf.iter().all(u8::is_ascii_whitespace) {
                     continue;
                 }
-                let rec = parse_object(reader.name(), line, &buf)?;
-                let doc = encode_record(&rec, &cli.field, &templates, tok, &prefix)
-                    .map_err(|e| Error::record(reader.name(), line, e))?;
+                // A record that cannot be read or rendered is skipped with --skip-invalid.
+                let read = || -> Result<_> {
+                    let rec = parse_object(reader.name(), line, &buf)?;
+                    let doc = encode_record(&rec, &cli.field, &templates, tok, &prefix)
+                        .map_err(|e| Error::record(reader.name(), line, e))?;
+                    Ok((rec, doc))
+                };
+                let (rec, doc) = match read() {
+                    Ok(r) => r,
+                    Err(e) if cli.skip.skip_invalid => {
+                        skips.note(&e);
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                };
                 bytes.push(doc.bytes);
                 docs.push(doc.ids);
                 masks.push(doc.mask);
-                if cli.per_doc {
+                if per_record {
                     records.push(rec);
                 }
             }
@@ -208,7 +226,7 @@ fn body(cli: Cli) -> Result<()> {
 
     let nll = scorer
         .score(&docs, &masks, &mut tick)
-        .map_err(|e| e.context(format!("--model {}", cli.model.display())))?;
+        .map_err(|e| e.context(format!("--model {}", model_dir.display())))?;
     let ended = Instant::now();
     let secs = ended.duration_since(started).as_secs_f64();
     let (sum, tokens): (f64, u64) = nll
@@ -229,7 +247,7 @@ fn body(cli: Cli) -> Result<()> {
         // SFT records: only their responses were scored.
         total["sft_records"] = responses.into();
     }
-    total["model"] = serde_json::json!(cli.model);
+    total["model"] = serde_json::json!(model_dir);
     total["source"] = source;
     total["seq_len"] = seq_len.into();
     total["stride"] = stride.into();
@@ -239,16 +257,17 @@ fn body(cli: Cli) -> Result<()> {
         let s = ended.duration_since(t1).as_secs_f64();
         total["steady_tokens_per_s"] = ((tokens - n1) as f64 / s).into();
     }
+    let skipped = Skipped::suffix(skips.count);
     progress.finish(|_| {
         format!(
-            "{tokens} tokens: nll {:.4}, ppl {:.3}, {:.0} tokens/s",
+            "{tokens} tokens: nll {:.4}, ppl {:.3}, {:.0} tokens/s{skipped}",
             total["nll"].as_f64().unwrap_or(f64::NAN),
             total["ppl"].as_f64().unwrap_or(f64::NAN),
             tokens as f64 / secs
         )
     });
-    let mut out = Output::create(None)?;
-    if cli.per_doc {
+    let mut out = Output::create(cli.output.output.as_deref())?;
+    if per_record {
         for ((mut rec, n), b) in records.into_iter().zip(&nll).zip(&bytes) {
             let s = summary(n.sum, n.tokens, *b);
             for k in ["tokens", "nll", "ppl", "bits_per_byte"] {
@@ -257,7 +276,7 @@ fn body(cli: Cli) -> Result<()> {
             out.put(serde_json::to_string(&rec).expect("serialises").as_bytes())?;
             out.put(b"\n")?;
         }
-        if !cli.quiet {
+        if !quiet {
             eprintln!("{total}");
         }
     } else {

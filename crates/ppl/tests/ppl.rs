@@ -134,7 +134,7 @@ fn shards_and_documents_end_to_end() {
         &[
             "--model",
             m,
-            "--per-doc",
+            "--per-record",
             "--seq-len",
             "16",
             "--stride",
@@ -195,6 +195,22 @@ fn bad_input_is_named() {
     );
     let r = run(PPL, &["--model", m, "--quiet"], b"not json\n");
     assert!(r.stderr.contains("<stdin>:1"), "{}", r.stderr);
+    // --skip-invalid: the bad records are counted on stderr and the rest scored.
+    let r = run(
+        PPL,
+        &["--model", m, "--skip-invalid", "--per-record"],
+        b"{\"text\": \"fine\"}\n{\"txt\": \"no text\"}\nnot json\n{\"text\": \"also fine\"}\n",
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stdout.lines().count(), 2, "{}", r.stdout);
+    assert!(
+        r.stderr
+            .contains("ppl: skipped <stdin>:2: no string field \"text\"")
+            && r.stderr.contains("<stdin>:3")
+            && r.stderr.contains("2 invalid skipped"),
+        "{}",
+        r.stderr
+    );
     let r = run(PPL, &["--model", m, "--seq-len", "100"], b"");
     assert!(
         r.stderr.contains("longer than the model's context"),
@@ -313,7 +329,8 @@ fn empty_input_and_damaged_shards_are_errors_not_scores() {
         r.stderr,
         "ppl: <stdin>: nothing to score: the 1 document(s) are empty\n"
     );
-    // Per document, an empty one has no figures (null), not a perfect 1.0.
+    // Per document, an empty one has no figures (null), not a perfect 1.0. (--per-doc is the
+    // old spelling of --per-record, kept as a hidden alias.)
     let r = run(
         PPL,
         &[&args[..], &["--per-doc"]].concat(),
@@ -342,7 +359,7 @@ fn empty_input_and_damaged_shards_are_errors_not_scores() {
     let per_doc = |f: &Path| {
         let r = run(
             PPL,
-            &[&args[..], &["--per-doc", f.to_str().unwrap()]].concat(),
+            &[&args[..], &["--per-record", f.to_str().unwrap()]].concat(),
             b"",
         );
         assert_eq!(r.code, 0, "{}", r.stderr);

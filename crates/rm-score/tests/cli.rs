@@ -143,6 +143,30 @@ fn models_and_records_it_cannot_score_are_refused_by_name() {
     );
     assert_ne!(r.code, 0);
     assert!(r.stderr.contains("preference pair"), "{}", r.stderr);
+    // --skip-invalid: the too-long record, the preference pair and a line that is not JSON are
+    // counted on stderr; the others are scored, in order.
+    let input = format!(
+        "{{\"id\": 1, \"text\": \"fine\"}}\n{long}{{\"prompt\": \"p\", \"chosen\": \"a\", \"rejected\": \"b\"}}\nnot json\n{{\"id\": 5, \"text\": \"also fine\"}}\n"
+    );
+    let r = run(
+        BIN,
+        &["--model", ok.to_str().unwrap(), "--skip-invalid"],
+        input.as_bytes(),
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let ids: Vec<Value> = r
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap()["id"].clone())
+        .collect();
+    assert_eq!(ids, [1, 5]);
+    assert!(
+        r.stderr.contains("rm-score: skipped <stdin>:2:")
+            && r.stderr.contains("<stdin>:3: a preference pair")
+            && r.stderr.contains("3 invalid skipped"),
+        "{}",
+        r.stderr
+    );
 }
 
 /// --truncate scores an over-long record on its last `context` tokens: the same reward as
