@@ -6,6 +6,7 @@ pub mod clean;
 mod fast_bpe;
 mod render;
 mod tokenizer;
+mod tokenizer_files;
 mod train;
 
 pub use clean::{clean, CleanOptions};
@@ -13,4 +14,5 @@ pub use render::{
     render_preference, render_sft, Format, Piece, Preference, Templates, DEFAULT_CHAT_TEMPLATE,
 };
 pub use tokenizer::{Encoded, Tok};
+pub use tokenizer_files::{copy_tokenizer_files, TOKENIZER_FILES};
 pub use train::{save_trained, train_bpe, TrainOptions};
