@@ -42,12 +42,11 @@ enum LangArg {
 ///
 /// generation: each record holds a prediction (--pred-field, default "response", what
 /// `generate` writes) and one or more references (--ref-field: a string or an array of
-/// strings). BLEU is the
-/// corpus score over all records, with sacreBLEU's defaults (13a tokenization, exp smoothing;
-/// --tokenize zh for Chinese), chrF/chrF++ likewise; ROUGE is the mean over records of
-/// rouge-score's per-pair scores (--stem for its Porter stemming; with --lang zh, one token per
-/// character, since rouge-score's own tokenizer drops CJK text). Per record: sentence BLEU,
-/// chrF, ROUGE F-measures.
+/// strings). BLEU is the corpus score over all records, with sacreBLEU's defaults (13a
+/// tokenization, exp smoothing; --tokenize zh for Chinese), chrF/chrF++ likewise; ROUGE is the
+/// mean over records of rouge-score's per-pair scores (--stem for its Porter stemming; with
+/// --lang zh, one token per character, since rouge-score's own tokenizer drops CJK text). Per
+/// record: sentence BLEU, chrF, ROUGE F-measures.
 ///
 /// qa: a prediction and the accepted answers (--ref-field: a string, an array, or SQuAD's
 /// {"text": [...]}); the best answer counts.
@@ -63,7 +62,8 @@ enum LangArg {
 /// missing or of the wrong kind) stops eval with its file and line; --skip-invalid skips and
 /// counts it instead.
 ///
-/// Examples:
+/// Examples (in a shell, a bare `eval` is the builtin: run this one by its path, e.g.
+/// ./target/release/eval, or as `env eval ...`):
 ///   eval --task generation --pred-field response --ref-field reference < joined.jsonl
 ///   eval --task generation --lang zh --per-record generated.jsonl > scored.jsonl
 ///   eval --task qa --pred-field prediction --ref-field answers dev.jsonl

@@ -63,7 +63,7 @@ struct Cli {
     #[command(flatten)]
     output: OutputFiles,
     /// Image format for stdout, or for an -o path without a .png/.svg extension.
-    #[arg(long, value_enum, alias = "format")]
+    #[arg(long, value_enum, alias = "format", value_name = "FORMAT")]
     image_format: Option<FormatArg>,
     /// Keep redrawing whenever a log changes, until Ctrl-C (needs -o).
     #[arg(long)]
