@@ -54,8 +54,6 @@ pub struct Options {
     pub title: Option<String>,
     /// Whole picture in pixels (None: a fixed size per panel).
     pub size: Option<(u32, u32)>,
-    /// Skip (and count) bad lines in the logs instead of failing.
-    pub skip_invalid: bool,
 }
 
 /// Reads every log; `labels` names them in the legend (empty: from their paths).
@@ -249,14 +247,16 @@ pub struct Drawn {
     pub skipped: Vec<(String, u64, String)>,
 }
 
-/// Reads the logs and writes every target once.
+/// Reads the logs and writes every target once. With `skip_invalid`, bad lines in the logs are
+/// skipped and counted (in [`Drawn::skipped`]) instead of failing.
 pub fn draw_once(
     paths: &[String],
     labels: &[String],
     opts: &Options,
     targets: &[Target],
+    skip_invalid: bool,
 ) -> Result<Drawn> {
-    let runs = load_runs(paths, labels, &opts.x_field, opts.skip_invalid)?;
+    let runs = load_runs(paths, labels, &opts.x_field, skip_invalid)?;
     let fig = figure(runs, opts)?;
     for t in targets {
         match t {

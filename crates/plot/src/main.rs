@@ -175,7 +175,6 @@ fn main() -> ExitCode {
         smooth: cli.smooth,
         title: cli.title.clone(),
         size: cli.size,
-        skip_invalid: cli.skip_invalid.skip_invalid,
     };
     wick_io::run_main("plot", || {
         if cli.follow {
@@ -198,7 +197,13 @@ fn names(targets: &[Target]) -> String {
 }
 
 fn once(cli: &Cli, opts: &Options, targets: &[Target]) -> Result<()> {
-    let d = draw_once(&cli.files, &cli.labels, opts, targets)?;
+    let d = draw_once(
+        &cli.files,
+        &cli.labels,
+        opts,
+        targets,
+        cli.skip_invalid.skip_invalid,
+    )?;
     if !cli.quiet.quiet {
         for t in &d.torn {
             eprintln!("plot: {t}: skipped a partly written last line");
@@ -255,7 +260,13 @@ fn follow(cli: &Cli, opts: &Options, targets: &[Target]) -> Result<()> {
         let fp = fingerprint(&cli.files);
         if seen.as_ref() != Some(&fp) {
             seen = Some(fp);
-            match draw_once(&cli.files, &cli.labels, opts, targets) {
+            match draw_once(
+                &cli.files,
+                &cli.labels,
+                opts,
+                targets,
+                cli.skip_invalid.skip_invalid,
+            ) {
                 Ok(d) => {
                     redraws += 1;
                     last_error = None;
