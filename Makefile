@@ -47,7 +47,7 @@ demo: build
 	$(BIN)/pack --tokenizer $(DEMO)/model --val-fraction 0.05 -o $(DEMO)/sft-shards $(DEMO)/sft-ids.jsonl
 	rm -rf $(DEMO)/sft-lora $(DEMO)/sft-merged
 	$(BIN)/train --task sft --method lora --init $(DEMO)/model --data $(DEMO)/sft-shards -o $(DEMO)/sft-lora
-	$(BIN)/lora-merge --base $(DEMO)/model --adapter $(DEMO)/sft-lora -o $(DEMO)/sft-merged
+	$(BIN)/lora-merge --model $(DEMO)/model --adapter $(DEMO)/sft-lora -o $(DEMO)/sft-merged
 	@echo "Held-out response perplexity (70 records, responses only): the base, then the merged SFT model:"
 	$(BIN)/ppl --model $(DEMO)/model --quiet testdata/sft/heldout.jsonl
 	$(BIN)/ppl --model $(DEMO)/sft-merged --quiet testdata/sft/heldout.jsonl

@@ -68,7 +68,7 @@ for m in full lora adapter; do
   steps=$(tail -n 1 "$out/metrics.jsonl" | python3 -c "import json,sys; print(json.load(sys.stdin)['step'])")
   printf '%-8s %10s %10s %10s %10.1f %8s %10s\n' $m ${after} "$(median_ms "$out")" "$(echo "$rss/1024" | bc -l)" "$steps" "$secs"
 done
-$BIN/lora-merge --base "$BASE" --adapter "$DIR/lora" -o "$DIR/merged" 2>/dev/null
+$BIN/lora-merge --model "$BASE" --adapter "$DIR/lora" -o "$DIR/merged" 2>/dev/null
 printf '%-8s %10s %10s   (lora-merge of the LoRA run: equals base + adapter)\n' merged $($BIN/ppl --model "$DIR/merged" --quiet $heldout | nll)
 
 [ "${BENCH_SKIP_SMALL:-0}" = 1 ] && exit 0

@@ -7,11 +7,12 @@ use dedup::engine::{apply, clusters, single_pass, DupsCursor, Keep, Options, Sig
 use dedup::minhash::bands_for_threshold;
 use dedup::normalize::Normalization;
 use dedup::shingle::Shingling;
+use wick_cli::{Common, OutputDir, OutputFile, OutputFileRequired, SkipInvalid};
 use wick_io::{inputs_or_stdin, Error, Output, Progress, Result};
 
-// No mimalloc here, unlike tokenize: on a million documents it held 274 MB at the clusters
-// stage where glibc's malloc held 167 MB (the tables themselves), and memory per indexed
-// document is what bounds this tool.
+// No mimalloc here, unlike tokenize: it held much more memory than glibc's malloc at the
+// clusters stage, and memory per indexed document is what bounds this tool (docs/speed.md,
+// "Measured history: data tools").
 
 /// Remove exact and near-duplicate documents from JSONL: kept documents to stdout, in input
 /// order.
@@ -27,7 +28,12 @@ use wick_io::{inputs_or_stdin, Error, Output, Progress, Result};
 ///   dedup --removed removed.jsonl corpus.jsonl > kept.jsonl
 ///   dedup --threshold 0.9 --shingle char:5 zh.jsonl > kept.jsonl
 #[derive(Parser)]
-#[command(version, args_conflicts_with_subcommands = true, verbatim_doc_comment)]
+#[command(
+    version,
+    args_conflicts_with_subcommands = true,
+    verbatim_doc_comment,
+    mut_arg("output", |a| a.help("Write kept documents here instead of stdout (atomically)."))
+)]
 struct Cli {
     #[command(subcommand)]
     stage: Option<Stage>,
@@ -40,24 +46,25 @@ struct Cli {
 #[derive(Subcommand)]
 enum Stage {
     /// Stage 1, per input file (run anywhere, in parallel): write DIR/<file name>.sig.
+    #[command(mut_arg("output", |a| a.help("Directory for the signature files (shared: each \
+        run adds its inputs' files).")))]
     Signatures {
-        /// Directory for the signature files.
-        #[arg(long, short = 'o')]
-        output: PathBuf,
+        #[command(flatten)]
+        output: OutputDir,
         /// JSONL inputs; name them the same way to `dedup apply`.
         files: Vec<String>,
         #[command(flatten)]
         hashing: HashArgs,
-        #[arg(long)]
-        skip_invalid: bool,
-        #[arg(long, short = 'q')]
-        quiet: bool,
+        #[command(flatten)]
+        skip_invalid: SkipInvalid,
+        #[command(flatten)]
+        common: Common,
     },
     /// Stage 2, over all signature files: write dups.tsv (source, line, kind, similarity, dup_of).
+    #[command(mut_arg("output", |a| a.help("Where to write dups.tsv.")))]
     Clusters {
-        /// Where to write dups.tsv.
-        #[arg(long, short = 'o')]
-        output: PathBuf,
+        #[command(flatten)]
+        output: OutputFileRequired,
         /// Signature files, or directories of them (taken in file-name order); input order
         /// decides which document of a cluster is first.
         sigs: Vec<PathBuf>,
@@ -77,8 +84,8 @@ enum Stage {
         dups: PathBuf,
         /// One JSONL input, named as it was to `dedup signatures`.
         file: String,
-        #[arg(long, short = 'o')]
-        output: Option<String>,
+        #[command(flatten)]
+        output: OutputFile,
         #[arg(long)]
         removed: Option<String>,
     },
@@ -119,9 +126,6 @@ struct HashArgs {
     /// give it to `signatures` (which then stores the shingle sets) and to `clusters`.
     #[arg(long)]
     verify: bool,
-    /// Worker threads [default: all cores].
-    #[arg(long)]
-    threads: Option<usize>,
 }
 
 #[derive(Args)]
@@ -129,9 +133,8 @@ struct DedupArgs {
     /// JSONL inputs; stdin when none is named or for "-". Lines may be up to
     /// 256 MiB; a UTF-8 byte-order mark at the start of a file is skipped.
     files: Vec<String>,
-    /// Write kept documents here instead of stdout.
-    #[arg(long, short = 'o')]
-    output: Option<String>,
+    #[command(flatten)]
+    output: OutputFile,
     /// Write removed documents here, with "dup_of", "similarity" and "dup_kind".
     #[arg(long)]
     removed: Option<String>,
@@ -140,11 +143,10 @@ struct DedupArgs {
     /// Which document of a cluster to keep.
     #[arg(long, value_enum, default_value_t = Keep::First)]
     keep: Keep,
-    /// Skip (and count) bad records instead of stopping at the first.
-    #[arg(long)]
-    skip_invalid: bool,
-    #[arg(long, short = 'q')]
-    quiet: bool,
+    #[command(flatten)]
+    skip_invalid: SkipInvalid,
+    #[command(flatten)]
+    common: Common,
 }
 
 fn main() -> ExitCode {
@@ -152,13 +154,14 @@ fn main() -> ExitCode {
     wick_io::run_main("dedup", || match cli.stage {
         None => single(cli.args),
         Some(Stage::Signatures {
-            output,
+            output: OutputDir { output },
             files,
             hashing,
             skip_invalid,
-            quiet,
+            common,
         }) => {
-            let opts = options(&hashing, skip_invalid, quiet)?;
+            let quiet = common.quiet;
+            let opts = options(&hashing, skip_invalid.skip_invalid, &common)?;
             wick_io::open_shared_dir(&output, wick_io::Kind::Signatures, "dedup", "-o")?;
             let signer = Signer::new(opts);
             let mut progress = Progress::new("dedup signatures", quiet);
@@ -182,7 +185,7 @@ fn main() -> ExitCode {
             Ok(())
         }
         Some(Stage::Clusters {
-            output,
+            output: OutputFileRequired { output },
             sigs,
             keep,
             verify,
@@ -215,7 +218,7 @@ fn main() -> ExitCode {
         Some(Stage::Apply {
             dups,
             file,
-            output,
+            output: OutputFile { output },
             removed,
         }) => {
             if let Some(r) = &removed {
@@ -247,7 +250,7 @@ fn main() -> ExitCode {
     })
 }
 
-fn options(h: &HashArgs, skip_invalid: bool, quiet: bool) -> Result<Options> {
+fn options(h: &HashArgs, skip_invalid: bool, common: &Common) -> Result<Options> {
     let (bands, rows) = match (h.threshold, h.bands, h.rows) {
         (Some(t), _, _) if !(0.0..=1.0).contains(&t) => {
             return Err(Error::msg(format!(
@@ -260,12 +263,7 @@ fn options(h: &HashArgs, skip_invalid: bool, quiet: bool) -> Result<Options> {
     if bands == 0 || rows == 0 {
         return Err(Error::msg("--bands and --rows must be at least 1"));
     }
-    if let Some(n) = h.threads {
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(n.max(1))
-            .build_global()
-            .map_err(|e| Error::msg(e.to_string()))?;
-    }
+    wick_io::set_threads(common.threads)?;
     Ok(Options {
         field: h.field.clone(),
         norm: Normalization::parse(&h.normalize).map_err(Error::msg)?,
@@ -277,19 +275,20 @@ fn options(h: &HashArgs, skip_invalid: bool, quiet: bool) -> Result<Options> {
         near: !h.no_near,
         with_shingles: h.verify,
         skip_invalid,
-        quiet,
+        quiet: common.quiet,
     })
 }
 
 fn single(a: DedupArgs) -> Result<()> {
-    let opts = options(&a.hashing, a.skip_invalid, a.quiet)?;
+    let opts = options(&a.hashing, a.skip_invalid.skip_invalid, &a.common)?;
+    let output = a.output.output;
     if let Some(removed) = &a.removed {
         wick_io::check_distinct_outputs(&[
-            ("-o", Path::new(a.output.as_deref().unwrap_or("-"))),
+            ("-o", Path::new(output.as_deref().unwrap_or("-"))),
             ("--removed", Path::new(removed)),
         ])?;
     }
-    let mut kept = Output::create(a.output.as_deref())?;
+    let mut kept = Output::create(output.as_deref())?;
     let mut removed = match &a.removed {
         Some(p) => Some(Output::create(Some(p))?),
         None => None,

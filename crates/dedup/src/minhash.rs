@@ -3,8 +3,9 @@
 //! (Dietzfelbinger's universal family); the signature is the per-permutation minimum; band b
 //! hashes rows [b·r, (b+1)·r) of it. datatrove and datasketch use (a·x + b) mod (2^61 − 1)
 //! instead: equally good minima here, but its 128-bit products and reductions do not vectorise,
-//! and took 60% of dedup's time (measured on the Song ci).
+//! and dominated dedup's time (docs/speed.md, "Measured history: data tools").
 
+use wick_io::Rng;
 use xxhash_rust::xxh3::xxh3_64_with_seed;
 
 pub struct MinHasher {
@@ -16,10 +17,10 @@ pub struct MinHasher {
 
 impl MinHasher {
     pub fn new(bands: usize, rows: usize, seed: u64) -> MinHasher {
-        let mut rng = SplitMix(seed);
+        let mut rng = Rng::new(seed);
         let n = bands * rows;
-        let a = (0..n).map(|_| rng.next() | 1).collect();
-        let b = (0..n).map(|_| rng.next()).collect();
+        let a = (0..n).map(|_| rng.next_u64() | 1).collect();
+        let b = (0..n).map(|_| rng.next_u64()).collect();
         MinHasher { a, b, bands, rows }
     }
 
@@ -59,7 +60,8 @@ fn permute_min(a: &[u64], b: &[u64], shingles: &[u64], sig: &mut [u32]) {
     }
 }
 
-/// The same loop compiled for AVX2 (chosen at run time), about three times faster.
+/// The same loop compiled for AVX2 (chosen at run time), several times faster than the
+/// baseline x86-64 build of it.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 unsafe fn permute_min_avx2(a: &[u64], b: &[u64], shingles: &[u64], sig: &mut [u32]) {
@@ -90,18 +92,6 @@ pub fn bands_for_threshold(threshold: f64, perms: usize) -> (usize, usize) {
     (best.0, best.1)
 }
 
-struct SplitMix(u64);
-
-impl SplitMix {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -129,6 +119,15 @@ mod tests {
             / 20.0;
         assert!((mean - truth).abs() < 0.03, "estimate {mean} vs {truth}");
         assert_eq!(estimate(&h.signature(&a), &h.signature(&a)), 1.0);
+    }
+
+    #[test]
+    fn permutations_are_splitmix64_of_the_seed() {
+        // The values dedup's own SplitMix gave before wick_io::Rng replaced it (SplitMix64 of
+        // seed 1, computed independently): signatures, and so .sig files and results, are unchanged.
+        let h = MinHasher::new(1, 2, 1);
+        assert_eq!(h.a, [0x910a2dec89025cc1, 0xbeeb8da1658eec67]);
+        assert_eq!(h.b, [0xf893a2eefb32555e, 0x71c18690ee42c90b]);
     }
 
     #[test]

@@ -4,16 +4,17 @@
 //! (`acc_norm`).
 
 use serde_json::{json, Map, Value};
-use wick_io::Result;
+use wick_io::{Result, Skipped};
 use wick_model::sequence_logprobs;
 use wick_model::Folder;
 
 use crate::records::Record;
 
-/// The report, and one map of scores per record for `--per-record`.
+/// The report, and the scores of each record scored (its index in the input, its scores) for
+/// `--per-record`.
 pub struct Scored {
     pub report: Value,
-    pub per_record: Vec<Map<String, Value>>,
+    pub per_record: Vec<(usize, Map<String, Value>)>,
 }
 
 pub struct ChoiceOptions {
@@ -37,7 +38,7 @@ struct Item {
 /// continuation, and the continuation's tokens are those of the whole text after the context's,
 /// so a merge across the boundary goes where a tokenizer puts it.
 fn encode_pair(folder: &Folder, context: &str, cont: &str) -> Result<(Vec<u32>, Vec<u32>), String> {
-    let trimmed = wick_metrics::pytext::rstrip(context);
+    let trimmed = wick_metrics::pystr::rstrip(context);
     let cont = format!("{}{cont}", &context[trimmed.len()..]);
     let whole = folder.tok.encode(&format!("{trimmed}{cont}"))?;
     let ctx = folder.tok.encode(trimmed)?;
@@ -45,50 +46,83 @@ fn encode_pair(folder: &Folder, context: &str, cont: &str) -> Result<(Vec<u32>, 
     Ok((whole[..split].to_vec(), whole[split..].to_vec()))
 }
 
+/// One record's questions for the model: its gold index (if any), the length of each ending
+/// in characters (for `acc_norm`), and one item per ending.
+struct Prepared {
+    label: Option<usize>,
+    ending_chars: Vec<usize>,
+    items: Vec<Item>,
+}
+
+fn prepare(r: &Record, folder: &Folder, o: &ChoiceOptions, prefix: &[u32]) -> Result<Prepared> {
+    let max_len = folder.model.config.max_position_embeddings;
+    let context = r.text(&o.context, "--context-field")?;
+    let endings = r.texts(&o.endings, "--endings-field")?;
+    if endings.len() < 2 {
+        return Err(r.error(format!("field {:?} needs at least two endings", o.endings)));
+    }
+    let label = read_label(r, &o.label, endings.len())?;
+    let ending_chars = endings.iter().map(|e| e.chars().count()).collect();
+    let mut items = Vec::with_capacity(endings.len());
+    for e in &endings {
+        let (ctx, cont) =
+            encode_pair(folder, context, &format!("{}{e}", o.delimiter)).map_err(|e| r.error(e))?;
+        if cont.is_empty() {
+            return Err(r.error("an ending encodes to no tokens"));
+        }
+        if cont.len() > max_len {
+            return Err(r.error(format!(
+                "an ending of {} tokens does not fit the model's context of {max_len}",
+                cont.len()
+            )));
+        }
+        let mut ids = prefix.to_vec();
+        ids.extend(ctx);
+        ids.extend(&cont);
+        // Too long: keep the end, as lm-evaluation-harness does (max_len inputs predicting
+        // max_len tokens, the last of which is never an input).
+        if ids.len() > max_len + 1 {
+            ids.drain(..ids.len() - (max_len + 1));
+        }
+        items.push(Item {
+            ids,
+            cont_len: cont.len(),
+        });
+    }
+    Ok(Prepared {
+        label,
+        ending_chars,
+        items,
+    })
+}
+
+/// Scores every record; with `skips`, a record that cannot be asked (a field missing or of the
+/// wrong kind, an ending too long) is noted there and left out; without, it is an error.
 pub fn choice(
     records: &[Record],
     folder: &Folder,
     o: &ChoiceOptions,
+    mut skips: Option<&mut Skipped>,
     mut on_progress: impl FnMut(usize, usize),
 ) -> Result<Scored> {
-    let max_len = folder.model.config.max_position_embeddings;
     let prefix = folder.doc_prefix();
     let mut items = Vec::new();
+    let mut scored: Vec<usize> = Vec::with_capacity(records.len());
     let mut labels: Vec<Option<usize>> = Vec::with_capacity(records.len());
     let mut ending_chars: Vec<Vec<usize>> = Vec::with_capacity(records.len());
-    for r in records {
-        let context = r.text(&o.context, "--context")?;
-        let endings = r.texts(&o.endings, "--endings")?;
-        if endings.len() < 2 {
-            return Err(r.error(format!("field {:?} needs at least two endings", o.endings)));
-        }
-        labels.push(read_label(r, &o.label, endings.len())?);
-        ending_chars.push(endings.iter().map(|e| e.chars().count()).collect());
-        for e in &endings {
-            let (ctx, cont) = encode_pair(folder, context, &format!("{}{e}", o.delimiter))
-                .map_err(|e| r.error(e))?;
-            if cont.is_empty() {
-                return Err(r.error("an ending encodes to no tokens"));
+    for (i, r) in records.iter().enumerate() {
+        let p = match (prepare(r, folder, o, &prefix), skips.as_deref_mut()) {
+            (Ok(p), _) => p,
+            (Err(e), Some(skips)) => {
+                skips.note(&e);
+                continue;
             }
-            if cont.len() > max_len {
-                return Err(r.error(format!(
-                    "an ending of {} tokens does not fit the model's context of {max_len}",
-                    cont.len()
-                )));
-            }
-            let mut ids = prefix.clone();
-            ids.extend(ctx);
-            ids.extend(&cont);
-            // Too long: keep the end, as lm-evaluation-harness does (max_len inputs predicting
-            // max_len tokens, the last of which is never an input).
-            if ids.len() > max_len + 1 {
-                ids.drain(..ids.len() - (max_len + 1));
-            }
-            items.push(Item {
-                ids,
-                cont_len: cont.len(),
-            });
-        }
+            (Err(e), None) => return Err(e),
+        };
+        scored.push(i);
+        labels.push(p.label);
+        ending_chars.push(p.ending_chars);
+        items.extend(p.items);
     }
 
     // Longest first, so each batch pads little.
@@ -128,7 +162,7 @@ pub fn choice(
             m.insert("correct".into(), (pred == label).into());
             m.insert("correct_norm".into(), (pred_norm == label).into());
         }
-        per_record.push(m);
+        per_record.push((scored[i], m));
     }
     let frac = |x: usize| -> Value {
         if labelled == 0 {
@@ -140,7 +174,7 @@ pub fn choice(
     Ok(Scored {
         report: json!({
             "task": "choice",
-            "records": records.len(),
+            "records": scored.len(),
             "labelled": labelled,
             "acc": frac(right),
             "acc_norm": frac(right_norm),

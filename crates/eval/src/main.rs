@@ -4,14 +4,14 @@ use std::time::Instant;
 
 use clap::{Parser, ValueEnum};
 use serde_json::Value;
-use wick_io::{inputs_or_stdin, write_atomic, Error, Output, Progress, Result};
+use wick_cli::{Common, OptionalModel, PerRecord, SkipInvalid};
+use wick_io::{inputs_or_stdin, write_atomic, Error, Output, Progress, Result, Skipped};
 use wick_metrics::rouge::RougeTokenizer;
 use wick_metrics::sacre_tok::Tokenize;
 
-use eval::choice::{choice, ChoiceOptions};
-use eval::records::read_all;
 use eval::tasks::{stream, Classification, Fields, GenMetrics, GenOptions, Generation, Lang, Qa};
 
+// eval is a model tool when built with its `model` feature; mimalloc either way.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -40,27 +40,33 @@ enum LangArg {
 /// --per-record, stdout gets each input record back with its own scores added and the report
 /// goes to stderr (and to --report FILE, if given).
 ///
-/// generation: each record holds a prediction (--pred, default "response", what `generate`
-/// writes) and one or more references (--ref: a string or an array of strings). BLEU is the
-/// corpus score over all records, with sacreBLEU's defaults (13a tokenization, exp smoothing;
-/// --tokenize zh for Chinese), chrF/chrF++ likewise; ROUGE is the mean over records of
-/// rouge-score's per-pair scores (--stem for its Porter stemming; with --lang zh, one token per
-/// character, since rouge-score's own tokenizer drops CJK text). Per record: sentence BLEU,
-/// chrF, ROUGE F-measures.
+/// generation: each record holds a prediction (--pred-field, default "response", what
+/// `generate` writes) and one or more references (--ref-field: a string or an array of
+/// strings). BLEU is the corpus score over all records, with sacreBLEU's defaults (13a
+/// tokenization, exp smoothing; --tokenize zh for Chinese), chrF/chrF++ likewise; ROUGE is the
+/// mean over records of rouge-score's per-pair scores (--stem for its Porter stemming; with
+/// --lang zh, one token per character, since rouge-score's own tokenizer drops CJK text). Per
+/// record: sentence BLEU, chrF, ROUGE F-measures.
 ///
-/// qa: a prediction and the accepted answers (--ref: a string, an array, or SQuAD's
+/// qa: a prediction and the accepted answers (--ref-field: a string, an array, or SQuAD's
 /// {"text": [...]}); the best answer counts.
 ///
 /// classification: labels as strings, numbers or booleans. Labels that only predictions use,
 /// or that are never predicted, are listed in the report.
 ///
-/// choice: records with a context (--context), endings (--endings, an array) and optionally
-/// the index of the right one (--label, a number or numeric string).
+/// choice: records with a context (--context-field), endings (--endings-field, an array) and
+/// optionally the index of the right one (--label-field, a number or numeric string). It runs
+/// a model, so it needs eval built with its `model` feature (the default).
 ///
-/// Examples:
-///   eval --task generation --pred response --ref reference < joined.jsonl
+/// Every --*-field flag names a field of the input records. A bad record (not JSON, a field
+/// missing or of the wrong kind) stops eval with its file and line; --skip-invalid skips and
+/// counts it instead.
+///
+/// Examples (in a shell, a bare `eval` is the builtin: run this one by its path, e.g.
+/// ./target/release/eval, or as `env eval ...`):
+///   eval --task generation --pred-field response --ref-field reference < joined.jsonl
 ///   eval --task generation --lang zh --per-record generated.jsonl > scored.jsonl
-///   eval --task qa --pred prediction --ref answers dev.jsonl
+///   eval --task qa --pred-field prediction --ref-field answers dev.jsonl
 ///   eval --task choice --model runs/base < hellaswag-style.jsonl
 #[derive(Parser)]
 #[command(version, verbatim_doc_comment)]
@@ -70,10 +76,20 @@ struct Cli {
     /// JSONL inputs ('-' or none: stdin).
     files: Vec<String>,
     /// Field holding the prediction.
-    #[arg(long, default_value = "response")]
+    #[arg(
+        long = "pred-field",
+        alias = "pred",
+        default_value = "response",
+        value_name = "FIELD"
+    )]
     pred: String,
     /// Field holding the reference(s) or answers.
-    #[arg(long = "ref", default_value = "reference")]
+    #[arg(
+        long = "ref-field",
+        alias = "ref",
+        default_value = "reference",
+        value_name = "FIELD"
+    )]
     reference: String,
     /// Language of the text: zh picks sacreBLEU's zh tokenizer, character ROUGE and CMRC's QA
     /// scoring.
@@ -88,26 +104,36 @@ struct Cli {
     /// ROUGE with rouge-score's Porter stemming (use_stemmer=True).
     #[arg(long)]
     stem: bool,
-    /// Write each record with its scores to stdout (JSONL); the report goes to stderr.
-    #[arg(long)]
-    per_record: bool,
+    #[command(flatten)]
+    per_record: PerRecord,
     /// Also write the report to this file (atomically).
     #[arg(long)]
     report: Option<PathBuf>,
-    /// choice: Hugging Face model folder (config.json, model.safetensors, tokenizer.json).
-    #[arg(long)]
-    model: Option<PathBuf>,
-    /// choice: an adapter folder (PEFT LoRA or wick's Houlsby) to load on top of --model.
-    #[arg(long)]
-    adapter: Option<PathBuf>,
+    #[command(flatten)]
+    model: OptionalModel,
     /// choice: field holding the context.
-    #[arg(long, default_value = "context")]
+    #[arg(
+        long = "context-field",
+        alias = "context",
+        default_value = "context",
+        value_name = "FIELD"
+    )]
     context: String,
     /// choice: field holding the candidate endings.
-    #[arg(long, default_value = "endings")]
+    #[arg(
+        long = "endings-field",
+        alias = "endings",
+        default_value = "endings",
+        value_name = "FIELD"
+    )]
     endings: String,
     /// choice: field holding the index of the right ending.
-    #[arg(long, default_value = "label")]
+    #[arg(
+        long = "label-field",
+        alias = "label",
+        default_value = "label",
+        value_name = "FIELD"
+    )]
     label: String,
     /// choice: put between context and each ending (lm-evaluation-harness's default).
     #[arg(long, default_value = " ")]
@@ -115,17 +141,29 @@ struct Cli {
     /// choice: sequences per forward pass.
     #[arg(long, default_value_t = 16)]
     batch_size: usize,
-    /// Worker threads [default: all cores].
-    #[arg(long)]
-    threads: Option<usize>,
-    #[arg(short, long)]
-    quiet: bool,
+    #[command(flatten)]
+    skip_invalid: SkipInvalid,
+    #[command(flatten)]
+    common: Common,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let threads = cli.threads;
-    wick_io::run_main("eval", || wick_model::runtime::run(threads, || body(cli)))
+    let threads = cli.common.threads;
+    wick_io::run_main("eval", || run(threads, || body(cli)))
+}
+
+/// The model runtime's setup (threads, allocator) when the model task is built in.
+#[cfg(feature = "model")]
+fn run(threads: Option<usize>, f: impl FnOnce() -> Result<()> + Send) -> Result<()> {
+    wick_model::runtime::run(threads, f)
+}
+
+/// Without the model task, the metric tasks need only the thread pool.
+#[cfg(not(feature = "model"))]
+fn run(threads: Option<usize>, f: impl FnOnce() -> Result<()> + Send) -> Result<()> {
+    wick_io::set_threads(threads)?;
+    f()
 }
 
 fn body(cli: Cli) -> Result<()> {
@@ -150,22 +188,20 @@ fn body(cli: Cli) -> Result<()> {
     if cli.batch_size == 0 {
         return Err(Error::msg("--batch-size must be at least 1"));
     }
-    let folder = match (cli.task, &cli.model) {
-        (Task::Choice, Some(dir)) => {
-            let mut f = wick_model::Folder::open_with_adapter(dir, cli.adapter.as_deref())?;
-            f.model.keep_transposed_weights()?;
-            Some(f)
-        }
+    match (cli.task, &cli.model.model) {
         (Task::Choice, None) => return Err(Error::msg("--task choice needs --model DIR")),
+        (Task::Choice, Some(_)) => {}
         (_, Some(_)) => return Err(Error::msg("--model is only used by --task choice")),
-        _ => None,
-    };
+        _ => {}
+    }
+    let skip_invalid = cli.skip_invalid.skip_invalid;
 
     let started = Instant::now();
     let inputs = inputs_or_stdin(&cli.files);
     let mut out = Output::create(None)?;
-    let per_record = cli.per_record.then_some(&mut out);
-    let mut progress = Progress::new("eval", cli.quiet);
+    let per_record = cli.per_record.per_record.then_some(&mut out);
+    let mut progress = Progress::new("eval", cli.common.quiet);
+    let mut skips = Skipped::new("eval", cli.common.quiet);
     let mut report = match cli.task {
         Task::Generation => stream(
             &inputs,
@@ -179,50 +215,45 @@ fn body(cli: Cli) -> Result<()> {
                 metrics,
             }),
             per_record,
+            skip_invalid.then_some(&mut skips),
         )?,
-        Task::Qa => stream(&inputs, Qa::new(fields, lang), per_record)?,
-        Task::Classification => stream(&inputs, Classification::new(fields), per_record)?,
-        Task::Choice => {
-            let records = read_all(&inputs)?;
-            if records.is_empty() {
-                return Err(Error::msg(format!("no records in {}", inputs.join(", "))));
-            }
-            let folder = folder.as_ref().expect("checked above");
-            let s = choice(
-                &records,
-                folder,
-                &ChoiceOptions {
-                    context: cli.context.clone(),
-                    endings: cli.endings.clone(),
-                    label: cli.label.clone(),
-                    delimiter: cli.delimiter.clone(),
-                    batch: cli.batch_size,
-                },
-                |done, total| progress.tick(|_| format!("{done}/{total} endings scored")),
-            )
-            .map_err(|e| e.context(format!("--model {}", folder_name(&cli))))?;
-            if let Some(out) = per_record {
-                for (rec, scores) in records.into_iter().zip(s.per_record) {
-                    let mut fields = rec.fields;
-                    fields.extend(scores);
-                    let line = serde_json::to_string(&Value::Object(fields)).expect("serialises");
-                    out.put(line.as_bytes())?;
-                    out.put(b"\n")?;
-                }
-            }
-            let mut report = s.report;
-            report["model"] = serde_json::json!(cli.model);
-            report
-        }
+        Task::Qa => stream(
+            &inputs,
+            Qa::new(fields, lang),
+            per_record,
+            skip_invalid.then_some(&mut skips),
+        )?,
+        Task::Classification => stream(
+            &inputs,
+            Classification::new(fields),
+            per_record,
+            skip_invalid.then_some(&mut skips),
+        )?,
+        Task::Choice => choice_task(
+            &cli,
+            &inputs,
+            per_record,
+            skip_invalid.then_some(&mut skips),
+            &mut progress,
+        )?,
     };
+    if skips.count > 0 {
+        report["skipped"] = skips.count.into();
+    }
     report["seconds"] = started.elapsed().as_secs_f64().into();
-    progress.finish(|secs| format!("{} records in {secs:.2}s", report["records"]));
+    progress.finish(|secs| {
+        format!(
+            "{} records in {secs:.2}s{}",
+            report["records"],
+            Skipped::suffix(skips.count)
+        )
+    });
     let report_line = format!("{report}\n");
     if let Some(path) = &cli.report {
         write_atomic(path, report_line.as_bytes())?;
     }
-    if cli.per_record {
-        if !cli.quiet {
+    if cli.per_record.per_record {
+        if !cli.common.quiet {
             eprint!("{report_line}");
         }
     } else {
@@ -231,10 +262,67 @@ fn body(cli: Cli) -> Result<()> {
     out.finish()
 }
 
-/// The model as the user named it, for errors about its outputs.
-fn folder_name(cli: &Cli) -> String {
-    cli.model
-        .as_deref()
-        .map(|m| m.display().to_string())
-        .unwrap_or_default()
+/// `--task choice`: loads the model, scores every record's endings. Returns the report.
+#[cfg(feature = "model")]
+fn choice_task(
+    cli: &Cli,
+    inputs: &[String],
+    per_record: Option<&mut Output>,
+    skips: Option<&mut Skipped>,
+    progress: &mut Progress,
+) -> Result<Value> {
+    use eval::choice::{choice, ChoiceOptions};
+    use eval::records::{read_all, Record};
+
+    let dir = cli.model.model.as_deref().expect("checked by the caller");
+    let mut folder = wick_model::Folder::open_with_adapter(dir, cli.model.adapter.as_deref())?;
+    folder.model.keep_transposed_weights()?;
+    let mut skips = skips;
+    let records = read_all(inputs, skips.as_deref_mut())?;
+    if records.is_empty() {
+        return Err(Error::msg(format!("no records in {}", inputs.join(", "))));
+    }
+    let s = choice(
+        &records,
+        &folder,
+        &ChoiceOptions {
+            context: cli.context.clone(),
+            endings: cli.endings.clone(),
+            label: cli.label.clone(),
+            delimiter: cli.delimiter.clone(),
+            batch: cli.batch_size,
+        },
+        skips,
+        |done, total| progress.tick(|_| format!("{done}/{total} endings scored")),
+    )
+    .map_err(|e| e.context(format!("--model {}", dir.display())))?;
+    if let Some(out) = per_record {
+        let mut records: Vec<Option<Record>> = records.into_iter().map(Some).collect();
+        for (i, scores) in s.per_record {
+            let mut fields = records[i].take().expect("each record once").fields;
+            fields.extend(scores);
+            let line = serde_json::to_string(&Value::Object(fields)).expect("serialises");
+            out.put(line.as_bytes())?;
+            out.put(b"\n")?;
+        }
+    }
+    let mut report = s.report;
+    report["model"] = serde_json::json!(cli.model.model);
+    Ok(report)
+}
+
+/// Built without the `model` feature: the metric tasks only.
+#[cfg(not(feature = "model"))]
+fn choice_task(
+    _: &Cli,
+    _: &[String],
+    _: Option<&mut Output>,
+    _: Option<&mut Skipped>,
+    _: &mut Progress,
+) -> Result<Value> {
+    Err(Error::msg(
+        "--task choice runs a model, and this eval was built without its `model` feature \
+         (cargo build -p eval --features model, the default); the generation, qa and \
+         classification tasks work without it",
+    ))
 }

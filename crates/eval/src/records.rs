@@ -1,9 +1,8 @@
 //! Input records: JSONL objects remembered with their file and line, and the ways a prediction
 //! or reference may be written in them.
 
-use rayon::prelude::*;
 use serde_json::{Map, Value};
-use wick_io::{kind_of, parse_object, Error, Line, LineReader, Result};
+use wick_io::{kind_of, parse_object, Error, Line, LineReader, Result, Skipped};
 
 pub struct Record {
     pub file: String,
@@ -82,24 +81,18 @@ impl Record {
     }
 }
 
-/// Parses a batch of lines as records, in parallel; the first bad line (in input order) fails.
-pub fn parse_batch(file: &str, lines: &[Line]) -> Result<Vec<Record>> {
-    lines
-        .par_iter()
-        .map(|l| {
-            Ok(Record {
-                file: file.to_string(),
-                line: l.number,
-                fields: parse_object(file, l.number, &l.bytes)?,
-            })
-        })
-        .collect::<Vec<Result<Record>>>()
-        .into_iter()
-        .collect()
+/// Parses one line as a record.
+pub fn parse_record(file: &str, l: &Line) -> Result<Record> {
+    Ok(Record {
+        file: file.to_string(),
+        line: l.number,
+        fields: parse_object(file, l.number, &l.bytes)?,
+    })
 }
 
-/// Every record of the inputs ("-" is stdin), blank lines skipped.
-pub fn read_all(paths: &[String]) -> Result<Vec<Record>> {
+/// Every record of the inputs ("-" is stdin), blank lines skipped. With `skips`, a line that
+/// is not a JSON object is noted there and left out; without, it is an error.
+pub fn read_all(paths: &[String], mut skips: Option<&mut Skipped>) -> Result<Vec<Record>> {
     let mut out = Vec::new();
     let mut buf = Vec::new();
     for path in paths {
@@ -108,7 +101,17 @@ pub fn read_all(paths: &[String]) -> Result<Vec<Record>> {
             if buf.iter().all(u8::is_ascii_whitespace) {
                 continue;
             }
-            let fields = parse_object(reader.name(), line, &buf)?;
+            let fields = match (
+                parse_object(reader.name(), line, &buf),
+                skips.as_deref_mut(),
+            ) {
+                (Ok(f), _) => f,
+                (Err(e), Some(skips)) => {
+                    skips.note(&e);
+                    continue;
+                }
+                (Err(e), None) => return Err(e),
+            };
             out.push(Record {
                 file: reader.name().to_string(),
                 line,

@@ -5,14 +5,14 @@
 
 use rayon::prelude::*;
 use serde_json::{json, Map, Value};
-use wick_io::{for_each_batch, Error, LineReader, Output, Result};
+use wick_io::{for_each_batch, Error, LineReader, Output, Result, Skipped};
 use wick_metrics::bleu::{self, BleuStats};
 use wick_metrics::chrf::{self, ChrfParams, ChrfStats};
 use wick_metrics::rouge::{self, Rouge, RougeTokenizer};
 use wick_metrics::sacre_tok::Tokenize;
 use wick_metrics::{classify, cmrc, squad};
 
-use crate::records::{parse_batch, Record};
+use crate::records::{parse_record, Record};
 
 /// One task's metrics: what a record contributes, and the report from all contributions.
 pub trait Scorer: Sync {
@@ -27,25 +27,37 @@ pub trait Scorer: Sync {
 }
 
 /// Runs every record of `paths` through `scorer`; with `per_record`, writes each record back
-/// with its scores. Returns the report.
+/// with its scores. With `skips`, a bad record (not a JSON object, or one the scorer cannot
+/// read) is noted there and left out; without, the first stops the run. Returns the report.
 pub fn stream<S: Scorer>(
     paths: &[String],
     mut scorer: S,
     mut per_record: Option<&mut Output>,
+    mut skips: Option<&mut Skipped>,
 ) -> Result<Value> {
     let mut records = 0u64;
     for path in paths {
         let reader = LineReader::open(path)?;
         let name = reader.name().to_string();
         for_each_batch(reader, 2048, 8 << 20, |lines| {
-            let recs = parse_batch(&name, &lines)?;
-            let stats = recs
+            let scored = lines
                 .par_iter()
-                .map(|r| scorer.score(r))
-                .collect::<Vec<Result<S::Stat>>>();
+                .map(|l| {
+                    let rec = parse_record(&name, l)?;
+                    let stat = scorer.score(&rec)?;
+                    Ok((rec, stat))
+                })
+                .collect::<Vec<Result<(Record, S::Stat)>>>();
             let mut out = Vec::new();
-            for (rec, stat) in recs.into_iter().zip(stats) {
-                let stat = stat?;
+            for r in scored {
+                let (rec, stat) = match (r, skips.as_deref_mut()) {
+                    (Ok(r), _) => r,
+                    (Err(e), Some(skips)) => {
+                        skips.note(&e);
+                        continue;
+                    }
+                    (Err(e), None) => return Err(e),
+                };
                 if per_record.is_some() {
                     let mut fields = rec.fields;
                     fields.extend(scorer.record_scores(&stat));
@@ -151,8 +163,8 @@ impl Scorer for Generation {
 
     fn score(&self, r: &Record) -> Result<GenRecord> {
         let (o, m) = (&self.o, self.o.metrics);
-        let hyp = r.text(&o.fields.pred, "--pred")?;
-        let refs = r.texts(&o.fields.reference, "--ref")?;
+        let hyp = r.text(&o.fields.pred, "--pred-field")?;
+        let refs = r.texts(&o.fields.reference, "--ref-field")?;
         Ok(GenRecord {
             bleu: m.bleu.then(|| {
                 bleu::segment_stats(
@@ -325,8 +337,8 @@ impl Scorer for Qa {
     type Stat = (f64, f64);
 
     fn score(&self, r: &Record) -> Result<(f64, f64)> {
-        let p = r.text(&self.fields.pred, "--pred")?;
-        let answers = r.texts(&self.fields.reference, "--ref")?;
+        let p = r.text(&self.fields.pred, "--pred-field")?;
+        let answers = r.texts(&self.fields.reference, "--ref-field")?;
         Ok(match self.lang {
             Lang::En => squad::score(p, &answers),
             Lang::Zh => cmrc::score(p, &answers),
@@ -377,8 +389,8 @@ impl Scorer for Classification {
 
     fn score(&self, r: &Record) -> Result<(String, String)> {
         Ok((
-            r.label(&self.fields.pred, "--pred")?,
-            r.label(&self.fields.reference, "--ref")?,
+            r.label(&self.fields.pred, "--pred-field")?,
+            r.label(&self.fields.reference, "--ref-field")?,
         ))
     }
 

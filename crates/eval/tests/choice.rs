@@ -1,3 +1,4 @@
+#![cfg(feature = "model")]
 //! `eval --task choice` against log-likelihoods computed with transformers
 //! (testdata/eval/choice/, made by scripts/gen_choice_fixture.py), and its input errors.
 
@@ -152,10 +153,10 @@ fn label_out_of_range_names_the_field() {
         assert!(err.contains(&format!("{path}:1:")), "{err}");
         assert!(err.contains("\"label\""), "{err}");
     }
-    // --label names another field, and the message names it.
+    // --label-field names another field, and the message names it.
     let (code, _, err, _) = run_file(
         "{\"q\": \"to be\", \"endings\": [\"a\", \"b\"], \"answer\": 2}\n",
-        &["--context", "q", "--label", "answer"],
+        &["--context-field", "q", "--label-field", "answer"],
     );
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("\"answer\""), "{err}");

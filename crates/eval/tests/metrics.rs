@@ -145,7 +145,7 @@ fn chinese_generation_uses_zh_tokenizer_and_character_rouge() {
 
 #[test]
 fn several_references_per_record() {
-    check_generation("gen_multi", &["--ref", "references"], "default");
+    check_generation("gen_multi", &["--ref-field", "references"], "default");
 }
 
 #[test]
@@ -157,9 +157,9 @@ fn qa_matches_squad_and_cmrc_scripts() {
         let (report, recs) = eval(&[
             "--task",
             "qa",
-            "--pred",
+            "--pred-field",
             "prediction",
-            "--ref",
+            "--ref-field",
             "answers",
             "--lang",
             lang,
@@ -186,9 +186,9 @@ fn classification_matches_scikit_learn() {
     let (report, recs) = eval(&[
         "--task",
         "classification",
-        "--pred",
+        "--pred-field",
         "prediction",
-        "--ref",
+        "--ref-field",
         "reference",
         &path,
     ]);
@@ -316,9 +316,9 @@ fn a_byte_order_mark_at_the_start_is_skipped() {
     let args = [
         "--task",
         "classification",
-        "--pred",
+        "--pred-field",
         "prediction",
-        "--ref",
+        "--ref-field",
         "reference",
         "--quiet",
     ];
@@ -332,4 +332,72 @@ fn a_byte_order_mark_at_the_start_is_skipped() {
     assert_eq!(b["records"], p["records"]);
     assert_eq!(b["accuracy"], p["accuracy"]);
     assert_eq!(b["confusion_matrix"], p["confusion_matrix"]);
+}
+
+#[test]
+fn old_field_flag_spellings_still_parse() {
+    let path = file("cls.jsonl");
+    let new = run(
+        EVAL,
+        &[
+            "--task",
+            "classification",
+            "--pred-field",
+            "prediction",
+            "--ref-field",
+            "reference",
+            "-q",
+            &path,
+        ],
+        b"",
+    )
+    .parts();
+    let old = run(
+        EVAL,
+        &[
+            "--task",
+            "classification",
+            "--pred",
+            "prediction",
+            "--ref",
+            "reference",
+            "-q",
+            &path,
+        ],
+        b"",
+    )
+    .parts();
+    assert_eq!(new.0, 0, "{}", new.2);
+    let report = |s: &str| -> Value {
+        let mut v: Value = serde_json::from_str(s.trim()).unwrap();
+        v.as_object_mut().unwrap().remove("seconds");
+        v
+    };
+    assert_eq!(report(&new.1), report(&old.1));
+}
+
+#[test]
+fn skip_invalid_leaves_bad_records_out_and_counts_them() {
+    let input = "{\"response\": \"a\", \"reference\": \"a\"}\nnot json\n{\"response\": \"b\"}\n\
+                 {\"response\": \"c\", \"reference\": \"d\"}\n";
+    let (code, stdout, stderr) = run(
+        EVAL,
+        &["--task", "classification", "--skip-invalid"],
+        input.as_bytes(),
+    )
+    .parts();
+    assert_eq!(code, 0, "{stderr}");
+    let report: Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(report["records"], 2);
+    assert_eq!(report["skipped"], 2);
+    assert!(stderr.contains("<stdin>:2"), "{stderr}");
+    assert!(stderr.contains("2 invalid skipped"), "{stderr}");
+}
+
+#[cfg(not(feature = "model"))]
+#[test]
+fn without_the_model_feature_choice_is_refused_with_the_reason() {
+    let (code, _, stderr) = run(EVAL, &["--task", "choice", "--model", "m"], b"").parts();
+    assert_eq!(code, 1);
+    assert!(stderr.contains("without its `model` feature"), "{stderr}");
 }

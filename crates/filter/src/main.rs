@@ -9,7 +9,8 @@ use filter::{
     CleanOptions, Filter, FilterConfig, FineWeb, GopherQuality, GopherRepetition, RunOptions,
     Script, C4,
 };
-use wick_io::{inputs_or_stdin, AtomicFile, Error, Output, Result};
+use wick_cli::{Common, OutputFile, SkipInvalid};
+use wick_io::{inputs_or_stdin, AtomicFile, Output, Result};
 
 /// Clean JSONL documents and drop low-quality ones with the Gopher, C4 and FineWeb heuristics.
 ///
@@ -24,6 +25,7 @@ use wick_io::{inputs_or_stdin, AtomicFile, Error, Output, Result};
 #[derive(Parser)]
 #[command(
     version,
+    mut_arg("output", |a| a.help("Write kept documents here instead of stdout (atomically).")),
     after_help = "Examples:\n  filter corpus.jsonl > kept.jsonl\n  \
                   filter --rejected dropped.jsonl --min-words 20 --no-c4 a.jsonl -o kept.jsonl"
 )]
@@ -31,24 +33,18 @@ struct Cli {
     /// JSONL inputs; stdin when none is named or for "-". Lines may be up to
     /// 256 MiB; a UTF-8 byte-order mark at the start of a file is skipped.
     files: Vec<String>,
-    /// Write kept documents here instead of stdout (atomically).
-    #[arg(long, short = 'o')]
-    output: Option<String>,
+    #[command(flatten)]
+    output: OutputFile,
     /// Write dropped documents here, each with "filter_reason" (atomically).
     #[arg(long)]
     rejected: Option<String>,
     /// Field holding a document's text.
     #[arg(long, default_value = "text")]
     field: String,
-    /// Skip (and count) bad records instead of stopping at the first.
-    #[arg(long)]
-    skip_invalid: bool,
-    /// Worker threads [default: all cores].
-    #[arg(long)]
-    threads: Option<usize>,
-    /// No progress or summary on stderr.
-    #[arg(long, short = 'q')]
-    quiet: bool,
+    #[command(flatten)]
+    skip_invalid: SkipInvalid,
+    #[command(flatten)]
+    common: Common,
 
     /// No cleaning at all: the rules see the text as it is.
     #[arg(long, help_heading = "Cleaning")]
@@ -362,7 +358,7 @@ fn run(cli: Cli) -> Result<()> {
         wick_io::check_distinct_outputs(&[
             (
                 "-o",
-                std::path::Path::new(cli.output.as_deref().unwrap_or("-")),
+                std::path::Path::new(cli.output.output.as_deref().unwrap_or("-")),
             ),
             ("--rejected", std::path::Path::new(rejected)),
         ])?;
@@ -371,29 +367,18 @@ fn run(cli: Cli) -> Result<()> {
         config(&cli),
         RunOptions {
             field: cli.field.clone(),
-            skip_invalid: cli.skip_invalid,
-            quiet: cli.quiet,
+            skip_invalid: cli.skip_invalid.skip_invalid,
+            quiet: cli.common.quiet,
         },
     );
-    let n = cli
-        .threads
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(n.max(1))
-        .build()
-        .map_err(|e| Error::msg(format!("cannot start {n} threads: {e}")))?;
+    wick_io::set_threads(cli.common.threads)?;
     let mut rejected = cli
         .rejected
         .as_deref()
         .map(AtomicFile::create)
         .transpose()?;
-    let mut out = Output::create(cli.output.as_deref())?;
-    filter.run(
-        &inputs_or_stdin(&cli.files),
-        &mut out,
-        rejected.as_mut(),
-        &pool,
-    )?;
+    let mut out = Output::create(cli.output.output.as_deref())?;
+    filter.run(&inputs_or_stdin(&cli.files), &mut out, rejected.as_mut())?;
     out.finish()?;
     if let Some(r) = rejected {
         r.commit()?;

@@ -120,13 +120,13 @@ impl Filter {
     }
 
     /// Filters every input in turn: kept records to `out`, dropped ones (with
-    /// `"filter_reason"`) to `rejected` when given. Prints the summary unless quiet.
+    /// `"filter_reason"`) to `rejected` when given. Prints the summary unless quiet. Documents
+    /// are judged on rayon's global pool (sized by `wick_io::set_threads`).
     pub fn run(
         &self,
         inputs: &[String],
         out: &mut Output,
         mut rejected: Option<&mut AtomicFile>,
-        pool: &rayon::ThreadPool,
     ) -> Result<Summary> {
         let mut sum = Summary::default();
         let mut skips = wick_io::Skipped::new("filter", self.opts.quiet);
@@ -137,12 +137,10 @@ impl Filter {
                 let reader = LineReader::open(path)?;
                 let name = reader.name().to_string();
                 for_each_batch(reader, BATCH_LINES, BATCH_BYTES, |batch| {
-                    let outcomes: Vec<Result<Outcome>> = pool.install(|| {
-                        batch
-                            .par_iter()
-                            .map(|l| self.process_line(&name, l, want_rejected))
-                            .collect()
-                    });
+                    let outcomes: Vec<Result<Outcome>> = batch
+                        .par_iter()
+                        .map(|l| self.process_line(&name, l, want_rejected))
+                        .collect();
                     let mut chunk = Vec::new();
                     let mut dropped = Vec::new();
                     for (line, r) in batch.iter().zip(outcomes) {

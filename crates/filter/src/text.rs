@@ -1,65 +1,12 @@
-//! The string operations datatrove's filters are written in, with Python's semantics: lengths
-//! in code points, `str.splitlines`, `str.strip`/`str.split` whitespace, and datatrove's
-//! punctuation tables.
+//! The string operations datatrove's filters are written in: Python's `str` semantics (lengths
+//! in code points, `str.splitlines`, `str.strip`/`str.split` whitespace; from
+//! `wick_metrics::pystr`) and datatrove's punctuation tables.
 
-/// Length in code points, as Python's `len(str)`.
-pub fn char_len(s: &str) -> usize {
-    if s.is_ascii() {
-        s.len()
-    } else {
-        s.chars().count()
-    }
-}
-
-/// Python's `str.isspace()`: Unicode whitespace plus the information separators U+001C–U+001F.
-pub fn is_py_space(c: char) -> bool {
-    c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c)
-}
-
-/// Python's `str.strip()`.
-pub fn py_strip(s: &str) -> &str {
-    s.trim_matches(is_py_space)
-}
-
-/// Python's `str.split()` with no argument: runs of whitespace separate, none are empty.
-pub fn py_split(s: &str) -> impl Iterator<Item = &str> {
-    s.split(is_py_space).filter(|w| !w.is_empty())
-}
-
-/// Python's `str.splitlines()`: lines without their terminators, no empty line after a final
-/// terminator; `\r\n` is one terminator.
-pub fn splitlines(s: &str) -> Vec<&str> {
-    let mut lines = Vec::new();
-    let mut start = 0;
-    let mut it = s.char_indices().peekable();
-    while let Some((i, c)) = it.next() {
-        let is_break = matches!(
-            c,
-            '\n' | '\r'
-                | '\u{b}'
-                | '\u{c}'
-                | '\u{1c}'
-                | '\u{1d}'
-                | '\u{1e}'
-                | '\u{85}'
-                | '\u{2028}'
-                | '\u{2029}'
-        );
-        if is_break {
-            lines.push(&s[start..i]);
-            let mut end = i + c.len_utf8();
-            if c == '\r' && matches!(it.peek(), Some((_, '\n'))) {
-                it.next();
-                end += 1;
-            }
-            start = end;
-        }
-    }
-    if start < s.len() {
-        lines.push(&s[start..]);
-    }
-    lines
-}
+// Python's str semantics live once, in wick-metrics (which depends on nothing); the rules use
+// them under these names.
+pub use wick_metrics::pystr::{
+    char_len, is_space as is_py_space, split as py_split, splitlines, strip as py_strip,
+};
 
 /// The characters of datatrove's `PUNCTUATION` string (utils/text.py) above ASCII, sorted.
 /// (Its ASCII part is exactly ASCII punctuation; it also appends the control characters.)

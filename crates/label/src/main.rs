@@ -4,7 +4,8 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser};
 use label::{load_decided, sidecar_path, Appender, Options, Pair};
-use wick_io::{LineReader, Result};
+use wick_cli::{OutputFileRequired, Quiet, SkipInvalid};
+use wick_io::{LineReader, Result, Skipped};
 
 /// Collect human preference comparisons in the terminal: each record's prompt and two responses
 /// are shown side by side, you type which is better, and a {"prompt","chosen","rejected"}
@@ -14,7 +15,8 @@ use wick_io::{LineReader, Result};
 /// Input records (JSONL, one comparison a line) hold "prompt" (a string) and two responses as
 /// "response_a"/"response_b", "a"/"b", or "responses": [first, second]. Other fields (an
 /// "id", metadata) are copied to the preference. The whole input is checked before the first
-/// pair is shown; a bad record stops label with its file and line.
+/// pair is shown; a bad record stops label with its file and line (--skip-invalid: skipped
+/// and counted).
 ///
 /// Keys (type one, then Enter; they are read from stdin):
 ///   a  left (A) is better   b  right (B) is better   t  tie   s  skip   q  quit   ?  help
@@ -37,13 +39,18 @@ use wick_io::{LineReader, Result};
 ///   label pairs.jsonl -o prefs.jsonl --revisit-skipped     # a second look at the skips
 ///   printf 'a\nb\nt\n' | label pairs.jsonl -o prefs.jsonl  # scripted, as the tests do
 #[derive(Parser)]
-#[command(version, verbatim_doc_comment)]
+#[command(
+    version,
+    verbatim_doc_comment,
+    mut_arg("output", |a| a.help(
+        "Preferences are appended here; ties and skips go to OUTPUT.seen beside it."
+    ))
+)]
 struct Cli {
     /// The pairs to label (a JSONL file; stdin carries the keys).
     input: String,
-    /// Preferences are appended here; ties and skips go to OUTPUT.seen beside it.
-    #[arg(short, long)]
-    output: String,
+    #[command(flatten)]
+    output: OutputFileRequired,
     /// Seed of the per-pair choice of which response is shown on the left.
     #[arg(long, default_value_t = 0)]
     swap_seed: u64,
@@ -56,9 +63,10 @@ struct Cli {
     /// Terminal columns [default: $COLUMNS, else 100].
     #[arg(long)]
     width: Option<usize>,
-    /// No summary at the end.
-    #[arg(short, long)]
-    quiet: bool,
+    #[command(flatten)]
+    skip_invalid: SkipInvalid,
+    #[command(flatten)]
+    quiet: Quiet,
 }
 
 fn main() -> ExitCode {
@@ -71,16 +79,16 @@ fn main() -> ExitCode {
     if cli.input == "-" {
         usage("the pairs must come from a file: stdin carries the keys");
     }
-    if cli.output == "-" {
+    if cli.output.output.as_os_str() == "-" {
         usage("--output must be a file: label appends to it and resumes from it");
     }
-    if same_file(&cli.input, &cli.output) {
+    if same_file(Path::new(&cli.input), &cli.output.output) {
         usage("--output is the input file");
     }
     wick_io::run_main("label", || body(cli))
 }
 
-fn same_file(a: &str, b: &str) -> bool {
+fn same_file(a: &Path, b: &Path) -> bool {
     match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
         (Ok(a), Ok(b)) => a == b,
         _ => false,
@@ -99,13 +107,21 @@ fn body(cli: Cli) -> Result<()> {
     let mut reader = LineReader::open(&cli.input)?;
     let mut pairs = Vec::new();
     let mut buf = Vec::new();
+    let mut skips = Skipped::new("label", cli.quiet.quiet);
     while let Some(line) = reader.read_line(&mut buf)? {
         if buf.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        pairs.push(Pair::parse(reader.name(), line, &buf)?);
+        match Pair::parse(reader.name(), line, &buf) {
+            Ok(p) => pairs.push(p),
+            Err(e) if cli.skip_invalid.skip_invalid => skips.note(&e),
+            Err(e) => return Err(e),
+        }
     }
-    let output = Path::new(&cli.output);
+    if skips.count > 0 && !cli.quiet.quiet {
+        eprintln!("label: {} invalid skipped", skips.count);
+    }
+    let output = cli.output.output.as_path();
     let sidecar = sidecar_path(output);
     let mut decided = load_decided(output, &sidecar, cli.revisit_skipped)?;
     let opts = Options {
@@ -121,7 +137,7 @@ fn body(cli: Cli) -> Result<()> {
         &mut io::stdout().lock(),
         &opts,
     )?;
-    if !cli.quiet {
+    if !cli.quiet.quiet {
         let mut msg = format!(
             "label: {} labelled, {} ties, {} skipped, {} remaining of {} pairs ({} decided now)",
             s.labelled, s.ties, s.skipped, s.remaining, s.total, s.this_session

@@ -314,6 +314,27 @@ fn a_bad_record_is_named_and_nothing_is_written() {
 }
 
 #[test]
+fn skip_invalid_leaves_bad_records_out_and_counts_them() {
+    let mut lines = pairs(4);
+    lines[2] = r#"{"id":2,"prompt":"p","response_a":"x"}"#.into();
+    let f = Files::new(&lines);
+    let r = label(&f.args(&["--skip-invalid", "--no-swap"]), "a\na\na\n");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr.contains(":3: missing \"response_b\""),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("label: 1 invalid skipped"),
+        "{}",
+        r.stderr
+    );
+    let ids: Vec<Value> = records(&f.prefs).iter().map(|p| p["id"].clone()).collect();
+    assert_eq!(ids, [0, 1, 3]);
+}
+
+#[test]
 fn a_cut_short_output_is_reported_not_extended() {
     let f = Files::new(&pairs(2));
     std::fs::write(

@@ -1,7 +1,8 @@
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 
 use clap::Parser;
+use wick_cli::{Model, OutputDir, Quiet};
 use wick_io::{Error, Kind, OutDir, Result};
 use wick_model::{Adapter, Llama};
 
@@ -11,7 +12,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// Fold a LoRA adapter into its base model: W' = W + (alpha / r) B A (alpha / sqrt(r) with
 /// rsLoRA), for every layer the adapter holds.
 ///
-/// Reads a Hugging Face base folder (config.json, model.safetensors) and a PEFT LoRA adapter
+/// Reads a Hugging Face model folder (config.json, model.safetensors) and a PEFT LoRA adapter
 /// folder (adapter_config.json, adapter_model.safetensors; wick's `train --method lora` writes
 /// the same), and writes a complete Hugging Face folder: config.json (the base's), the merged
 /// model.safetensors, and the base's tokenizer files. The output is built in a temporary folder
@@ -21,21 +22,23 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// with the tools' --adapter instead.
 ///
 /// Example:
-///   lora-merge --base base/ --adapter runs/sft-lora -o merged/
+///   lora-merge --model base/ --adapter runs/sft-lora -o merged/
 #[derive(Parser)]
-#[command(version, verbatim_doc_comment)]
+#[command(
+    version,
+    verbatim_doc_comment,
+    mut_arg("model", |a| a.help("The base model's Hugging Face folder (config.json, \
+        model.safetensors, tokenizer files).")),
+    mut_arg("adapter", |a| a.required(true).help("The LoRA adapter folder (PEFT's \
+        adapter_config.json, adapter_model.safetensors)."))
+)]
 struct Cli {
-    /// The base model's Hugging Face folder.
-    #[arg(long)]
-    base: PathBuf,
-    /// The adapter folder.
-    #[arg(long)]
-    adapter: PathBuf,
-    /// Output folder (new, empty, or an earlier lora-merge output to replace).
-    #[arg(short, long)]
-    output: PathBuf,
-    #[arg(short, long)]
-    quiet: bool,
+    #[command(flatten)]
+    model: Model,
+    #[command(flatten)]
+    output: OutputDir,
+    #[command(flatten)]
+    quiet: Quiet,
 }
 
 fn main() -> ExitCode {
@@ -55,20 +58,23 @@ fn check_mergeable(adapter: &Path) -> Result<()> {
 }
 
 fn body(cli: Cli) -> Result<()> {
-    wick_io::check_replaceable(&cli.output, Kind::Model, "-o")?;
-    check_mergeable(&cli.adapter)?;
-    let mut model = Llama::load(&cli.base)?;
-    let adapter = Adapter::load(&cli.adapter)?;
+    let base = &cli.model.model;
+    let adapter_dir = cli.model.adapter.as_deref().expect("required by clap");
+    let output = &cli.output.output;
+    wick_io::check_replaceable(output, Kind::Model, "-o")?;
+    check_mergeable(adapter_dir)?;
+    let mut model = Llama::load(base)?;
+    let adapter = Adapter::load(adapter_dir)?;
     model
         .apply_adapter(&adapter)
-        .map_err(|e| e.context(cli.adapter.display()))?;
+        .map_err(|e| e.context(adapter_dir.display()))?;
     model.merge_adapter()?;
 
-    let dir = OutDir::create(&cli.output, Kind::Model, "lora-merge", "-o")?;
+    let dir = OutDir::create(output, Kind::Model, "lora-merge", "-o")?;
     model.save(dir.path())?;
-    wick_train::copy_tokenizer_files(&cli.base, dir.path())?;
+    wick_text::copy_tokenizer_files(base, dir.path())?;
     dir.commit()?;
-    if !cli.quiet {
+    if !cli.quiet.quiet {
         let c = &adapter.config;
         eprintln!(
             "lora-merge: {} layers merged (r {}, alpha {}, scale {:.6}{}) -> {}",
@@ -77,7 +83,7 @@ fn body(cli: Cli) -> Result<()> {
             c.alpha,
             c.scale(),
             if c.rslora { ", rsLoRA" } else { "" },
-            cli.output.display()
+            output.display()
         );
     }
     Ok(())

@@ -13,9 +13,14 @@ const MERGE: &str = env!("CARGO_BIN_EXE_lora-merge");
 
 /// Runs lora-merge: (exit code, stdout, stderr).
 fn merge(base: &Path, adapter: &Path, out: &Path) -> (i32, String, String) {
+    merge_as("--model", base, adapter, out)
+}
+
+/// Runs lora-merge naming the base model with `model_flag`.
+fn merge_as(model_flag: &str, base: &Path, adapter: &Path, out: &Path) -> (i32, String, String) {
     let arg = |p: &Path| p.to_str().unwrap().to_string();
     let args = [
-        "--base".into(),
+        model_flag.into(),
         arg(base),
         "--adapter".into(),
         arg(adapter),
@@ -165,5 +170,20 @@ fn what_cannot_be_merged_is_refused_and_nothing_is_written() {
     assert_eq!(
         std::fs::read_to_string(out.join("notes.md")).unwrap(),
         "mine"
+    );
+}
+
+#[test]
+fn the_old_spelling_base_still_names_the_model() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (new, old) = (tmp.path().join("new"), tmp.path().join("old"));
+    let adapter = testdata("models/lora-plain");
+    let base = testdata("eval/choice/model");
+    let (code, _, err) = merge_as("--base", &base, &adapter, &old);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(merge(&base, &adapter, &new).0, 0);
+    assert_eq!(
+        std::fs::read(old.join("model.safetensors")).unwrap(),
+        std::fs::read(new.join("model.safetensors")).unwrap()
     );
 }

@@ -3,6 +3,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use pack::{info, info_json, pack_inputs};
+use wick_cli::{OutputDirUnlessSubcommand, Quiet, SkipInvalid};
 use wick_io::{human_bytes, inputs_or_stdin, Error, Progress, Result};
 use wick_shard::{verify, Dtype, PackOptions, Packer, ShardSet};
 use wick_text::Tok;
@@ -24,7 +25,11 @@ use wick_text::Tok;
 #[command(
     version,
     args_conflicts_with_subcommands = true,
-    subcommand_negates_reqs = true
+    subcommand_negates_reqs = true,
+    mut_arg("output", |a| a.help(
+        "Output shard directory: new, empty, or an earlier pack output (replaced only when the \
+         new one is complete); a folder holding files wick did not write is refused."
+    ))
 )]
 struct Cli {
     #[command(subcommand)]
@@ -67,9 +72,8 @@ struct PackArgs {
     /// The tokenizer.json (or model folder) the ids came from; it is copied into the directory.
     #[arg(long, short = 't', required = true)]
     tokenizer: Option<PathBuf>,
-    /// Output shard directory (replaced only when the new one is complete).
-    #[arg(long, short = 'o', required = true)]
-    output: Option<PathBuf>,
+    #[command(flatten)]
+    output: OutputDirUnlessSubcommand,
     /// Tokenized JSONL inputs; stdin when none is named or for "-". Lines may be up to
     /// 256 MiB; a UTF-8 byte-order mark at the start of a file is skipped.
     files: Vec<String>,
@@ -97,15 +101,14 @@ struct PackArgs {
     /// EOS token to use instead of the one tokenizer_config.json names.
     #[arg(long)]
     eos: Option<String>,
-    /// Skip (and count) bad records instead of stopping at the first.
-    #[arg(long)]
-    skip_invalid: bool,
-    #[arg(long, short = 'q')]
-    quiet: bool,
+    #[command(flatten)]
+    skip_invalid: SkipInvalid,
+    #[command(flatten)]
+    quiet: Quiet,
 }
 
 // Records are allocated on one thread and freed on another, many small vectors each: mimalloc
-// took 16% less CPU than glibc's malloc on tokenize (measured on the tokenizers-crate path).
+// takes less CPU than glibc's malloc here (docs/speed.md, "Measured history: data tools").
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -170,15 +173,15 @@ fn pack(a: PackArgs) -> Result<()> {
         vocab_size,
         eos_id: tok.require_eos()?,
     };
-    let out = a.output.expect("required by clap");
+    let out = a.output.output.expect("required by clap");
     let mut packer = Packer::create(&out, opts, &tok.path, &tok.hash)?;
-    let mut progress = Progress::new("pack", a.quiet);
+    let mut progress = Progress::new("pack", a.quiet.quiet);
     let sum = pack_inputs(
         &mut packer,
         &inputs_or_stdin(&a.files),
         &a.field,
         &a.split_key,
-        a.skip_invalid,
+        a.skip_invalid.skip_invalid,
         &mut progress,
     )?;
     let m = packer.finish()?;

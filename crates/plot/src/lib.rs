@@ -57,7 +57,12 @@ pub struct Options {
 }
 
 /// Reads every log; `labels` names them in the legend (empty: from their paths).
-pub fn load_runs(paths: &[String], labels: &[String], x_field: &str) -> Result<Vec<Run>> {
+pub fn load_runs(
+    paths: &[String],
+    labels: &[String],
+    x_field: &str,
+    skip_invalid: bool,
+) -> Result<Vec<Run>> {
     let names = if labels.is_empty() {
         panels::run_labels(paths)
     } else {
@@ -69,7 +74,7 @@ pub fn load_runs(paths: &[String], labels: &[String], x_field: &str) -> Result<V
         .map(|(p, label)| {
             Ok(Run {
                 label,
-                log: log::read_log(p, x_field)?,
+                log: log::read_log(p, x_field, skip_invalid)?,
             })
         })
         .collect()
@@ -238,16 +243,20 @@ pub struct Drawn {
     pub last_x: f64,
     /// Logs whose torn last line was skipped.
     pub torn: Vec<String>,
+    /// Logs with bad lines skipped (`--skip-invalid`): path, count, the first one's error.
+    pub skipped: Vec<(String, u64, String)>,
 }
 
-/// Reads the logs and writes every target once.
+/// Reads the logs and writes every target once. With `skip_invalid`, bad lines in the logs are
+/// skipped and counted (in [`Drawn::skipped`]) instead of failing.
 pub fn draw_once(
     paths: &[String],
     labels: &[String],
     opts: &Options,
     targets: &[Target],
+    skip_invalid: bool,
 ) -> Result<Drawn> {
-    let runs = load_runs(paths, labels, &opts.x_field)?;
+    let runs = load_runs(paths, labels, &opts.x_field, skip_invalid)?;
     let fig = figure(runs, opts)?;
     for t in targets {
         match t {
@@ -275,6 +284,15 @@ pub fn draw_once(
             .iter()
             .filter(|r| r.log.torn_tail)
             .map(|r| r.log.path.clone())
+            .collect(),
+        skipped: fig
+            .runs
+            .iter()
+            .filter(|r| r.log.skipped > 0)
+            .map(|r| {
+                let first = r.log.first_skipped.clone().unwrap_or_default();
+                (r.log.path.clone(), r.log.skipped, first)
+            })
             .collect(),
     })
 }

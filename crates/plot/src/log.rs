@@ -2,7 +2,8 @@
 //! field (`step` unless told otherwise).
 //!
 //! A log that is still being written may end in a torn line (no final newline, not yet valid
-//! JSON): it is skipped and counted. A bad line anywhere else is an error naming file and line.
+//! JSON): it is skipped and counted. A bad line anywhere else is an error naming file and line,
+//! or, with `--skip-invalid`, skipped and counted.
 //! Values that are not finite numbers (null, strings, booleans, and Python's `NaN` /
 //! `Infinity`, which `json.dumps` writes) are skipped.
 
@@ -29,6 +30,9 @@ pub struct Log {
     pub last_x: f64,
     /// A torn last line (a run still writing) that was skipped.
     pub torn_tail: bool,
+    /// Bad lines skipped (only with `skip_invalid`), and the first of them.
+    pub skipped: u64,
+    pub first_skipped: Option<String>,
 }
 
 impl Log {
@@ -37,8 +41,9 @@ impl Log {
     }
 }
 
-/// Reads and parses a log file (`-` is stdin).
-pub fn read_log(path: &str, x_field: &str) -> Result<Log> {
+/// Reads and parses a log file (`-` is stdin); with `skip_invalid`, bad lines are skipped and
+/// counted instead of failing.
+pub fn read_log(path: &str, x_field: &str, skip_invalid: bool) -> Result<Log> {
     let (name, bytes) = if path == "-" {
         let mut buf = Vec::new();
         std::io::stdin()
@@ -49,11 +54,18 @@ pub fn read_log(path: &str, x_field: &str) -> Result<Log> {
         let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
         (path.to_string(), bytes)
     };
-    parse_log(&name, &bytes, x_field)
+    parse_log_with(&name, &bytes, x_field, skip_invalid)
 }
 
-/// Parses a log's bytes; `name` is used in error messages.
+/// Parses a log's bytes; `name` is used in error messages. A bad line is an error.
 pub fn parse_log(name: &str, bytes: &[u8], x_field: &str) -> Result<Log> {
+    parse_log_with(name, bytes, x_field, false)
+}
+
+/// Parses a log's bytes; with `skip_invalid`, a bad line is skipped and counted.
+pub fn parse_log_with(name: &str, bytes: &[u8], x_field: &str, skip_invalid: bool) -> Result<Log> {
+    let mut skipped = 0u64;
+    let mut first_skipped = None;
     let mut series: Vec<Series> = Vec::new();
     let mut records = 0u64;
     let mut with_x = 0u64;
@@ -87,6 +99,11 @@ pub fn parse_log(name: &str, bytes: &[u8], x_field: &str) -> Result<Log> {
             Err(_) if !terminated => {
                 torn_tail = true;
                 break;
+            }
+            Err(e) if skip_invalid => {
+                skipped += 1;
+                first_skipped.get_or_insert_with(|| e.to_string());
+                continue;
             }
             Err(e) => return Err(e),
         };
@@ -141,6 +158,8 @@ pub fn parse_log(name: &str, bytes: &[u8], x_field: &str) -> Result<Log> {
         series,
         last_x,
         torn_tail,
+        skipped,
+        first_skipped,
     })
 }
 
@@ -249,6 +268,16 @@ mod tests {
     fn a_byte_order_mark_at_the_start_is_skipped() {
         let l = log("\u{feff}{\"step\":1,\"loss\":6.1}\n{\"step\":2,\"loss\":5.9}\n").unwrap();
         assert_eq!(l.get("loss").unwrap().points, [(1.0, 6.1), (2.0, 5.9)]);
+    }
+
+    #[test]
+    fn bad_lines_are_skipped_and_counted_when_asked() {
+        let text = "{\"step\": 1, \"loss\": 2}\nnot json\n{\"step\": 2, \"loss\": 1}\n";
+        assert!(parse_log("m.jsonl", text.as_bytes(), "step").is_err());
+        let l = parse_log_with("m.jsonl", text.as_bytes(), "step", true).unwrap();
+        assert_eq!(l.skipped, 1);
+        assert!(l.first_skipped.as_ref().unwrap().contains("m.jsonl:2"));
+        assert_eq!(l.get("loss").unwrap().points, [(1.0, 2.0), (2.0, 1.0)]);
     }
 
     #[test]

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use clap::{CommandFactory, Parser, ValueEnum};
 use plot::panels::ScaleChoice;
 use plot::{draw_once, fingerprint, parse_size, Format, Options, Target};
+use wick_cli::{OutputFiles, Quiet, SkipInvalid};
 use wick_io::{Progress, Result};
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -44,17 +45,26 @@ enum ScaleArg {
 ///   plot runs/base/metrics.jsonl -o curves.png -o curves.svg --smooth 0.9
 ///   plot runs/base/metrics.jsonl -o live.png --follow
 #[derive(Parser)]
-#[command(version, verbatim_doc_comment)]
+#[command(
+    version,
+    verbatim_doc_comment,
+    mut_arg("output", |a| a.value_name("PATH").help(
+        "Picture to write: .png or .svg (by extension); give -o twice for both [default: a PNG \
+         on stdout]."
+    )),
+    mut_arg("skip_invalid", |a| a.help(
+        "Skip lines that are not JSON objects, counting them on stderr, instead of stopping at \
+         the first with its file and line (a torn last line is always skipped)."
+    ))
+)]
 struct Cli {
     /// Metrics logs (JSONL); '-' or none: stdin.
     files: Vec<String>,
-    /// Picture to write: .png or .svg (by extension); give -o twice for both [default: a PNG on
-    /// stdout].
-    #[arg(short, long, value_name = "PATH")]
-    out: Vec<String>,
-    /// Format for stdout, or for an -o path without a .png/.svg extension.
-    #[arg(long, value_enum)]
-    format: Option<FormatArg>,
+    #[command(flatten)]
+    output: OutputFiles,
+    /// Image format for stdout, or for an -o path without a .png/.svg extension.
+    #[arg(long, value_enum, alias = "format", value_name = "FORMAT")]
+    image_format: Option<FormatArg>,
     /// Keep redrawing whenever a log changes, until Ctrl-C (needs -o).
     #[arg(long)]
     follow: bool,
@@ -87,9 +97,10 @@ struct Cli {
     /// A title above the legend.
     #[arg(long)]
     title: Option<String>,
-    /// No summary or notes on stderr (errors still show).
-    #[arg(short, long)]
-    quiet: bool,
+    #[command(flatten)]
+    skip_invalid: SkipInvalid,
+    #[command(flatten)]
+    quiet: Quiet,
 }
 
 fn usage(msg: impl std::fmt::Display) -> ! {
@@ -116,12 +127,12 @@ fn main() -> ExitCode {
     if !cli.interval.is_finite() || cli.interval <= 0.0 || cli.interval > 86_400.0 {
         usage("--interval must be above 0 and at most a day (86400 s)");
     }
-    let forced = cli.format.map(|f| match f {
+    let forced = cli.image_format.map(|f| match f {
         FormatArg::Png => Format::Png,
         FormatArg::Svg => Format::Svg,
     });
     let mut targets = Vec::new();
-    for o in &cli.out {
+    for o in &cli.output.output {
         if o == "-" {
             targets.push(Target::Stdout(forced.unwrap_or(Format::Png)));
             continue;
@@ -129,7 +140,7 @@ fn main() -> ExitCode {
         match forced.or_else(|| Format::of_path(o)) {
             Some(f) => targets.push(Target::File(o.clone(), f)),
             None => usage(format!(
-                "cannot tell the format of {o:?}: name it .png or .svg, or give --format"
+                "cannot tell the format of {o:?}: name it .png or .svg, or give --image-format"
             )),
         }
     }
@@ -137,7 +148,8 @@ fn main() -> ExitCode {
         targets.push(Target::Stdout(forced.unwrap_or(Format::Png)));
     }
     let outputs: Vec<(&str, &std::path::Path)> = cli
-        .out
+        .output
+        .output
         .iter()
         .map(|o| ("-o", std::path::Path::new(o)))
         .collect();
@@ -185,10 +197,19 @@ fn names(targets: &[Target]) -> String {
 }
 
 fn once(cli: &Cli, opts: &Options, targets: &[Target]) -> Result<()> {
-    let d = draw_once(&cli.files, &cli.labels, opts, targets)?;
-    if !cli.quiet {
+    let d = draw_once(
+        &cli.files,
+        &cli.labels,
+        opts,
+        targets,
+        cli.skip_invalid.skip_invalid,
+    )?;
+    if !cli.quiet.quiet {
         for t in &d.torn {
             eprintln!("plot: {t}: skipped a partly written last line");
+        }
+        for (path, n, first) in &d.skipped {
+            eprintln!("plot: {path}: {n} invalid skipped (the first: {first})");
         }
         eprintln!(
             "plot: {} run{}, {} panel{} → {} ({}x{})",
@@ -221,7 +242,7 @@ fn follow(cli: &Cli, opts: &Options, targets: &[Target]) -> Result<()> {
     unsafe {
         libc::signal(libc::SIGINT, on_sigint as *const () as libc::sighandler_t);
     }
-    if !cli.quiet {
+    if !cli.quiet.quiet {
         eprintln!(
             "plot: following {} log{}, redrawing {} when they change (checked every {} s); Ctrl-C stops",
             cli.files.len(),
@@ -230,7 +251,7 @@ fn follow(cli: &Cli, opts: &Options, targets: &[Target]) -> Result<()> {
             cli.interval
         );
     }
-    let mut progress = Progress::new("plot", cli.quiet);
+    let mut progress = Progress::new("plot", cli.quiet.quiet);
     let mut seen = None;
     let mut last_error: Option<String> = None;
     let mut redraws = 0u64;
@@ -239,7 +260,13 @@ fn follow(cli: &Cli, opts: &Options, targets: &[Target]) -> Result<()> {
         let fp = fingerprint(&cli.files);
         if seen.as_ref() != Some(&fp) {
             seen = Some(fp);
-            match draw_once(&cli.files, &cli.labels, opts, targets) {
+            match draw_once(
+                &cli.files,
+                &cli.labels,
+                opts,
+                targets,
+                cli.skip_invalid.skip_invalid,
+            ) {
                 Ok(d) => {
                     redraws += 1;
                     last_error = None;

@@ -275,10 +275,46 @@ fn usage_errors_exit_2() {
 #[test]
 fn reads_stdin_and_writes_stdout() {
     let log = std::fs::read(fixture("nano-lr3e-3")).unwrap();
-    let r = run(BIN, &["--format", "svg", "-q"], &log);
+    let r = run(BIN, &["--image-format", "svg", "-q"], &log);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(r.stdout.starts_with("<svg"));
     assert!(svg_texts(&r.stdout).iter().any(|t| t == "stdin"));
+}
+
+#[test]
+fn old_spellings_out_and_format_still_parse() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (new, old) = (tmp.path().join("new"), tmp.path().join("old"));
+    let log = fixture("nano-lr3e-3");
+    let r = plot(&[s(&log), "--output", s(&new), "--image-format", "svg", "-q"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = plot(&[s(&log), "--out", s(&old), "--format", "svg", "-q"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(std::fs::read(&new).unwrap(), std::fs::read(&old).unwrap());
+    let help = plot(&["--help"]).stdout;
+    assert!(help.contains("--image-format") && help.contains("--output"));
+    assert!(
+        !help.contains("--format") && !help.contains("--out "),
+        "{help}"
+    );
+}
+
+#[test]
+fn skip_invalid_leaves_a_bad_middle_line_out_and_counts_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let log = edited(tmp.path(), "nano-lr1e-3", |lines| {
+        lines[49].truncate(30);
+    });
+    let out = tmp.path().join("c.png");
+    let r = plot(&[s(&log), "-o", s(&out), "--skip-invalid"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains(&format!("plot: {}: 1 invalid skipped", s(&log))),
+        "{}",
+        r.stderr
+    );
+    assert!(out.exists());
 }
 
 #[test]

@@ -68,13 +68,9 @@ impl<'a> Encoder<'a> {
         })
     }
 
-    /// Encodes every input in turn to `out`, in order.
-    pub fn run(
-        &self,
-        inputs: &[String],
-        out: &mut Output,
-        pool: &rayon::ThreadPool,
-    ) -> Result<Summary> {
+    /// Encodes every input in turn to `out`, in order, on rayon's global pool (sized by
+    /// `wick_io::set_threads`).
+    pub fn run(&self, inputs: &[String], out: &mut Output) -> Result<Summary> {
         let mut sum = Summary::default();
         let mut progress = Progress::new("tokenize", self.opts.quiet);
         let mut skips = Skipped::new("tokenize", self.opts.quiet);
@@ -84,12 +80,10 @@ impl<'a> Encoder<'a> {
                 let reader = LineReader::open(path)?;
                 let name = reader.name().to_string();
                 for_each_batch(reader, BATCH_LINES, BATCH_BYTES, |batch| {
-                    let encoded: Vec<Result<(Vec<u8>, usize)>> = pool.install(|| {
-                        batch
-                            .par_iter()
-                            .map(|l| self.encode_line(&name, l))
-                            .collect()
-                    });
+                    let encoded: Vec<Result<(Vec<u8>, usize)>> = batch
+                        .par_iter()
+                        .map(|l| self.encode_line(&name, l))
+                        .collect();
                     let mut chunk =
                         Vec::with_capacity(encoded.iter().flatten().map(|e| e.0.len()).sum());
                     for (line, r) in batch.iter().zip(encoded) {

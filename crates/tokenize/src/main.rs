@@ -6,8 +6,9 @@ use clap::{Args, Parser, Subcommand};
 use tokenize::corpus::{Corpus, CorpusFormat};
 use tokenize::decode::decode_line;
 use tokenize::encode::{EncodeOptions, Encoder, FormatChoice};
+use wick_cli::{Common, OutputFile, OutputFileRequired, SkipInvalid};
 use wick_io::{
-    human_bytes, inputs_or_stdin, Error, Kind, LineReader, OutDir, Output, Progress, Result,
+    human_bytes, inputs_or_stdin, Kind, LineReader, OutDir, Output, Progress, Result, Skipped,
 };
 use wick_text::{save_trained, train_bpe, Tok, TrainOptions};
 
@@ -40,6 +41,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Train a GPT-2 style byte-level BPE tokenizer (writes tokenizer.json and tokenizer_config.json).
+    #[command(mut_arg("output", |a| a.value_name("PATH").help(TRAIN_OUTPUT_HELP)))]
     Train(TrainArgs),
     /// Encode records to ids (the default command).
     Encode(EncodeArgs),
@@ -56,9 +58,8 @@ struct EncodeArgs {
     /// JSONL inputs; stdin when none is named or for "-". Lines may be up to
     /// 256 MiB; a UTF-8 byte-order mark at the start of a file is skipped.
     files: Vec<String>,
-    /// Write here instead of stdout (atomically: the file appears when complete).
-    #[arg(long, short = 'o')]
-    output: Option<String>,
+    #[command(flatten)]
+    output: OutputFile,
     /// Field holding a document's text.
     #[arg(long, default_value = "text")]
     field: String,
@@ -74,28 +75,18 @@ struct EncodeArgs {
     /// Drop the source text fields from the output.
     #[arg(long)]
     drop_text: bool,
-    /// Skip (and count) bad records instead of stopping at the first.
-    #[arg(long)]
-    skip_invalid: bool,
-    /// Worker threads [default: all cores].
-    #[arg(long)]
-    threads: Option<usize>,
-    /// No progress or summary on stderr.
-    #[arg(long, short = 'q')]
-    quiet: bool,
+    #[command(flatten)]
+    skip_invalid: SkipInvalid,
+    #[command(flatten)]
+    common: Common,
 }
 
 #[derive(Args)]
 struct TrainArgs {
     /// Corpus files: JSONL documents, or plain text (by extension; see --format); stdin when none.
     files: Vec<String>,
-    /// Where to write the tokenizer. A folder (an existing one, or a name ending in /) gets
-    /// tokenizer.json and tokenizer_config.json (which names EOS and BOS), written whole; an
-    /// existing folder is replaced only when it is an earlier `tokenize train` output. Any
-    /// other name gets that tokenizer.json file alone (EOS is then the first of the usual
-    /// names in its vocabulary).
-    #[arg(long, short = 'o', required = true)]
-    output: PathBuf,
+    #[command(flatten)]
+    output: OutputFileRequired,
     /// Vocabulary size, including the 256 byte tokens and the special tokens.
     #[arg(long, default_value_t = 32000)]
     vocab_size: usize,
@@ -111,14 +102,10 @@ struct TrainArgs {
     /// Input format.
     #[arg(long, value_enum, default_value_t = CorpusFormat::Auto)]
     format: CorpusFormat,
-    /// Skip (and count) bad records instead of stopping at the first.
-    #[arg(long)]
-    skip_invalid: bool,
-    /// Worker threads [default: all cores].
-    #[arg(long)]
-    threads: Option<usize>,
-    #[arg(long, short = 'q')]
-    quiet: bool,
+    #[command(flatten)]
+    skip_invalid: SkipInvalid,
+    #[command(flatten)]
+    common: Common,
 }
 
 #[derive(Args)]
@@ -134,12 +121,14 @@ struct DecodeArgs {
     /// Write the decoded "ids" as plain text, one record per line, instead of JSONL.
     #[arg(long)]
     raw: bool,
-    #[arg(long, short = 'o')]
-    output: Option<String>,
+    #[command(flatten)]
+    output: OutputFile,
+    #[command(flatten)]
+    skip_invalid: SkipInvalid,
 }
 
 // Records are allocated on one thread and freed on another, many small vectors each: mimalloc
-// took 16% less CPU than glibc's malloc on tokenize (measured on the tokenizers-crate path).
+// takes less CPU than glibc's malloc here (docs/speed.md, "Measured history: data tools").
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -153,13 +142,12 @@ fn main() -> ExitCode {
     })
 }
 
-fn pool(threads: Option<usize>) -> Result<rayon::ThreadPool> {
-    let n = threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    rayon::ThreadPoolBuilder::new()
-        .num_threads(n.max(1))
-        .build()
-        .map_err(|e| Error::msg(format!("cannot start {n} threads: {e}")))
-}
+/// `tokenize train -o`: a file or a folder.
+const TRAIN_OUTPUT_HELP: &str = "Where to write the tokenizer. A folder (an existing one, or a \
+    name ending in /) gets tokenizer.json and tokenizer_config.json (which names EOS and BOS), \
+    written whole; an existing folder is replaced only when it is an earlier `tokenize train` \
+    output. Any other name gets that tokenizer.json file alone (EOS is then the first of the \
+    usual names in its vocabulary).";
 
 fn encode(a: EncodeArgs) -> Result<()> {
     let mut tok = Tok::load(a.tokenizer.expect("required by clap"))?;
@@ -171,36 +159,39 @@ fn encode(a: EncodeArgs) -> Result<()> {
         format: a.format,
         append_eos: !a.no_eos,
         drop_text: a.drop_text,
-        skip_invalid: a.skip_invalid,
-        quiet: a.quiet,
+        skip_invalid: a.skip_invalid.skip_invalid,
+        quiet: a.common.quiet,
     };
     let encoder = Encoder::new(&tok, opts)?;
-    let mut out = Output::create(a.output.as_deref())?;
-    encoder.run(&inputs_or_stdin(&a.files), &mut out, &pool(a.threads)?)?;
+    wick_io::set_threads(a.common.threads)?;
+    let mut out = Output::create(a.output.output.as_deref())?;
+    encoder.run(&inputs_or_stdin(&a.files), &mut out)?;
     out.finish()
 }
 
 fn train(a: TrainArgs) -> Result<()> {
-    let as_dir = a.output.is_dir() || a.output.as_os_str().to_string_lossy().ends_with('/');
+    let output = &a.output.output;
+    let as_dir = output.is_dir() || output.as_os_str().to_string_lossy().ends_with('/');
     if as_dir {
         // Checked before the corpus is read: a folder is replaced only when it is an earlier
         // tokenizer folder of wick's.
-        wick_io::check_replaceable(&a.output, Kind::Tokenizer, "-o")?;
-    } else if let Some(dir) = a.output.parent().filter(|d| !d.as_os_str().is_empty()) {
+        wick_io::check_replaceable(output, Kind::Tokenizer, "-o")?;
+    } else if let Some(dir) = output.parent().filter(|d| !d.as_os_str().is_empty()) {
         wick_io::create_dir_all(dir)?;
     }
     let corpus = Corpus::new(
         inputs_or_stdin(&a.files),
         &a.field,
         a.format,
-        a.skip_invalid,
+        a.skip_invalid.skip_invalid,
     );
     let opts = TrainOptions {
         vocab_size: a.vocab_size,
         min_frequency: a.min_frequency,
         special_tokens: a.special_tokens,
     };
-    let mut progress = Progress::new("tokenize train", a.quiet);
+    wick_io::set_threads(a.common.threads)?;
+    let mut progress = Progress::new("tokenize train", a.common.quiet);
     let done = AtomicBool::new(false);
     let vocab = std::thread::scope(|s| {
         s.spawn(|| {
@@ -216,23 +207,21 @@ fn train(a: TrainArgs) -> Result<()> {
                 });
             }
         });
-        let r = pool(a.threads).and_then(|p| {
-            p.install(|| {
-                let trained = train_bpe(corpus.texts(), &opts)?;
-                // An input error ends the stream early: report it rather than save a tokenizer
-                // trained on part of the corpus.
-                corpus.finish()?;
-                if as_dir {
-                    let dir = OutDir::create(&a.output, Kind::Tokenizer, "tokenize", "-o")?;
-                    let vocab =
-                        save_trained(&trained, &opts, &dir.path().join("tokenizer.json"), true)?;
-                    dir.commit()?;
-                    Ok(vocab)
-                } else {
-                    save_trained(&trained, &opts, &a.output, false)
-                }
-            })
-        });
+        let r = (|| {
+            let trained = train_bpe(corpus.texts(), &opts)?;
+            // An input error ends the stream early: report it rather than save a tokenizer
+            // trained on part of the corpus.
+            corpus.finish()?;
+            if as_dir {
+                let dir = OutDir::create(output, Kind::Tokenizer, "tokenize", "-o")?;
+                let vocab =
+                    save_trained(&trained, &opts, &dir.path().join("tokenizer.json"), true)?;
+                dir.commit()?;
+                Ok(vocab)
+            } else {
+                save_trained(&trained, &opts, output, false)
+            }
+        })();
         done.store(true, Ordering::Relaxed);
         r
     })?;
@@ -244,7 +233,7 @@ fn train(a: TrainArgs) -> Result<()> {
             vocab,
             st.docs.load(Ordering::Relaxed),
             human_bytes(st.bytes.load(Ordering::Relaxed)),
-            a.output.display()
+            output.display()
         )
     });
     Ok(())
@@ -252,7 +241,8 @@ fn train(a: TrainArgs) -> Result<()> {
 
 fn decode(a: DecodeArgs) -> Result<()> {
     let tok = Tok::load(&a.tokenizer)?;
-    let mut out = Output::create(a.output.as_deref())?;
+    let mut out = Output::create(a.output.output.as_deref())?;
+    let mut skips = Skipped::new("tokenize decode", false);
     for path in inputs_or_stdin(&a.files) {
         let mut reader = LineReader::open(&path)?;
         loop {
@@ -261,15 +251,17 @@ fn decode(a: DecodeArgs) -> Result<()> {
                 break;
             }
             for line in &batch {
-                out.put(&decode_line(
-                    &tok,
-                    reader.name(),
-                    line,
-                    a.skip_special,
-                    a.raw,
-                )?)?;
+                match decode_line(&tok, reader.name(), line, a.skip_special, a.raw) {
+                    Ok(text) => out.put(&text)?,
+                    Err(e) if a.skip_invalid.skip_invalid => skips.note(&e),
+                    Err(e) => return Err(e),
+                }
             }
         }
     }
-    out.finish()
+    out.finish()?;
+    if skips.count > 0 {
+        eprintln!("tokenize decode: {} invalid skipped", skips.count);
+    }
+    Ok(())
 }

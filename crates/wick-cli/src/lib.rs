@@ -177,3 +177,76 @@ mod tests {
         assert!(!help.contains("--per-doc") && !help.contains("--init"));
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Variants for the data and evaluation tools (dedup, tokenize, pack, plot, label, eval). A tool
+// whose flag says more than the shared help overrides the help with
+// `#[command(mut_arg("output", |a| a.help("...")))]`; the names, letters and aliases stay these.
+
+/// `-o/--output FILE`, required: a file the tool must be given (no stdout).
+#[derive(Args, Debug, Clone)]
+pub struct OutputFileRequired {
+    /// Output file, written to a temporary file and renamed into place when complete.
+    #[arg(short, long, value_name = "FILE", alias = "out")]
+    pub output: PathBuf,
+}
+
+/// `-o/--output FILE`, any number of times: each gets the same output (plot's PNG and SVG).
+#[derive(Args, Debug, Clone, Default)]
+pub struct OutputFiles {
+    /// Output file ('-': stdout); give it more than once for several [default: stdout].
+    #[arg(short, long, value_name = "FILE", alias = "out")]
+    pub output: Vec<String>,
+}
+
+/// `-o/--output DIR` for a tool with subcommands that do not take it: required when no
+/// subcommand is given (clap's `subcommand_negates_reqs`), hence an `Option`.
+#[derive(Args, Debug, Clone, Default)]
+pub struct OutputDirUnlessSubcommand {
+    /// Output folder: new, empty, or one this tool wrote before (replaced whole when the new
+    /// one is complete); a folder holding files wick did not write is refused.
+    #[arg(short, long, value_name = "DIR", alias = "out", required = true)]
+    pub output: Option<PathBuf>,
+}
+
+/// `--model DIR` and `--adapter DIR` for a tool where only some tasks read a model (eval).
+#[derive(Args, Debug, Clone, Default)]
+pub struct OptionalModel {
+    /// Hugging Face model folder (config.json, model.safetensors, tokenizer.json).
+    #[arg(long, value_name = "DIR", aliases = ["init", "policy", "base"])]
+    pub model: Option<PathBuf>,
+    /// An adapter folder (adapter_config.json, adapter_model.safetensors) on top of --model:
+    /// a PEFT LoRA adapter, or a bottleneck adapter from `train --method adapter`.
+    #[arg(long, value_name = "DIR")]
+    pub adapter: Option<PathBuf>,
+}
+
+#[cfg(test)]
+mod data_tool_variant_tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Tool {
+        #[command(flatten)]
+        required: OutputFileRequired,
+        #[command(flatten)]
+        model: OptionalModel,
+    }
+
+    #[derive(Parser)]
+    struct Many {
+        #[command(flatten)]
+        outputs: OutputFiles,
+    }
+
+    #[test]
+    fn variants_take_the_same_names_and_old_spellings() {
+        let t = Tool::parse_from(["t", "--out", "f", "--base", "m"]);
+        assert_eq!(t.required.output, PathBuf::from("f"));
+        assert_eq!(t.model.model, Some(PathBuf::from("m")));
+        assert!(Tool::try_parse_from(["t"]).is_err(), "-o is required");
+        let m = Many::parse_from(["t", "-o", "a.png", "--out", "b.svg", "--output", "c"]);
+        assert_eq!(m.outputs.output, ["a.png", "b.svg", "c"]);
+    }
+}

@@ -2,7 +2,7 @@
 //! (not the mean of sentence scores). Defaults: 4-grams, `exp` smoothing, 13a tokenization.
 
 use crate::ngrams;
-use crate::pytext;
+use crate::pystr;
 use crate::sacre_tok::Tokenize;
 
 pub const MAX_ORDER: usize = 4;
@@ -58,8 +58,8 @@ impl Bleu {
 
 /// Statistics of one hypothesis against one or more references, each already tokenized.
 pub fn segment_stats(hyp: &str, refs: &[String]) -> BleuStats {
-    let hyp_tokens: Vec<&str> = pytext::split(hyp).collect();
-    let ref_tokens: Vec<Vec<&str>> = refs.iter().map(|r| pytext::split(r).collect()).collect();
+    let hyp_tokens: Vec<&str> = pystr::split(hyp).collect();
+    let ref_tokens: Vec<Vec<&str>> = refs.iter().map(|r| pystr::split(r).collect()).collect();
     let mut seqs: Vec<&[&str]> = vec![&hyp_tokens];
     seqs.extend(ref_tokens.iter().map(Vec::as_slice));
     let ids = ngrams::intern(&seqs);

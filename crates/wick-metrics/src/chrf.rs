@@ -2,7 +2,7 @@
 //! chrF++ adds word 1- and 2-grams). Corpus scores come from statistics summed over segments.
 
 use crate::ngrams;
-use crate::pytext;
+use crate::pystr;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct ChrfParams {
@@ -50,7 +50,7 @@ impl ChrfStats {
 /// word of its own (trailing checked first).
 fn words(s: &str) -> Vec<&str> {
     let mut out = Vec::new();
-    for w in pytext::split(s) {
+    for w in pystr::split(s) {
         let mut chars = w.chars();
         let first = chars.next().expect("split gives non-empty words");
         let Some(last) = chars.next_back() else {
@@ -88,11 +88,8 @@ fn match_stats(hyp: &ngrams::Counts, r: &ngrams::Counts) -> [u64; 3] {
 /// Statistics of a hypothesis against its references: those of the reference with the best
 /// sentence-level chrF (the first one on a tie), as sacreBLEU picks them.
 pub fn segment_stats(hyp: &str, refs: &[String], p: &ChrfParams) -> ChrfStats {
-    let hyp_chars = pytext::chars_without_space(hyp);
-    let ref_chars: Vec<Vec<char>> = refs
-        .iter()
-        .map(|r| pytext::chars_without_space(r))
-        .collect();
+    let hyp_chars = pystr::chars_without_space(hyp);
+    let ref_chars: Vec<Vec<char>> = refs.iter().map(|r| pystr::chars_without_space(r)).collect();
     // Word ids shared by the hypothesis and every reference.
     let word_ids = if p.word_order > 0 {
         let hw = words(hyp);

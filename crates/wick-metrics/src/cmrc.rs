@@ -3,7 +3,7 @@
 //! character (EM on the whole string; F1 from the longest common *substring* of the segment
 //! sequences, as that script computes it).
 
-use crate::pytext;
+use crate::pystr;
 
 /// The script's `sp_char` list. Its "……" entry is two characters and never equals one, so the
 /// ellipsis is not removed — as in the script.
@@ -20,7 +20,7 @@ fn is_cjk(c: char) -> bool {
 /// runs of other characters split into words.
 pub fn segments(s: &str) -> Vec<String> {
     let lowered = s.to_lowercase();
-    let s = pytext::strip(&lowered);
+    let s = pystr::strip(&lowered);
     let mut out = Vec::new();
     let mut run = String::new();
     let flush = |run: &mut String, out: &mut Vec<String>| {
@@ -58,7 +58,7 @@ fn word_tokenize(run: &str) -> Vec<String> {
         if !word.is_empty() {
             out.push(std::mem::take(&mut word));
         }
-        if !pytext::is_space(c) {
+        if !pystr::is_space(c) {
             out.push(c.to_string());
         }
     }
@@ -71,7 +71,7 @@ fn word_tokenize(run: &str) -> Vec<String> {
 /// `remove_punctuation`: lowercase, strip, drop the listed punctuation.
 pub fn remove_punctuation(s: &str) -> String {
     let lowered = s.to_lowercase();
-    pytext::strip(&lowered)
+    pystr::strip(&lowered)
         .chars()
         .filter(|c| !SP_CHARS.contains(c))
         .collect()

@@ -8,7 +8,7 @@ pub mod classify;
 pub mod cmrc;
 mod ngrams;
 pub mod porter;
-pub mod pytext;
+pub mod pystr;
 pub mod rouge;
 pub mod sacre_tok;
 pub mod squad;

@@ -6,7 +6,7 @@
 //! every non-whitespace character a token, the usual choice (the same as passing rouge-score a
 //! character tokenizer).
 
-use crate::{ngrams, porter, pytext};
+use crate::{ngrams, porter, pystr};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RougeTokenizer {
@@ -50,7 +50,7 @@ pub fn tokenize(text: &str, how: RougeTokenizer) -> Vec<String> {
     match how {
         RougeTokenizer::Chars => text
             .chars()
-            .filter(|&c| !pytext::is_space(c))
+            .filter(|&c| !pystr::is_space(c))
             .map(String::from)
             .collect(),
         RougeTokenizer::Default { stem } => {

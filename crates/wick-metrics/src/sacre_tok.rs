@@ -1,7 +1,7 @@
 //! sacreBLEU's tokenizers (`13a`, `zh`, `char`, `none`), character for character: BLEU scores are
 //! only comparable between tools that split text identically.
 
-use crate::pytext;
+use crate::pystr;
 
 /// Which sacreBLEU tokenizer to apply before counting n-grams.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -39,7 +39,7 @@ impl Tokenize {
     /// The segment as sacreBLEU's BLEU sees it (it right-strips before tokenizing), tokens joined
     /// by single spaces.
     pub fn apply(self, segment: &str) -> String {
-        let s = pytext::rstrip(segment);
+        let s = pystr::rstrip(segment);
         match self {
             Tokenize::T13a => tokenize_13a(s),
             Tokenize::Zh => tokenize_zh(s),
@@ -75,7 +75,7 @@ pub fn tokenize_13a(line: &str) -> String {
 }
 
 pub fn tokenize_zh(line: &str) -> String {
-    let line = pytext::strip(line);
+    let line = pystr::strip(line);
     let mut spaced = String::with_capacity(line.len() * 2);
     for c in line.chars() {
         if is_chinese_char(c) {
@@ -157,7 +157,7 @@ fn regexp(line: &str) -> String {
     );
     let s = String::from_utf8(a).expect("only ASCII spaces were inserted between whole characters");
     let mut out = String::with_capacity(s.len());
-    for w in pytext::split(&s) {
+    for w in pystr::split(&s) {
         if !out.is_empty() {
             out.push(' ');
         }

@@ -1,7 +1,7 @@
 //! Exact match and token F1 for extractive QA, as the official SQuAD v1.1 evaluation script
 //! computes them (English), each the best over the reference answers.
 
-use crate::pytext;
+use crate::pystr;
 
 /// SQuAD's `normalize_answer`: lowercase, drop ASCII punctuation, drop the words a/an/the, squeeze
 /// whitespace.
@@ -27,7 +27,7 @@ pub fn normalize(s: &str) -> String {
         }
         rest = &rest[end..];
     }
-    pytext::split(&no_articles).collect::<Vec<_>>().join(" ")
+    pystr::split(&no_articles).collect::<Vec<_>>().join(" ")
 }
 
 /// Python's Unicode `\w`.
@@ -42,8 +42,8 @@ pub fn exact_match(prediction: &str, answer: &str) -> bool {
 pub fn f1(prediction: &str, answer: &str) -> f64 {
     let p = normalize(prediction);
     let a = normalize(answer);
-    let mut pt: Vec<&str> = pytext::split(&p).collect();
-    let mut at: Vec<&str> = pytext::split(&a).collect();
+    let mut pt: Vec<&str> = pystr::split(&p).collect();
+    let mut at: Vec<&str> = pystr::split(&a).collect();
     let (np, na) = (pt.len(), at.len());
     pt.sort_unstable();
     at.sort_unstable();

@@ -8,6 +8,7 @@ mod fast_bpe;
 mod record;
 mod render;
 mod tokenizer;
+mod tokenizer_files;
 mod train;
 
 pub use clean::{clean, CleanOptions};
@@ -16,4 +17,5 @@ pub use render::{
     render_preference, render_sft, Format, Piece, Preference, Templates, DEFAULT_CHAT_TEMPLATE,
 };
 pub use tokenizer::{Encoded, Tok};
+pub use tokenizer_files::{copy_tokenizer_files, TOKENIZER_FILES};
 pub use train::{save_trained, train_bpe, TrainOptions};
