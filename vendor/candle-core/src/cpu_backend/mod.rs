@@ -1478,17 +1478,7 @@ impl Map2 for MatMul {
         let dst_rs = dst_strides[0];
         let dst_cs = dst_strides[1];
 
-        // wick patch: with k > 0 and read_dst false, gemm writes every element of dst before
-        // anything reads it, so the zero fill (one more pass over every product's output)
-        // is skipped. With k == 0 gemm writes nothing and the zeros are the answer.
-        let mut dst = if k > 0 {
-            let mut v = Vec::with_capacity(b * m * n);
-            // SAFETY: see above; T is a plain float type.
-            unsafe { v.set_len(b * m * n) };
-            v
-        } else {
-            vec![T::zero(); b * m * n]
-        };
+        let mut dst = vec![T::zero(); b * m * n];
         let num_threads = crate::utils::get_num_threads();
         let parallelism = if num_threads > 1 {
             Parallelism::Rayon(num_threads)

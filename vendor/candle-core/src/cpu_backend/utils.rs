@@ -171,10 +171,7 @@ pub fn binary_map_vec<
 ) -> Vec<T> {
     let el_count = lhs_l.shape().elem_count();
     let mut ys: Vec<T> = Vec::with_capacity(el_count);
-    let ys_to_set = unsafe {
-        let s = ys.spare_capacity_mut();
-        std::mem::transmute::<&mut [std::mem::MaybeUninit<T>], &mut [T]>(s)
-    };
+    let ys_to_set = &mut ys.spare_capacity_mut()[..el_count];
 
     let nd_iter = NdIter::new([lhs_l, rhs_l]);
     let inner_size = nd_iter.inner_size;
@@ -187,26 +184,28 @@ pub fn binary_map_vec<
             (1, 1) => f_vec(
                 &lhs[lhs_off..lhs_off + inner_size],
                 &rhs[rhs_off..rhs_off + inner_size],
-                &mut ys_to_set[dst_off..dst_off + inner_size],
+                // SAFETY: f_vec writes every element (see write_only).
+                unsafe { write_only(&mut ys_to_set[dst_off..dst_off + inner_size]) },
             ),
             (1, 0) => {
                 let r = rhs[rhs_off];
                 f_scalar_vec(
                     r,
                     &lhs[lhs_off..lhs_off + inner_size],
-                    &mut ys_to_set[dst_off..dst_off + inner_size],
+                    // SAFETY: f_scalar_vec writes every element (see write_only).
+                    unsafe { write_only(&mut ys_to_set[dst_off..dst_off + inner_size]) },
                 );
             }
             (0, 1) => {
                 let l = lhs[lhs_off];
                 for i in 0..inner_size {
-                    ys_to_set[dst_off + i] = f(l, rhs[rhs_off + i]);
+                    ys_to_set[dst_off + i].write(f(l, rhs[rhs_off + i]));
                 }
             }
             _ => {
                 for i in 0..inner_size {
-                    ys_to_set[dst_off + i] =
-                        f(lhs[lhs_off + i * inner_ls], rhs[rhs_off + i * inner_rs]);
+                    ys_to_set[dst_off + i]
+                        .write(f(lhs[lhs_off + i * inner_ls], rhs[rhs_off + i * inner_rs]));
                 }
             }
         }
@@ -285,10 +284,8 @@ pub fn unary_map_vec<T: Copy, U: Copy, F: FnMut(T) -> U, FV: FnMut(&[T], &mut [U
     match layout.strided_blocks() {
         crate::StridedBlocks::SingleBlock { start_offset, len } => {
             let mut ys: Vec<U> = Vec::with_capacity(len);
-            let ys_to_set = ys.spare_capacity_mut();
-            let ys_to_set = unsafe {
-                std::mem::transmute::<&mut [std::mem::MaybeUninit<U>], &mut [U]>(ys_to_set)
-            };
+            // SAFETY: f_vec writes every element (see write_only).
+            let ys_to_set = unsafe { write_only(&mut ys.spare_capacity_mut()[..len]) };
             f_vec(&vs[start_offset..start_offset + len], ys_to_set);
             // SAFETY: values are all set by f_vec.
             unsafe { ys.set_len(len) };
@@ -310,10 +307,8 @@ pub fn unary_map_vec<T: Copy, U: Copy, F: FnMut(T) -> U, FV: FnMut(&[T], &mut [U
                 result
             } else {
                 let mut ys: Vec<U> = Vec::with_capacity(el_count);
-                let ys_to_set = ys.spare_capacity_mut();
-                let ys_to_set = unsafe {
-                    std::mem::transmute::<&mut [std::mem::MaybeUninit<U>], &mut [U]>(ys_to_set)
-                };
+                // SAFETY: f_vec writes every element, block by block (see write_only).
+                let ys_to_set = unsafe { write_only(&mut ys.spare_capacity_mut()[..el_count]) };
                 let mut dst_index = 0;
                 for i in 0..count {
                     let src_start = start_offset + i * src_stride;
@@ -343,10 +338,8 @@ pub fn unary_map_vec<T: Copy, U: Copy, F: FnMut(T) -> U, FV: FnMut(&[T], &mut [U
                 result
             } else {
                 let mut ys: Vec<U> = Vec::with_capacity(el_count);
-                let ys_to_set = ys.spare_capacity_mut();
-                let ys_to_set = unsafe {
-                    std::mem::transmute::<&mut [std::mem::MaybeUninit<U>], &mut [U]>(ys_to_set)
-                };
+                // SAFETY: f_vec writes every element, block by block (see write_only).
+                let ys_to_set = unsafe { write_only(&mut ys.spare_capacity_mut()[..el_count]) };
                 let mut dst_index = 0;
                 for src_index in block_start_index {
                     let vs = &vs[src_index..src_index + block_len];
@@ -362,16 +355,34 @@ pub fn unary_map_vec<T: Copy, U: Copy, F: FnMut(T) -> U, FV: FnMut(&[T], &mut [U
     }
 }
 
-/// wick patch: runs `f` over the units 0..n_units on the current rayon pool (the one the caller
-/// runs in) rather than on candle's barrier pool. The barrier pool keeps threads of its own that
-/// spin for up to 25,000 pauses after every op before parking: next to rayon's workers on a
-/// 2-core machine they take a core from the work that follows.
-fn on_rayon_chunked(n_units: usize, f: impl Fn(std::ops::Range<usize>) + Sync) {
-    use rayon::prelude::*;
-    (0..n_units).into_par_iter().for_each(|unit| f(unit..unit + 1));
+/// The not yet initialised output `dst` as the `&mut [T]` that candle's element-wise kernels
+/// (`f_vec`, `f_scalar_vec`) take; the Vec's length is set only after they have run.
+///
+/// # Safety
+/// Only for a kernel that writes every element of the slice and reads none: all of candle's
+/// are `*y = f(x)` loops or SIMD stores. (Passing `&mut [MaybeUninit<T>]` all the way down
+/// would change the signature of every op in op.rs; wick's PATCHED.md.)
+#[inline(always)]
+unsafe fn write_only<T>(dst: &mut [std::mem::MaybeUninit<T>]) -> &mut [T] {
+    // SAFETY: MaybeUninit<T> has the layout of T; the contents are the caller's promise.
+    unsafe { &mut *(dst as *mut [std::mem::MaybeUninit<T>] as *mut [T]) }
 }
 
-// Below this many logical elements the barrier-pool split costs more than it saves.
+/// wick patch: runs `f(unit, chunk)` over the PAR_ELEMWISE_CHUNK-element chunks of `ys` on
+/// the current rayon pool (the one the caller runs in) rather than on candle's barrier pool,
+/// whose threads spin for up to 25,000 pauses after every op before parking: next to rayon's
+/// workers on a 2-core machine they took a core from the work that follows (PATCHED.md).
+fn on_rayon_chunks<U: Send>(
+    ys: &mut [std::mem::MaybeUninit<U>],
+    f: impl Fn(usize, &mut [std::mem::MaybeUninit<U>]) + Sync,
+) {
+    use rayon::prelude::*;
+    ys.par_chunks_mut(PAR_ELEMWISE_CHUNK)
+        .enumerate()
+        .for_each(|(unit, chunk)| f(unit, chunk));
+}
+
+// Below this many logical elements the parallel split costs more than it saves.
 const PAR_ELEMWISE_MIN: usize = 64 * 1024;
 // Per-unit span: big enough to amortize dispatch, small enough to balance.
 const PAR_ELEMWISE_CHUNK: usize = 16 * 1024;
@@ -391,18 +402,12 @@ pub fn unary_map_vec_par<
         if len >= PAR_ELEMWISE_MIN {
             let src = &vs[start_offset..start_offset + len];
             let mut ys: Vec<U> = Vec::with_capacity(len);
-            let ys_ptr = ys.as_mut_ptr() as usize;
-            let n_units = len.div_ceil(PAR_ELEMWISE_CHUNK);
-            on_rayon_chunked(n_units, |range| {
-                let ys_ptr = ys_ptr as *mut U;
-                for unit in range {
-                    let lo = unit * PAR_ELEMWISE_CHUNK;
-                    let hi = len.min(lo + PAR_ELEMWISE_CHUNK);
-                    let dst = unsafe { std::slice::from_raw_parts_mut(ys_ptr.add(lo), hi - lo) };
-                    f_vec(&src[lo..hi], dst);
-                }
+            on_rayon_chunks(&mut ys.spare_capacity_mut()[..len], |unit, dst| {
+                let lo = unit * PAR_ELEMWISE_CHUNK;
+                // SAFETY: f_vec writes every element of its chunk (see write_only).
+                f_vec(&src[lo..lo + dst.len()], unsafe { write_only(dst) })
             });
-            // SAFETY: every element is written by exactly one unit.
+            // SAFETY: the chunks cover all len elements, each written above.
             unsafe { ys.set_len(len) };
             return ys;
         }
@@ -436,56 +441,55 @@ pub fn binary_map_vec_par<
     debug_assert!(inner_size > 0);
 
     let mut ys: Vec<T> = Vec::with_capacity(el_count);
-    let ys_ptr = ys.as_mut_ptr() as usize;
-    let n_units = el_count.div_ceil(PAR_ELEMWISE_CHUNK);
-    on_rayon_chunked(n_units, |range| {
-        let ys_ptr = ys_ptr as *mut T;
-        for unit in range {
-            let mut dst_offset = unit * PAR_ELEMWISE_CHUNK;
-            let hi = el_count.min(dst_offset + PAR_ELEMWISE_CHUNK);
-            let mut inner_offset = dst_offset % inner_size;
-            let mut nd_iter = NdIter::new([lhs_l, rhs_l]);
-            let mut offsets = nd_iter
-                .nth(dst_offset / inner_size)
-                .expect("logical output offset must map to an NdIter block");
+    on_rayon_chunks(&mut ys.spare_capacity_mut()[..el_count], |unit, chunk| {
+        let lo = unit * PAR_ELEMWISE_CHUNK;
+        let mut dst_offset = lo;
+        let hi = lo + chunk.len();
+        let mut inner_offset = dst_offset % inner_size;
+        let mut nd_iter = NdIter::new([lhs_l, rhs_l]);
+        let mut offsets = nd_iter
+            .nth(dst_offset / inner_size)
+            .expect("logical output offset must map to an NdIter block");
 
-            while dst_offset < hi {
-                let len = (inner_size - inner_offset).min(hi - dst_offset);
-                let lhs_offset = offsets[0] + inner_offset * lhs_stride;
-                let rhs_offset = offsets[1] + inner_offset * rhs_stride;
-                // SAFETY: work units own disjoint output ranges, all written before set_len.
-                let dst = unsafe { std::slice::from_raw_parts_mut(ys_ptr.add(dst_offset), len) };
+        while dst_offset < hi {
+            let len = (inner_size - inner_offset).min(hi - dst_offset);
+            let lhs_offset = offsets[0] + inner_offset * lhs_stride;
+            let rhs_offset = offsets[1] + inner_offset * rhs_stride;
+            let dst = &mut chunk[dst_offset - lo..dst_offset - lo + len];
 
-                match (lhs_stride, rhs_stride) {
-                    (1, 1) => f_vec(
-                        &lhs[lhs_offset..lhs_offset + len],
-                        &rhs[rhs_offset..rhs_offset + len],
-                        dst,
-                    ),
-                    (1, 0) => {
-                        f_scalar_vec(rhs[rhs_offset], &lhs[lhs_offset..lhs_offset + len], dst)
-                    }
-                    _ => {
-                        for (i, dst) in dst.iter_mut().enumerate() {
-                            *dst = f(
-                                lhs[lhs_offset + i * lhs_stride],
-                                rhs[rhs_offset + i * rhs_stride],
-                            );
-                        }
+            match (lhs_stride, rhs_stride) {
+                (1, 1) => f_vec(
+                    &lhs[lhs_offset..lhs_offset + len],
+                    &rhs[rhs_offset..rhs_offset + len],
+                    // SAFETY: f_vec writes every element (see write_only).
+                    unsafe { write_only(dst) },
+                ),
+                (1, 0) => f_scalar_vec(
+                    rhs[rhs_offset],
+                    &lhs[lhs_offset..lhs_offset + len],
+                    // SAFETY: f_scalar_vec writes every element (see write_only).
+                    unsafe { write_only(dst) },
+                ),
+                _ => {
+                    for (i, dst) in dst.iter_mut().enumerate() {
+                        dst.write(f(
+                            lhs[lhs_offset + i * lhs_stride],
+                            rhs[rhs_offset + i * rhs_stride],
+                        ));
                     }
                 }
+            }
 
-                dst_offset += len;
-                inner_offset = 0;
-                if dst_offset < hi {
-                    offsets = nd_iter
-                        .next()
-                        .expect("logical output range must stay within NdIter blocks");
-                }
+            dst_offset += len;
+            inner_offset = 0;
+            if dst_offset < hi {
+                offsets = nd_iter
+                    .next()
+                    .expect("logical output range must stay within NdIter blocks");
             }
         }
     });
-    // SAFETY: every element is written by exactly one work unit.
+    // SAFETY: the chunks cover all el_count elements, each written above.
     unsafe { ys.set_len(el_count) };
     ys
 }
