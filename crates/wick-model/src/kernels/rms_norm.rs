@@ -23,8 +23,6 @@ pub fn rms_norm(x: &Tensor, weight: &Tensor, eps: f64) -> Result<Tensor> {
         .apply_op2(&weight.contiguous()?, RmsNorm { eps: eps as f32 })
 }
 
-/// Rotary embedding in Hugging Face's half-rotation convention:
-
 struct RmsNorm {
     eps: f32,
 }

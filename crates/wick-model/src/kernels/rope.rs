@@ -7,6 +7,7 @@ use candle_core::{bail, CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 use super::cpu::{f32s, fused, map_rows, output, simd_dispatch, simd_kernel};
 use super::reference;
 
+/// Rotary embedding in Hugging Face's half-rotation convention:
 /// `x * cos + rotate_half(x) * sin` with `rotate_half(x) = cat(-x[.., D/2..], x[.., ..D/2])`.
 /// x [B, H, T, D] (any rank >= 2 ending in [T, D]; may be a strided view such as a transposed
 /// [B, T, H, D], the output is contiguous), cos and sin [T, D] (constants: they get no gradient).
