@@ -1,12 +1,12 @@
-//! Forward + backward time of the fused attention op against the composition it replaced
-//! (`ops::attention_composed`) and the plain reference (`slow::attention`).
+//! Forward + backward time of the fused attention kernel against the plain-candle reference
+//! (`kernels::reference::attention`), which is what other devices and dtypes run.
 //!
 //!   cargo run --release -p wick-model --example attention_speed -- B NH NKV T HD
 
 use std::time::Instant;
 
 use candle_core::{Device, Tensor, Var};
-use wick_model::{ops, slow};
+use wick_model::kernels::{self, reference};
 
 fn main() -> candle_core::Result<()> {
     wick_model::runtime::setup(None);
@@ -26,10 +26,9 @@ fn main() -> candle_core::Result<()> {
     let scale = 1.0 / (hd as f64).sqrt();
     for (name, which) in [
         ("fused", 0),
-        ("composed", 1),
-        ("slow", 2),
+        ("reference", 1),
         ("fused", 0),
-        ("composed", 1),
+        ("reference", 1),
     ] {
         let reps = 20;
         let mut fwd = 0.0;
@@ -37,16 +36,15 @@ fn main() -> candle_core::Result<()> {
         for _ in 0..reps {
             let t1 = Instant::now();
             let y = match which {
-                0 => ops::attention(&q, &k, &v, scale, None)?,
-                1 => ops::attention_composed(&q, &k, &v, scale, None)?,
-                _ => slow::attention(&q, &k, &v, scale, None)?,
+                0 => kernels::attention(&q, &k, &v, scale, None)?,
+                _ => reference::attention(&q, &k, &v, scale, None)?,
             };
             fwd += t1.elapsed().as_secs_f64();
             (y * &r)?.sum_all()?.backward()?;
         }
         let total = t0.elapsed().as_secs_f64() / reps as f64;
         println!(
-            "{name:8} fwd {:7.3} ms  fwd+bwd {:7.3} ms",
+            "{name:9} fwd {:7.3} ms  fwd+bwd {:7.3} ms",
             fwd / reps as f64 * 1e3,
             total * 1e3
         );

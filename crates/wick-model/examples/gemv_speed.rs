@@ -1,4 +1,4 @@
-//! Decoding-sized products (a few rows of x against a weight matrix): `ops::gemv` against
+//! Decoding-sized products (a few rows of x against a weight matrix): `kernels::gemv` against
 //! candle's matmul, to choose `GEMV_MAX_ROWS`.
 //!
 //!   cargo run --release -p wick-model --example gemv_speed -- [THREADS]
@@ -6,7 +6,7 @@
 use std::time::Instant;
 
 use candle_core::{Device, Tensor};
-use wick_model::ops;
+use wick_model::kernels as ops;
 
 fn time(
     reps: usize,

@@ -1,17 +1,27 @@
-//! The decoder itself, readable in one sitting: embeddings, `num_layers` blocks of
-//! (RMSNorm → attention → residual, RMSNorm → SwiGLU MLP → residual), final RMSNorm, head.
+//! The decoder, readable in one sitting: embeddings, `num_layers` blocks of (RMSNorm →
+//! attention → residual, RMSNorm → SwiGLU MLP → residual), final RMSNorm, head. Each part owns
+//! its `load` (from Hugging Face's tensor names, listed once in `names`) and its `forward`; the
+//! math of every op is in `kernels` (fused CPU kernels) and `kernels::reference` (the same in
+//! plain candle ops).
+//!
+//! Around this file: `weights` (where tensors come from, saving, making them trainable),
+//! `heads` (losses and scores through the output head, the classifier head) and `adapters`
+//! (LoRA adapters on the linear layers, bottleneck adapters after attention and MLP).
 
-use std::collections::HashMap;
-use std::path::Path;
-
-use candle_core::{DType, Device, Tensor, TensorId, Var, D};
+use candle_core::{Device, Tensor, TensorId};
 use wick_io::{Error, Result};
 
-use crate::{ops, Config};
+use crate::kernels;
+use crate::Config;
 
 mod adapters;
+mod heads;
+mod weights;
 
-pub use adapters::AdapterKind;
+pub use adapters::{AdapterKind, BottleneckAdapter};
+pub use heads::{lm_eval_loss, lm_loss, log_softmax};
+pub use weights::save_safetensors;
+use weights::Source;
 
 /// The one conversion of candle's errors into wick's (the candle error stays the source).
 pub fn candle_error(e: candle_core::Error) -> Error {
@@ -19,41 +29,74 @@ pub fn candle_error(e: candle_core::Error) -> Error {
 }
 pub(crate) use candle_error as ce;
 
+/// Hugging Face's tensor names, each written once: loading, saving, training and adapters all
+/// go through these.
+pub(crate) mod names {
+    pub const EMBED: &str = "model.embed_tokens.weight";
+    pub const NORM: &str = "model.norm.weight";
+    pub const LM_HEAD: &str = "lm_head.weight";
+    /// A sequence classifier's head (reward models).
+    pub const SCORE: &str = "score.weight";
+    pub const LAYERS: &str = "model.layers.";
+    pub const INPUT_NORM: &str = "input_layernorm.weight";
+    pub const POST_NORM: &str = "post_attention_layernorm.weight";
+    /// q, k, v, o.
+    pub const ATTENTION: [&str; 4] = [
+        "self_attn.q_proj",
+        "self_attn.k_proj",
+        "self_attn.v_proj",
+        "self_attn.o_proj",
+    ];
+    /// gate, up, down.
+    pub const MLP: [&str; 3] = ["mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"];
+
+    /// The prefix of layer `l`'s tensors.
+    pub fn layer(l: usize) -> String {
+        format!("{LAYERS}{l}")
+    }
+}
+
 /// A linear layer stored as Hugging Face does: weight [out, in], optional bias [out], and
 /// optionally a LoRA adapter on top.
 #[derive(Clone)]
 struct Linear {
     weight: Tensor,
     bias: Option<Tensor>,
-    lora: Option<Lora>,
+    lora: Option<adapters::Lora>,
     /// `weight` transposed, [in, out], with the id of the tensor it was copied from (see
     /// `Llama::keep_transposed_weights`); used only while that is still the weight.
     transposed: Option<(TensorId, Tensor)>,
 }
 
-/// A [r, in], B [out, r], the factor on B A, and the dropout on the adapter's input (applied
-/// only while training).
-#[derive(Clone)]
-struct Lora {
-    a: Tensor,
-    b: Tensor,
-    scale: f64,
-    dropout: f64,
-}
-
-/// Inverted dropout's mask for x [n, k]: each entry 0 with probability p, else 1 / (1 - p),
-/// from a counter-based generator keyed by `key`, so that a step's masks are the same
-/// whenever it is recomputed (an exact resume).
-fn dropout_mask(key: u64, n: usize, k: usize, p: f64) -> candle_core::Result<Tensor> {
-    let mut rng = crate::init::Normal::new(key);
-    let keep = (1.0 / (1.0 - p)) as f32;
-    let v: Vec<f32> = (0..n * k)
-        .map(|_| if rng.uniform() > p { keep } else { 0.0 })
-        .collect();
-    Tensor::from_vec(v, (n, k), &Device::Cpu)
+/// The product kernel a linear layer runs, chosen from what takes a gradient: candle's own
+/// matmul computes both operands' gradients whatever trains, and packs a weight stored [out, in]
+/// again on every call, so each case below has a kernel that does only what it needs.
+enum Product<'a> {
+    /// A frozen weight with its LoRA adapter and no dropout: one op, one [N, out] tensor.
+    FrozenWithLora(&'a adapters::Lora),
+    /// No gradient anywhere and the weight kept transposed: read as it is, not packed again.
+    Transposed(&'a Tensor),
+    /// No gradient anywhere and a few rows (decoding).
+    FewRows,
+    /// A frozen weight under a trainable input (the base under an adapter): no weight gradient.
+    FrozenWeight,
+    /// The weight trains (or nothing else applies).
+    Trainable,
 }
 
 impl Linear {
+    fn load(w: &mut dyn Source, name: &str, out: usize, inp: usize, bias: bool) -> Result<Linear> {
+        Ok(Linear {
+            weight: w.get(&format!("{name}.weight"), &[out, inp])?,
+            bias: match bias {
+                true => Some(w.get(&format!("{name}.bias"), &[out])?),
+                false => None,
+            },
+            lora: None,
+            transposed: None,
+        })
+    }
+
     /// The kept transposed copy, when it is still a copy of the weight and the weight does not
     /// train (a Var keeps its id while the optimizer changes it).
     fn transposed_weight(&self) -> Option<&Tensor> {
@@ -61,6 +104,17 @@ impl Linear {
             Some((id, wt)) if *id == self.weight.id() && !self.weight.track_op() => Some(wt),
             _ => None,
         }
+    }
+
+    fn product(&self, x: &Tensor, dropout: bool) -> candle_core::Result<Product<'_>> {
+        let (x_grad, w_grad) = (x.track_op(), self.weight.track_op());
+        Ok(match (&self.lora, self.transposed_weight()) {
+            (Some(l), _) if !dropout && !w_grad => Product::FrozenWithLora(l),
+            (_, Some(wt)) if !x_grad => Product::Transposed(wt),
+            _ if !x_grad && !w_grad && x.dim(0)? <= kernels::GEMV_MAX_ROWS => Product::FewRows,
+            _ if x_grad && !w_grad => Product::FrozenWeight,
+            _ => Product::Trainable,
+        })
     }
 
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
@@ -75,39 +129,23 @@ impl Linear {
         let inp = dims.pop().expect("at least one dimension");
         let x = x.reshape(((), inp))?;
         let dropout = dropout_key.filter(|_| self.lora.as_ref().is_some_and(|l| l.dropout > 0.0));
-        if let (Some(l), None, false) = (&self.lora, dropout, self.weight.track_op()) {
-            // A frozen weight with its adapter: one op, one [N, out] tensor.
-            let y = ops::lora_matmul(&x, &self.weight, &l.a, &l.b, l.scale)?;
-            let y = match &self.bias {
-                Some(b) => y.broadcast_add(b)?,
-                None => y,
-            };
-            dims.push(y.dim(1)?);
-            return y.reshape(dims);
-        }
-        let mut y = if let Some(wt) = self.transposed_weight().filter(|_| !x.track_op()) {
-            ops::matmul_t(&x, wt)?
-        } else if !x.track_op() && !self.weight.track_op() && x.dim(0)? <= ops::GEMV_MAX_ROWS {
-            // Decoding: a few rows against every weight (no gradients anywhere).
-            ops::gemv(&x, &self.weight)?
-        } else if x.track_op() && !self.weight.track_op() {
-            // A frozen weight under a trainable input (LoRA): no weight gradient.
-            ops::frozen_matmul(&x, &self.weight)?
-        } else {
-            ops::linear(&x, &self.weight)?
+        let w = &self.weight;
+        let product = self.product(&x, dropout.is_some())?;
+        let lora_done = matches!(product, Product::FrozenWithLora(_));
+        let mut y = match product {
+            Product::FrozenWithLora(l) => kernels::lora_matmul(&x, w, &l.a, &l.b, l.scale)?,
+            Product::Transposed(wt) => kernels::matmul_t(&x, wt)?,
+            Product::FewRows => kernels::gemv(&x, w)?,
+            Product::FrozenWeight => kernels::frozen_matmul(&x, w)?,
+            Product::Trainable => kernels::linear(&x, w)?,
         };
-        if let Some(l) = &self.lora {
-            let xd = match dropout {
-                Some(key) => (&x * dropout_mask(key, x.dim(0)?, inp, l.dropout)?)?,
-                _ => x.clone(),
-            };
+        if let (Some(l), false) = (&self.lora, lora_done) {
             // Through the rank-r bottleneck: never forms the [out, in] product B A.
-            y = (y + (ops::linear(&ops::linear(&xd, &l.a)?, &l.b)? * l.scale)?)?;
+            y = (y + l.forward(&x, dropout)?)?;
         }
-        let y = match &self.bias {
-            Some(b) => y.broadcast_add(b)?,
-            None => y,
-        };
+        if let Some(b) = &self.bias {
+            y = y.broadcast_add(b)?;
+        }
         dims.push(y.dim(1)?);
         y.reshape(dims)
     }
@@ -119,10 +157,9 @@ impl Linear {
 /// are concatenated on every call (a copy that is small next to a batch's product), so the
 /// parameters stay the Hugging Face tensors, each with its own gradient.
 ///
-/// None when nothing takes a gradient: for evaluation the fused and separate products measured
-/// the same (small preset, forward only, 336 vs 334 ms) and the copy is then pure cost. None
-/// too when a part has a LoRA adapter (its dropout and bottleneck are per layer), when only
-/// some have a bias, and off the CPU.
+/// None when nothing takes a gradient (for evaluation the fused and separate products run
+/// equally fast, and the copy is then pure cost), when a part has a LoRA adapter (its dropout
+/// and bottleneck are per layer), when only some have a bias, and off the CPU.
 fn fuse(parts: &[&Linear], x: &Tensor) -> candle_core::Result<Option<Linear>> {
     let training = x.track_op() || parts.iter().any(|l| l.weight.track_op());
     if !training
@@ -148,20 +185,256 @@ fn fuse(parts: &[&Linear], x: &Tensor) -> candle_core::Result<Option<Linear>> {
     }))
 }
 
+/// The LoRA dropout keys of one layer's linear layers (training only): a distinct key per
+/// layer and module, so that a step's masks are the same whenever it is recomputed.
+#[derive(Clone, Copy)]
+struct DropoutKeys {
+    base: Option<u64>,
+    layer: usize,
+}
+
+impl DropoutKeys {
+    fn slot(self, slot: u64) -> Option<u64> {
+        let l = self.layer as u64;
+        self.base
+            .map(|k| k ^ (l << 8 | slot).wrapping_mul(0x9e37_79b9_7f4a_7c15))
+    }
+}
+
+/// cos and sin tables [T, head_dim] for the positions being computed.
+struct Rope {
+    cos: Tensor,
+    sin: Tensor,
+}
+
+impl Rope {
+    /// Positions start..start+t, in Hugging Face's layout: the frequencies repeated over both
+    /// halves.
+    fn new(c: &Config, start: usize, t: usize) -> candle_core::Result<Rope> {
+        let hd = c.head_dim;
+        let inv: Vec<f64> = (0..hd / 2)
+            .map(|i| c.rope_theta.powf(-((2 * i) as f64) / hd as f64))
+            .collect();
+        let (mut cos, mut sin) = (Vec::with_capacity(t * hd), Vec::with_capacity(t * hd));
+        for p in start..start + t {
+            for _half in 0..2 {
+                for f in &inv {
+                    // transformers computes the angle in f32: position * inv_freq.
+                    let a = (p as f32) * (*f as f32);
+                    cos.push(a.cos());
+                    sin.push(a.sin());
+                }
+            }
+        }
+        Ok(Rope {
+            cos: Tensor::from_vec(cos, (t, hd), &Device::Cpu)?,
+            sin: Tensor::from_vec(sin, (t, hd), &Device::Cpu)?,
+        })
+    }
+}
+
+/// Causal grouped-query self-attention: each key/value head serves num_heads / num_kv_heads
+/// query heads; within documents when packed.
 #[derive(Clone)]
-struct Block {
-    input_norm: Tensor,
+struct Attention {
     q: Linear,
     k: Linear,
     v: Linear,
     o: Linear,
-    post_norm: Tensor,
+    /// A bottleneck adapter on the output, when the model carries them.
+    adapter: Option<BottleneckAdapter>,
+    num_heads: usize,
+    num_kv_heads: usize,
+    head_dim: usize,
+}
+
+impl Attention {
+    fn load(w: &mut dyn Source, layer: &str, c: &Config) -> Result<Attention> {
+        let [q, k, v, o] = names::ATTENTION.map(|n| format!("{layer}.{n}"));
+        let (h, qo, kvo) = (
+            c.hidden_size,
+            c.num_heads * c.head_dim,
+            c.num_kv_heads * c.head_dim,
+        );
+        Ok(Attention {
+            q: Linear::load(w, &q, qo, h, c.qkv_bias)?,
+            k: Linear::load(w, &k, kvo, h, c.qkv_bias)?,
+            v: Linear::load(w, &v, kvo, h, c.qkv_bias)?,
+            o: Linear::load(w, &o, h, qo, c.o_bias)?,
+            adapter: None,
+            num_heads: c.num_heads,
+            num_kv_heads: c.num_kv_heads,
+            head_dim: c.head_dim,
+        })
+    }
+
+    /// x [B, T, hidden] -> [B, T, hidden]. With a cache, x holds the positions after the cached
+    /// ones, whose keys and values it then gains.
+    fn forward(
+        &self,
+        x: &Tensor,
+        rope: &Rope,
+        cache: Option<&mut Option<(Tensor, Tensor)>>,
+        segments: Option<&Tensor>,
+        keys: DropoutKeys,
+    ) -> candle_core::Result<Tensor> {
+        let (b, t, _) = x.dims3()?;
+        let (nh, nkv, hd) = (self.num_heads, self.num_kv_heads, self.head_dim);
+        let scale = 1.0 / (hd as f64).sqrt();
+        let fused = match cache {
+            None => fuse(&[&self.q, &self.k, &self.v], x)?,
+            Some(_) => None,
+        };
+        // y [B, T, nh, hd]
+        let y = if let Some(qkv) = fused {
+            // One product [B, T, heads, hd]; rope_heads rotates q and k and lays every head's
+            // rows out contiguously, [B, heads, T, hd], in the same pass.
+            let qkv = qkv.forward(x)?.reshape((b, t, nh + 2 * nkv, hd))?;
+            let qkv = kernels::rope_heads(&qkv, nh + nkv, &rope.cos, &rope.sin)?;
+            kernels::attention_packed(&qkv, nh, nkv, scale, segments)?
+        } else {
+            let heads = |lin: &Linear, n: usize, slot: u64| -> candle_core::Result<Tensor> {
+                lin.forward_train(x, keys.slot(slot))?
+                    .reshape((b, t, n, hd))?
+                    .transpose(1, 2)
+            };
+            let q = kernels::rope(&heads(&self.q, nh, 0)?, &rope.cos, &rope.sin)?;
+            let mut k = kernels::rope(&heads(&self.k, nkv, 1)?, &rope.cos, &rope.sin)?;
+            let mut v = heads(&self.v, nkv, 2)?.contiguous()?;
+            if let Some(cache) = cache {
+                if let Some((pk, pv)) = cache.as_ref() {
+                    k = Tensor::cat(&[pk, &k], 2)?;
+                    v = Tensor::cat(&[pv, &v], 2)?;
+                }
+                *cache = Some((k.clone(), v.clone()));
+            }
+            kernels::attention(&q, &k, &v, scale, segments)?
+        };
+        let y = self
+            .o
+            .forward_train(&y.reshape((b, t, nh * hd))?, keys.slot(3))?;
+        match &self.adapter {
+            Some(a) => a.forward(&y),
+            None => Ok(y),
+        }
+    }
+
+    fn linears_mut(&mut self) -> [(&'static str, &mut Linear); 4] {
+        let [q, k, v, o] = names::ATTENTION;
+        [
+            (q, &mut self.q),
+            (k, &mut self.k),
+            (v, &mut self.v),
+            (o, &mut self.o),
+        ]
+    }
+}
+
+/// SwiGLU: down(silu(gate(x)) * up(x)).
+#[derive(Clone)]
+struct Mlp {
     gate: Linear,
     up: Linear,
     down: Linear,
-    /// Houlsby adapters after the attention output and after the MLP, when present.
-    attn_adapter: Option<adapters::Bottleneck>,
-    mlp_adapter: Option<adapters::Bottleneck>,
+    /// A bottleneck adapter on the output, when the model carries them.
+    adapter: Option<BottleneckAdapter>,
+}
+
+impl Mlp {
+    fn load(w: &mut dyn Source, layer: &str, c: &Config) -> Result<Mlp> {
+        let [gate, up, down] = names::MLP.map(|n| format!("{layer}.{n}"));
+        let (h, i) = (c.hidden_size, c.intermediate_size);
+        Ok(Mlp {
+            gate: Linear::load(w, &gate, i, h, c.mlp_bias)?,
+            up: Linear::load(w, &up, i, h, c.mlp_bias)?,
+            down: Linear::load(w, &down, h, i, c.mlp_bias)?,
+            adapter: None,
+        })
+    }
+
+    /// `decoding`: a KV cache is in use (no gate/up fusion; it pays only in training).
+    fn forward(
+        &self,
+        x: &Tensor,
+        decoding: bool,
+        keys: DropoutKeys,
+    ) -> candle_core::Result<Tensor> {
+        let fused = match decoding {
+            false => fuse(&[&self.gate, &self.up], x)?,
+            true => None,
+        };
+        let act = match fused {
+            Some(gu) => kernels::silu_mul_packed(&gu.forward(x)?)?,
+            None => kernels::silu_mul(
+                &self.gate.forward_train(x, keys.slot(4))?,
+                &self.up.forward_train(x, keys.slot(5))?,
+            )?,
+        };
+        let y = self.down.forward_train(&act, keys.slot(6))?;
+        match &self.adapter {
+            Some(a) => a.forward(&y),
+            None => Ok(y),
+        }
+    }
+
+    fn linears_mut(&mut self) -> [(&'static str, &mut Linear); 3] {
+        let [gate, up, down] = names::MLP;
+        [
+            (gate, &mut self.gate),
+            (up, &mut self.up),
+            (down, &mut self.down),
+        ]
+    }
+}
+
+/// One decoder layer: pre-norm attention and pre-norm MLP, each added to the residual stream.
+#[derive(Clone)]
+struct Block {
+    input_norm: Tensor,
+    attn: Attention,
+    post_norm: Tensor,
+    mlp: Mlp,
+    eps: f64,
+}
+
+impl Block {
+    fn load(w: &mut dyn Source, l: usize, c: &Config) -> Result<Block> {
+        let p = names::layer(l);
+        let h = c.hidden_size;
+        // In this order, so that a file's first missing tensor is the one named.
+        let attn = Attention::load(w, &p, c)?;
+        let mlp = Mlp::load(w, &p, c)?;
+        Ok(Block {
+            input_norm: w.get(&format!("{p}.{}", names::INPUT_NORM), &[h])?,
+            attn,
+            post_norm: w.get(&format!("{p}.{}", names::POST_NORM), &[h])?,
+            mlp,
+            eps: c.rms_norm_eps,
+        })
+    }
+
+    fn forward(
+        &self,
+        x: &Tensor,
+        rope: &Rope,
+        cache: Option<&mut Option<(Tensor, Tensor)>>,
+        segments: Option<&Tensor>,
+        keys: DropoutKeys,
+    ) -> candle_core::Result<Tensor> {
+        let decoding = cache.is_some();
+        let h = kernels::rms_norm(x, &self.input_norm, self.eps)?;
+        let x = (x + self.attn.forward(&h, rope, cache, segments, keys)?)?;
+        let h = kernels::rms_norm(&x, &self.post_norm, self.eps)?;
+        x + self.mlp.forward(&h, decoding, keys)?
+    }
+
+    /// Every linear layer with its name within the layer, attention's then the MLP's.
+    fn linears_mut(&mut self) -> impl Iterator<Item = (&'static str, &mut Linear)> {
+        self.attn
+            .linears_mut()
+            .into_iter()
+            .chain(self.mlp.linears_mut())
+    }
 }
 
 #[derive(Clone)]
@@ -174,8 +447,7 @@ pub struct Llama {
     lm_head: Option<Tensor>,
     /// A sequence classifier's head (`score.weight` [labels, hidden]; reward models).
     score: Option<Tensor>,
-    /// The adapter's settings when the model carries one (LoRA on the linear layers, or
-    /// Houlsby bottlenecks in the blocks).
+    /// The adapter's settings when the model carries one.
     adapter: Option<AdapterKind>,
     /// Some while training: keys the LoRA dropout masks of the next forward pass.
     dropout_key: Option<u64>,
@@ -206,311 +478,21 @@ impl KvCache {
     }
 }
 
-/// Where the weights come from when a model is assembled: a safetensors file or a fresh
-/// initialisation. `get` is asked for every Hugging Face tensor name with its shape.
-trait Source {
-    fn get(&mut self, name: &str, shape: &[usize]) -> Result<Tensor>;
-}
-
-/// Takes tensors out of a safetensors map by Hugging Face name, checking shapes.
-struct Loaded {
-    map: HashMap<String, Tensor>,
-    file: String,
-}
-
-impl Source for Loaded {
-    fn get(&mut self, name: &str, shape: &[usize]) -> Result<Tensor> {
-        let t = self
-            .map
-            .remove(name)
-            .ok_or_else(|| Error::msg(format!("{}: missing tensor {name}", self.file)))?;
-        if t.dims() != shape {
-            return Err(Error::msg(format!(
-                "{}: tensor {name} has shape {:?}, expected {shape:?}",
-                self.file,
-                t.dims()
-            )));
-        }
-        match t.dtype() {
-            DType::F32 | DType::F16 | DType::BF16 | DType::F64 => {
-                t.to_dtype(DType::F32).map_err(ce)
-            }
-            other => Err(Error::msg(format!(
-                "{}: tensor {name} has dtype {other:?}; expected a float type",
-                self.file
-            ))),
-        }
-    }
-}
-
-impl Loaded {
-    /// Errs naming the tensors left over once the model has taken its own: a checkpoint is
-    /// understood entirely or refused, never read in part.
-    fn refuse_unused(&self, c: &Config, config_path: &Path) -> Result<()> {
-        let mut left: Vec<&String> = self.map.keys().collect();
-        if left.is_empty() {
-            return Ok(());
-        }
-        left.sort_by_key(|n| natural_key(n));
-        let first = left[0];
-        let more = match left.len() {
-            1 => String::new(),
-            n => format!(" (and {} more: {})", n - 1, natural_tail(&left[1..])),
-        };
-        // What in config.json leaves it out, where that is plain from its name.
-        let layer = first
-            .strip_prefix("model.layers.")
-            .and_then(|r| r.split('.').next())
-            .and_then(|n| n.parse::<usize>().ok());
-        let hint = if layer.is_some_and(|l| l >= c.num_layers) {
-            format!("num_hidden_layers is {}", c.num_layers)
-        } else if first.ends_with(".bias") && c.family != crate::Family::Llama {
-            format!(
-                "model_type {:?} has biases on q, k and v at most, whatever attention_bias and mlp_bias say",
-                c.family_name()
-            )
-        } else if first.contains(".self_attn.") && first.ends_with(".bias") {
-            format!("attention_bias is {}", c.o_bias)
-        } else if first.contains(".mlp.") && first.ends_with(".bias") {
-            format!("mlp_bias is {}", c.mlp_bias)
-        } else if first == "lm_head.weight" && c.num_labels().is_some() {
-            "a sequence classifier has a score head instead".into()
-        } else {
-            "no such tensor in this model".into()
-        };
-        Err(Error::msg(format!(
-            "{}: tensor {first}{more} is not used by the model {} describes ({hint}); refusing to ignore it",
-            self.file,
-            config_path.display()
-        )))
-    }
-}
-
-/// Sorts layer numbers as numbers (layer 2 before layer 10).
-fn natural_key(name: &str) -> (String, usize, String) {
-    if let Some(rest) = name.strip_prefix("model.layers.") {
-        if let Some((n, tail)) = rest.split_once('.') {
-            if let Ok(n) = n.parse() {
-                return ("model.layers.".into(), n, tail.into());
-            }
-        }
-    }
-    (name.into(), 0, String::new())
-}
-
-/// Up to three more names, for the error.
-fn natural_tail(names: &[&String]) -> String {
-    let shown: Vec<&str> = names.iter().take(3).map(|s| s.as_str()).collect();
-    let mut t = shown.join(", ");
-    if names.len() > 3 {
-        t.push_str(", ...");
-    }
-    t
-}
-
-/// transformers' initialisation for Llama: normal(0, initializer_range) for every matrix,
-/// ones for the norms, zeros for biases. Drawn from a seeded generator so that a run is
-/// reproducible.
-struct Fresh {
-    std: f64,
-    rng: crate::init::Normal,
-}
-
-impl Source for Fresh {
-    fn get(&mut self, name: &str, shape: &[usize]) -> Result<Tensor> {
-        let n: usize = shape.iter().product();
-        let data: Vec<f32> = if name.ends_with("norm.weight") {
-            vec![1.0; n]
-        } else if name.ends_with(".bias") {
-            vec![0.0; n]
-        } else {
-            (0..n)
-                .map(|_| (self.rng.sample() * self.std) as f32)
-                .collect()
-        };
-        Tensor::from_vec(data, shape, &Device::Cpu).map_err(ce)
-    }
-}
-
-/// cos and sin tables [T, head_dim] for positions start..start+t (Hugging Face's layout:
-/// the frequencies repeated over both halves).
-fn rope_tables(c: &Config, start: usize, t: usize) -> candle_core::Result<(Tensor, Tensor)> {
-    let hd = c.head_dim;
-    let inv: Vec<f64> = (0..hd / 2)
-        .map(|i| c.rope_theta.powf(-((2 * i) as f64) / hd as f64))
-        .collect();
-    let (mut cos, mut sin) = (Vec::with_capacity(t * hd), Vec::with_capacity(t * hd));
-    for p in start..start + t {
-        for _half in 0..2 {
-            for f in &inv {
-                // transformers computes the angle in f32: position * inv_freq.
-                let a = (p as f32) * (*f as f32);
-                cos.push(a.cos());
-                sin.push(a.sin());
-            }
-        }
-    }
-    Ok((
-        Tensor::from_vec(cos, (t, hd), &Device::Cpu)?,
-        Tensor::from_vec(sin, (t, hd), &Device::Cpu)?,
-    ))
-}
-
 impl Llama {
-    /// Training mode for the next forward passes: Some(key) turns LoRA dropout on with masks
-    /// drawn from `key` (derive it from the seed, step and micro-batch); None (the default)
-    /// is evaluation: no dropout.
-    pub fn set_dropout_key(&mut self, key: Option<u64>) {
-        self.dropout_key = key;
-    }
-
-    /// Loads config.json and model.safetensors from a Hugging Face folder.
-    ///
-    /// Strict: every tensor of the file must be one the config's model uses (an unused one is
-    /// an error naming it), every one it uses must be there with its shape, and the weights
-    /// must fit in this machine's memory (checked from the config before anything is read).
-    pub fn load(dir: &Path) -> Result<Llama> {
-        let config_path = dir.join("config.json");
-        let config = Config::load(&config_path)?;
-        crate::memory::check_weights(&config)
-            .map_err(|e| Error::msg(format!("{}: {e}", config_path.display())))?;
-        let file = dir.join("model.safetensors");
-        if !file.exists() {
-            return Err(Error::msg(format!(
-                "{}: no model.safetensors (sharded and .bin checkpoints are not supported)",
-                dir.display()
-            )));
-        }
-        // Mapped rather than read: reading copies the whole file into a fresh buffer before
-        // each tensor is copied out of it, and on this project's VM a fresh page costs more to
-        // fault in than to copy (the small model: 69 MB of such pages saved at every start).
-        let map = (|| -> candle_core::Result<HashMap<String, Tensor>> {
-            use candle_core::safetensors::{Load, MmapedSafetensors};
-            // SAFETY: the map lives only inside this closure and every tensor is copied out of
-            // it before it returns; a file truncated meanwhile by another process would fault,
-            // as with any memory-mapped reader.
-            let st = unsafe { MmapedSafetensors::new(&file)? };
-            st.tensors()
-                .into_iter()
-                .map(|(name, view)| Ok((name, view.load(&Device::Cpu)?)))
-                .collect()
-        })()
-        .map_err(|e| Error::msg(format!("{}: cannot read safetensors: {e}", file.display())))?;
-        let mut src = Loaded {
-            map,
-            file: file.display().to_string(),
-        };
-        let mut model = Llama::assemble(config, &mut src)?;
-        if let Some(labels) = model.config.num_labels() {
-            let h = model.config.hidden_size;
-            model.score = Some(src.get("score.weight", &[labels, h])?);
-        } else if model.config.tie_word_embeddings {
-            // Some writers store the tied head as well: accepted only as the copy it must be.
-            if let Some(head) = src.map.remove("lm_head.weight") {
-                let same = head.dims() == model.embed.dims()
-                    && head
-                        .to_dtype(DType::F32)
-                        .and_then(|h| h.eq(&model.embed)?.min_all()?.to_scalar::<u8>())
-                        .map_err(ce)?
-                        == 1;
-                if !same {
-                    return Err(Error::msg(format!(
-                        "{}: lm_head.weight differs from model.embed_tokens.weight, but {} has tie_word_embeddings true",
-                        src.file,
-                        config_path.display()
-                    )));
-                }
-            }
-        } else {
-            model.lm_head = Some(src.get(
-                "lm_head.weight",
-                &[model.config.vocab_size, model.config.hidden_size],
-            )?);
-        }
-        src.refuse_unused(&model.config, &config_path)?;
-        Ok(model)
-    }
-
-    /// A freshly initialised model (transformers' Llama initialisation, seeded).
-    /// Refused before anything is allocated when the weights would not fit in memory.
-    pub fn init(config: Config, seed: u64) -> Result<Llama> {
-        crate::memory::check_weights(&config).map_err(Error::msg)?;
-        let mut src = Fresh {
-            std: config.initializer_range,
-            rng: crate::init::Normal::new(seed),
-        };
-        let mut model = Llama::assemble(config, &mut src)?;
-        if !model.config.tie_word_embeddings {
-            let c = &model.config;
-            model.lm_head = Some(src.get("lm_head.weight", &[c.vocab_size, c.hidden_size])?);
-        }
-        Ok(model)
-    }
-
-    fn assemble(config: Config, w: &mut dyn Source) -> Result<Llama> {
+    /// The layers and final norm from `w`, heads left to the caller (they depend on the
+    /// checkpoint: tied, untied or a classifier's).
+    fn load_body(config: Config, w: &mut dyn Source) -> Result<Llama> {
         let c = &config;
-        let (h, hd) = (c.hidden_size, c.head_dim);
-        let linear = |w: &mut dyn Source, name: &str, out: usize, inp: usize, bias: bool| {
-            Ok::<_, Error>(Linear {
-                weight: w.get(&format!("{name}.weight"), &[out, inp])?,
-                bias: if bias {
-                    Some(w.get(&format!("{name}.bias"), &[out])?)
-                } else {
-                    None
-                },
-                lora: None,
-                transposed: None,
-            })
-        };
         // Not reserved up front: the weight estimate (checked before) counts parameters, not a
         // layer's own ~700 bytes, so 38 million layers of a few parameters each passed it and
         // reserving them aborted; a loaded model's layers each need their tensors in the file.
         let mut blocks = Vec::new();
         for l in 0..c.num_layers {
-            let p = format!("model.layers.{l}");
-            let (qo, kvo) = (c.num_heads * hd, c.num_kv_heads * hd);
-            let q = linear(w, &format!("{p}.self_attn.q_proj"), qo, h, c.qkv_bias)?;
-            let k = linear(w, &format!("{p}.self_attn.k_proj"), kvo, h, c.qkv_bias)?;
-            let v = linear(w, &format!("{p}.self_attn.v_proj"), kvo, h, c.qkv_bias)?;
-            let o = linear(w, &format!("{p}.self_attn.o_proj"), h, qo, c.o_bias)?;
-            let gate = linear(
-                w,
-                &format!("{p}.mlp.gate_proj"),
-                c.intermediate_size,
-                h,
-                c.mlp_bias,
-            )?;
-            let up = linear(
-                w,
-                &format!("{p}.mlp.up_proj"),
-                c.intermediate_size,
-                h,
-                c.mlp_bias,
-            )?;
-            let down = linear(
-                w,
-                &format!("{p}.mlp.down_proj"),
-                h,
-                c.intermediate_size,
-                c.mlp_bias,
-            )?;
-            blocks.push(Block {
-                input_norm: w.get(&format!("{p}.input_layernorm.weight"), &[h])?,
-                q,
-                k,
-                v,
-                o,
-                post_norm: w.get(&format!("{p}.post_attention_layernorm.weight"), &[h])?,
-                gate,
-                up,
-                down,
-                attn_adapter: None,
-                mlp_adapter: None,
-            });
+            blocks.push(Block::load(w, l, c)?);
         }
         Ok(Llama {
-            embed: w.get("model.embed_tokens.weight", &[c.vocab_size, h])?,
-            norm: w.get("model.norm.weight", &[h])?,
+            embed: w.get(names::EMBED, &[c.vocab_size, c.hidden_size])?,
+            norm: w.get(names::NORM, &[c.hidden_size])?,
             blocks,
             lm_head: None,
             score: None,
@@ -520,110 +502,11 @@ impl Llama {
         })
     }
 
-    /// Every weight under its Hugging Face name, in a fixed order.
-    fn slots(&mut self) -> Vec<(String, &mut Tensor)> {
-        let mut out = vec![("model.embed_tokens.weight".to_string(), &mut self.embed)];
-        for (l, b) in self.blocks.iter_mut().enumerate() {
-            let p = format!("model.layers.{l}");
-            out.push((format!("{p}.input_layernorm.weight"), &mut b.input_norm));
-            let linears = [
-                ("self_attn.q_proj", &mut b.q),
-                ("self_attn.k_proj", &mut b.k),
-                ("self_attn.v_proj", &mut b.v),
-                ("self_attn.o_proj", &mut b.o),
-                ("mlp.gate_proj", &mut b.gate),
-                ("mlp.up_proj", &mut b.up),
-                ("mlp.down_proj", &mut b.down),
-            ];
-            for (name, lin) in linears {
-                out.push((format!("{p}.{name}.weight"), &mut lin.weight));
-                if let Some(bias) = lin.bias.as_mut() {
-                    out.push((format!("{p}.{name}.bias"), bias));
-                }
-            }
-            out.push((
-                format!("{p}.post_attention_layernorm.weight"),
-                &mut b.post_norm,
-            ));
-        }
-        out.push(("model.norm.weight".to_string(), &mut self.norm));
-        if let Some(head) = self.lm_head.as_mut() {
-            out.push(("lm_head.weight".to_string(), head));
-        }
-        if let Some(score) = self.score.as_mut() {
-            out.push(("score.weight".to_string(), score));
-        }
-        out
-    }
-
-    /// The weights under their Hugging Face names (shared storage, not copies).
-    pub fn named_tensors(&self) -> Vec<(String, Tensor)> {
-        let mut copy = self.clone();
-        copy.slots()
-            .into_iter()
-            .map(|(n, t)| (n, t.clone()))
-            .collect()
-    }
-
-    /// Stores every projection weight without an adapter transposed, [in, out], for forward
-    /// passes that take no gradient (`ppl`, scoring): gemm packs a weight stored [out, in]
-    /// again on every product, and reads an [in, out] one as it is, so those products run
-    /// 2-19% faster (measured on the small and nano presets' shapes, 2 threads).
-    ///
-    /// The weight becomes a strided [out, in] view of the transposed storage, and the
-    /// [out, in] original is freed, so this costs no memory: a kept second copy had been 57 MB
-    /// of the small model, and freshly faulted pages are slow on a VM. The transposed storage
-    /// is used only while its view is still the weight and does not train; anything else
-    /// reads the view (a copy per call where a kernel needs [out, in] rows), and replacing or
-    /// training the weight makes it inert.
-    pub fn keep_transposed_weights(&mut self) -> Result<()> {
-        for (_, lin) in self.linears_mut() {
-            if lin.lora.is_some() || lin.transposed_weight().is_some() {
-                // An adapter's layer takes its own fused path, which wants [out, in].
-                continue;
-            }
-            let wt = lin.weight.t().and_then(|t| t.contiguous()).map_err(ce)?;
-            lin.weight = wt.t().map_err(ce)?;
-            lin.transposed = Some((lin.weight.id(), wt));
-        }
-        Ok(())
-    }
-
-    /// Turns every weight into a trainable variable and returns them by name.
-    pub fn make_trainable(&mut self) -> Result<Vec<(String, Var)>> {
-        let mut vars = Vec::new();
-        for (name, slot) in self.slots() {
-            let var = Var::from_tensor(slot).map_err(ce)?;
-            *slot = var.as_tensor().clone();
-            vars.push((name, var));
-        }
-        Ok(vars)
-    }
-
-    /// Replaces weights by name (e.g. from a checkpoint); every name must be known.
-    pub fn set_tensors(&mut self, tensors: &HashMap<String, Tensor>) -> Result<()> {
-        for (name, slot) in self.slots() {
-            if let Some(t) = tensors.get(&name) {
-                if t.dims() != slot.dims() {
-                    return Err(Error::msg(format!(
-                        "tensor {name} has shape {:?}, expected {:?}",
-                        t.dims(),
-                        slot.dims()
-                    )));
-                }
-                *slot = t.clone();
-            }
-        }
-        Ok(())
-    }
-
-    /// Writes config.json and model.safetensors into `dir` (created if needed), each file
-    /// atomically.
-    pub fn save(&self, dir: &Path) -> Result<()> {
-        wick_io::create_dir_all(dir)?;
-        wick_io::write_atomic(dir.join("config.json"), self.config.to_json().as_bytes())?;
-        let tensors: HashMap<String, Tensor> = self.named_tensors().into_iter().collect();
-        save_safetensors(&tensors, &dir.join("model.safetensors"))
+    /// Training mode for the next forward passes: Some(key) turns LoRA dropout on with masks
+    /// drawn from `key` (derive it from the seed, step and micro-batch); None (the default)
+    /// is evaluation: no dropout.
+    pub fn set_dropout_key(&mut self, key: Option<u64>) {
+        self.dropout_key = key;
     }
 
     /// Logits [B, T, vocab] for token ids [B, T].
@@ -644,74 +527,29 @@ impl Llama {
         self.hidden_inner(ids, cache, segments).map_err(ce)
     }
 
-    /// Turns a causal LM into a sequence classifier with `labels` outputs (a reward model has
-    /// one), as transformers' `...ForSequenceClassification` loads a causal checkpoint: the LM
-    /// head goes, a `score` head drawn from N(0, initializer_range) (seeded) takes its place,
-    /// and config.json will name the classifier and its pad id.
-    pub fn into_classifier(&mut self, labels: usize, pad: u32, seed: u64) -> Result<()> {
-        let c = &mut self.config;
-        let archs: Vec<String> = c
-            .json
-            .get("architectures")
-            .and_then(|a| a.as_array())
-            .map(|a| {
-                a.iter()
-                    .filter_map(|x| x.as_str())
-                    .map(str::to_string)
-                    .collect()
-            })
-            .filter(|a: &Vec<String>| !a.is_empty())
-            .unwrap_or_else(|| vec!["LlamaForCausalLM".into()]);
-        let archs: Vec<String> = archs
-            .iter()
-            .map(|a| {
-                let stem = a.strip_suffix("ForCausalLM").unwrap_or(a);
-                let stem = stem
-                    .strip_suffix("ForSequenceClassification")
-                    .unwrap_or(stem);
-                format!("{stem}ForSequenceClassification")
-            })
-            .collect();
-        let id2label: serde_json::Map<String, serde_json::Value> = (0..labels)
-            .map(|i| (i.to_string(), format!("LABEL_{i}").into()))
-            .collect();
-        let label2id: serde_json::Map<String, serde_json::Value> = (0..labels)
-            .map(|i| (format!("LABEL_{i}"), i.into()))
-            .collect();
-        c.json.insert("architectures".into(), archs.into());
-        c.json.insert("num_labels".into(), labels.into());
-        c.json.insert("id2label".into(), id2label.into());
-        c.json.insert("label2id".into(), label2id.into());
-        c.pad_token_id = Some(pad);
-        let mut rng = crate::init::Normal::new(seed ^ 0x5c0e);
-        let std = c.initializer_range;
-        let data: Vec<f32> = (0..labels * c.hidden_size)
-            .map(|_| (rng.sample() * std) as f32)
-            .collect();
-        self.score =
-            Some(Tensor::from_vec(data, (labels, c.hidden_size), &Device::Cpu).map_err(ce)?);
-        self.lm_head = None;
-        Ok(())
-    }
-
-    /// log p(target) through the output head for hidden states h [N, hidden] and targets [N]
-    /// -> [N]; differentiable in the model when `grad` (DPO, PPO).
-    pub fn head_logprobs(&self, h: &Tensor, targets: &Tensor, grad: bool) -> Result<Tensor> {
-        if grad {
-            ops::lm_head_logprobs_train(h, self.head(), targets).map_err(ce)
-        } else {
-            ops::lm_head_logprobs(&h.detach(), &self.head().detach(), targets).map_err(ce)
+    fn hidden_inner(
+        &self,
+        ids: &Tensor,
+        mut cache: Option<&mut KvCache>,
+        segments: Option<&Tensor>,
+    ) -> candle_core::Result<Tensor> {
+        let c = &self.config;
+        let (b, t) = ids.dims2()?;
+        let past = cache.as_ref().map_or(0, |k| k.len());
+        let rope = Rope::new(c, past, t)?;
+        let mut x =
+            self.embed
+                .index_select(&ids.flatten_all()?, 0)?
+                .reshape((b, t, c.hidden_size))?;
+        for (l, block) in self.blocks.iter().enumerate() {
+            let layer_cache = cache.as_deref_mut().map(|k| &mut k.layers[l]);
+            let keys = DropoutKeys {
+                base: self.dropout_key,
+                layer: l,
+            };
+            x = block.forward(&x, &rope, layer_cache, segments, keys)?;
         }
-    }
-
-    /// The entropy of the next-token distribution for hidden states h [N, hidden] -> [N].
-    pub fn head_entropy(&self, h: &Tensor) -> Result<Tensor> {
-        ops::lm_head_entropy(&h.detach(), &self.head().detach()).map_err(ce)
-    }
-
-    /// A sequence classifier's head `score.weight` [labels, hidden], if this is one.
-    pub fn score_head(&self) -> Option<&Tensor> {
-        self.score.as_ref()
+        kernels::rms_norm(&x, &self.norm, c.rms_norm_eps)
     }
 
     /// The output head's weight [vocab, hidden] (the embeddings when tied).
@@ -721,9 +559,8 @@ impl Llama {
 
     /// The output head: logits [.., vocab] from hidden states [.., hidden].
     pub fn logits(&self, hidden: &Tensor) -> Result<Tensor> {
-        let head = self.lm_head.as_ref().unwrap_or(&self.embed);
         Linear {
-            weight: head.clone(),
+            weight: self.head().clone(),
             bias: None,
             lora: None,
             transposed: None,
@@ -731,148 +568,4 @@ impl Llama {
         .forward(hidden)
         .map_err(ce)
     }
-
-    fn hidden_inner(
-        &self,
-        ids: &Tensor,
-        mut cache: Option<&mut KvCache>,
-        segments: Option<&Tensor>,
-    ) -> candle_core::Result<Tensor> {
-        let c = &self.config;
-        let (b, t) = ids.dims2()?;
-        let (nh, nkv, hd) = (c.num_heads, c.num_kv_heads, c.head_dim);
-        let past = cache.as_ref().map_or(0, |k| k.len());
-        let (cos, sin) = rope_tables(c, past, t)?;
-        let mut x =
-            self.embed
-                .index_select(&ids.flatten_all()?, 0)?
-                .reshape((b, t, c.hidden_size))?;
-        for (l, blk) in self.blocks.iter().enumerate() {
-            // A distinct dropout key per layer and module (LoRA dropout, training only).
-            let key = |slot: u64| {
-                self.dropout_key
-                    .map(|k| k ^ ((l as u64) << 8 | slot).wrapping_mul(0x9e37_79b9_7f4a_7c15))
-            };
-            let hn = ops::rms_norm(&x, &blk.input_norm, c.rms_norm_eps)?;
-            let scale = 1.0 / (hd as f64).sqrt();
-            // Grouped-query attention (each key/value head serves nh / nkv query heads),
-            // causal, within documents when packed; y [B, T, nh, hd].
-            let fused = match cache {
-                None => fuse(&[&blk.q, &blk.k, &blk.v], &hn)?,
-                Some(_) => None,
-            };
-            let y = if let Some(qkv) = fused {
-                // One product [B, T, heads, hd]; rope_heads rotates q and k and lays every
-                // head's rows out contiguously, [B, heads, T, hd], in the same pass.
-                let qkv = qkv
-                    .forward_train(&hn, None)?
-                    .reshape((b, t, nh + 2 * nkv, hd))?;
-                let qkv = ops::rope_heads(&qkv, nh + nkv, &cos, &sin)?;
-                ops::attention_packed(&qkv, nh, nkv, scale, segments)?
-            } else {
-                let heads = |lin: &Linear, n: usize, slot: u64| -> candle_core::Result<Tensor> {
-                    lin.forward_train(&hn, key(slot))?
-                        .reshape((b, t, n, hd))?
-                        .transpose(1, 2)
-                };
-                let q = ops::rope(&heads(&blk.q, nh, 0)?, &cos, &sin)?;
-                let mut k = ops::rope(&heads(&blk.k, nkv, 1)?, &cos, &sin)?;
-                let mut v = heads(&blk.v, nkv, 2)?.contiguous()?;
-                if let Some(cache) = cache.as_deref_mut() {
-                    if let Some((pk, pv)) = &cache.layers[l] {
-                        k = Tensor::cat(&[pk, &k], 2)?;
-                        v = Tensor::cat(&[pv, &v], 2)?;
-                    }
-                    cache.layers[l] = Some((k.clone(), v.clone()));
-                }
-                ops::attention(&q, &k, &v, scale, segments)?
-            }
-            .reshape((b, t, nh * hd))?;
-            let mut attn = blk.o.forward_train(&y, key(3))?;
-            if let Some(a) = &blk.attn_adapter {
-                attn = a.forward(&attn)?;
-            }
-            x = (x + attn)?;
-            let hn = ops::rms_norm(&x, &blk.post_norm, c.rms_norm_eps)?;
-            let fused = match cache {
-                None => fuse(&[&blk.gate, &blk.up], &hn)?,
-                Some(_) => None,
-            };
-            let act = match fused {
-                Some(gu) => ops::silu_mul_packed(&gu.forward_train(&hn, None)?)?,
-                None => ops::silu_mul(
-                    &blk.gate.forward_train(&hn, key(4))?,
-                    &blk.up.forward_train(&hn, key(5))?,
-                )?,
-            };
-            let mut mlp = blk.down.forward_train(&act, key(6))?;
-            if let Some(a) = &blk.mlp_adapter {
-                mlp = a.forward(&mlp)?;
-            }
-            x = (x + mlp)?;
-        }
-        ops::rms_norm(&x, &self.norm, c.rms_norm_eps)
-    }
-}
-
-/// Mean next-token cross-entropy of a batch [B, T+1] of windows: inputs are the first T
-/// tokens, targets the last T. `weights` [B*T] (e.g. an SFT loss mask) weights each target;
-/// `segments` [B, T] u32 (packed examples) keeps attention within each example.
-/// Differentiable in the weights of the model.
-pub fn lm_loss(
-    model: &Llama,
-    window: &Tensor,
-    weights: Option<&Tensor>,
-    segments: Option<&Tensor>,
-) -> Result<Tensor> {
-    head_loss(model, window, weights, segments, true)
-}
-
-/// The same loss as a number, with no gradient bookkeeping (evaluation).
-pub fn lm_eval_loss(
-    model: &Llama,
-    window: &Tensor,
-    weights: Option<&Tensor>,
-    segments: Option<&Tensor>,
-) -> Result<f32> {
-    head_loss(model, window, weights, segments, false)?
-        .to_scalar::<f32>()
-        .map_err(ce)
-}
-
-fn head_loss(
-    model: &Llama,
-    window: &Tensor,
-    weights: Option<&Tensor>,
-    segments: Option<&Tensor>,
-    grad: bool,
-) -> Result<Tensor> {
-    let inner = || -> candle_core::Result<Tensor> {
-        let (b, t1) = window.dims2()?;
-        let inputs = window.narrow(1, 0, t1 - 1)?;
-        let targets = window.narrow(1, 1, t1 - 1)?.flatten_all()?;
-        let h = model
-            .hidden_inner(&inputs, None, segments)?
-            .reshape((b * (t1 - 1), ()))?;
-        let head = model.lm_head.as_ref().unwrap_or(&model.embed);
-        if grad {
-            ops::lm_head_loss(&h, head, &targets, weights)
-        } else {
-            ops::lm_head_loss(&h.detach(), &head.detach(), &targets, weights)
-        }
-    };
-    inner().map_err(ce)
-}
-
-/// Writes tensors as a safetensors file, atomically: a temporary file, synced, then renamed.
-pub fn save_safetensors(tensors: &HashMap<String, Tensor>, path: &Path) -> Result<()> {
-    let f = wick_io::AtomicFile::create(path)?;
-    candle_core::safetensors::save(tensors, f.tmp_path())
-        .map_err(|e| Error::msg(format!("{}: cannot write: {e}", path.display())))?;
-    f.commit()
-}
-
-/// Log-probabilities over the vocabulary [.., vocab], without a gradient.
-pub fn log_softmax(logits: &Tensor) -> Result<Tensor> {
-    candle_nn::ops::log_softmax(logits, D::Minus1).map_err(ce)
 }

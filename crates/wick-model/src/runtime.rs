@@ -11,17 +11,16 @@ pub fn setup(threads: Option<usize>) {
 /// Sets the thread count, then runs `f` (the whole tool) on one of rayon's worker threads.
 /// The kernels fork their work on rayon's pool: from a worker thread a fork is a push onto its
 /// own queue that the other workers steal, while from the main thread every op is injected into
-/// the pool and the main thread sleeps until it is done, two thread wake-ups per op. Measured
-/// on 2 threads: `generate` at batch 1 went from 256 to 460 tokens/s.
+/// the pool and the main thread sleeps until it is done, two thread wake-ups per op.
 ///
-/// With WICK_GEMM_PROFILE=1, prints the time the matrix products took (`ops::products_report`)
+/// With WICK_GEMM_PROFILE=1, prints the time the matrix products took (`kernels::products_report`)
 /// to stderr at the end.
 pub fn run<R: Send>(threads: Option<usize>, f: impl FnOnce() -> R + Send) -> R {
     setup(threads);
     keep_freed_memory();
     let started = std::time::Instant::now();
     let r = rayon::scope(|_| f());
-    if let Some(report) = crate::ops::products_report(started.elapsed().as_secs_f64()) {
+    if let Some(report) = crate::kernels::products_report(started.elapsed().as_secs_f64()) {
         eprint!("{report}");
     }
     r
@@ -34,8 +33,7 @@ const MI_OPTION_PURGE_DELAY: std::ffi::c_int = 15;
 /// Tells mimalloc (the model tools' allocator) to keep freed memory instead of returning it to
 /// the OS 10 ms later. A training step or a scoring batch frees and reallocates the same large
 /// buffers every time; returned, each comes back as fresh pages the kernel must zero on first
-/// touch. Measured on 12 steps of the small preset: 89,808 page faults down to 1,007, and
-/// clear_page_erms had been 14% of the samples; peak RSS the same (972 vs 980 MB).
+/// touch; kept, peak memory stays the same.
 fn keep_freed_memory() {
     // SAFETY: sets one integer option; mimalloc reads options at any time.
     unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) };

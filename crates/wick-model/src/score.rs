@@ -30,7 +30,7 @@ pub fn sequence_logprobs(model: &Llama, seqs: &[&[u32]]) -> Result<Vec<Vec<f32>>
             .hidden(&x.narrow(1, 0, t - 1)?, None, None)
             .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
         let tg = Tensor::from_vec(targets, b * (t - 1), &Device::Cpu)?;
-        crate::ops::lm_head_logprobs(&h.reshape((b * (t - 1), ()))?, model.head(), &tg)?
+        crate::kernels::lm_head_logprobs(&h.reshape((b * (t - 1), ()))?, model.head(), &tg)?
             .to_vec1::<f32>()
     };
     let flat = inner().map_err(ce)?;

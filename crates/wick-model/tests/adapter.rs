@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use candle_core::{Device, Tensor, D};
 use serde_json::Value;
-use wick_model::{Adapter, Llama};
+use wick_model::{Llama, LoraAdapter};
 use wick_testkit::testdata;
 
 fn rows(r: &Value) -> Vec<Vec<u32>> {
@@ -54,11 +54,11 @@ fn check(name: &str) {
             .unwrap();
     let rows = rows(&r);
     let base = Llama::load(&testdata("models/llama-gqa")).unwrap();
-    let adapter = Adapter::load(&dir).unwrap();
+    let adapter = LoraAdapter::load(&dir).unwrap();
     assert!((adapter.config.scale() - r["scaling"].as_f64().unwrap()).abs() < 1e-9);
 
     let mut with = base.clone();
-    with.apply_adapter(&adapter).unwrap();
+    with.apply_lora(&adapter).unwrap();
     let got = logprobs(&with, &rows);
     let d = max_diff(&got, &r["logprobs"]);
     assert!(
@@ -113,14 +113,14 @@ fn rslora_matches_peft() {
 
 #[test]
 fn an_adapter_for_another_base_is_refused() {
-    let adapter = Adapter::load(&testdata("models/lora-plain")).unwrap();
+    let adapter = LoraAdapter::load(&testdata("models/lora-plain")).unwrap();
     let cfg = r#"{"vocab_size": 64, "hidden_size": 48, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 32}"#;
     let mut other = Llama::init(wick_model::Config::from_json(cfg).unwrap(), 1).unwrap();
-    let e = other.apply_adapter(&adapter).unwrap_err().to_string();
+    let e = other.apply_lora(&adapter).unwrap_err().to_string();
     assert!(e.contains("do not fit"), "{e}");
 }
 
-/// Houlsby bottleneck adapters against a PyTorch reference (testdata/models/houlsby, made by
+/// Bottleneck adapters (Houlsby's design) against a PyTorch reference (testdata/models/houlsby, made by
 /// scripts/gen_houlsby_fixture.py: transformers' Llama with forward hooks adding
 /// up(silu(down(h))) after each o_proj and down_proj): log-probs within 1e-4; merging is
 /// refused; the wrong base is refused.
@@ -133,10 +133,10 @@ fn houlsby_adapter_matches_the_torch_reference() {
     let rows = rows(&r);
     let base = Llama::load(&testdata("models/llama-gqa")).unwrap();
     let mut with = base.clone();
-    with.load_any_adapter(&dir).unwrap();
+    with.load_adapter(&dir).unwrap();
     assert!(matches!(
         with.adapter(),
-        Some(wick_model::AdapterKind::Houlsby(c)) if c.size == 8 && c.reduction == 4
+        Some(wick_model::AdapterKind::Bottleneck(c)) if c.size == 8 && c.reduction == 4
     ));
     let got = logprobs(&with, &rows);
     let diff = max_diff(&got, &r["logprobs"]);
@@ -148,11 +148,11 @@ fn houlsby_adapter_matches_the_torch_reference() {
     // A base of another width does not take it.
     let cfg = r#"{"vocab_size": 64, "hidden_size": 48, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 32}"#;
     let mut other = Llama::init(wick_model::Config::from_json(cfg).unwrap(), 1).unwrap();
-    let err = other.load_any_adapter(&dir).unwrap_err().to_string();
+    let err = other.load_adapter(&dir).unwrap_err().to_string();
     assert!(err.contains("shape"), "{err}");
 }
 
-/// Found with the adapter_folder target of fuzz/: a Houlsby adapter_config.json whose
+/// Found with the adapter_folder target of fuzz/: a bottleneck adapter_config.json whose
 /// bottleneck_size the weights do not have was believed until the tensors were compared, after
 /// the adapter had been built at that size: bottleneck_size 2^40 aborted the process (an
 /// allocation of 128 TiB), 10^6 took 0.5 GB and seconds before the refusal. The file's tensors
@@ -176,7 +176,7 @@ fn a_houlsby_bottleneck_size_the_weights_lack_is_refused_before_allocating() {
         .unwrap();
         let err = base
             .clone()
-            .load_any_adapter(tmp.path())
+            .load_adapter(tmp.path())
             .unwrap_err()
             .to_string();
         assert!(

@@ -209,14 +209,14 @@ fn lora_on_biased_layers_computes_its_merge() {
     // pass, the frozen-weight fused path and the folded weights agree, and the biases stay.
     let (base, r) = reference("llama-bias");
     let mut m = base.clone();
-    let cfg = wick_model::adapter::LoraConfig {
+    let cfg = wick_model::lora::LoraConfig {
         r: 4,
         alpha: 8.0,
         rslora: false,
         dropout: 0.0,
-        targets: wick_model::adapter::TARGETS.map(String::from).to_vec(),
+        targets: wick_model::lora::TARGETS.map(String::from).to_vec(),
     };
-    m.add_adapter(&cfg, 3).unwrap();
+    m.add_lora(&cfg, 3).unwrap();
     let moved: std::collections::HashMap<String, Tensor> = m
         .adapter_tensors()
         .into_iter()

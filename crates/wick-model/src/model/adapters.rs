@@ -1,6 +1,7 @@
-//! Adapters on the decoder: LoRA on its linear layers (PEFT's format, foldable into the
-//! weights) or Houlsby bottlenecks in its blocks (added layers). Either way only the adapter's
-//! tensors train; the base stays frozen — no gradients, no optimiser state.
+//! Adapters on the decoder: LoRA adapters on its linear layers (PEFT's format, foldable into
+//! the weights) or bottleneck adapters after its attention and MLP (added layers, Houlsby et
+//! al.'s design). Either way only the adapter's tensors train; the base stays frozen — no
+//! gradients, no optimiser state.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -8,25 +9,65 @@ use std::path::Path;
 use candle_core::{DType, Device, Tensor, Var};
 use wick_io::{Error, Result};
 
-use super::{ce, save_safetensors, Linear, Llama, Lora};
-use crate::adapter::LoraConfig;
-use crate::houlsby::{self, HoulsbyConfig};
+use super::{ce, save_safetensors, Block, Linear, Llama};
+use crate::bottleneck::{self, BottleneckConfig};
+use crate::kernels;
+use crate::lora::{LoraAdapter, LoraConfig};
 
 /// Which adapter a model carries.
 #[derive(Clone, Debug)]
 pub enum AdapterKind {
     Lora(LoraConfig),
-    Houlsby(HoulsbyConfig),
+    Bottleneck(BottleneckConfig),
 }
 
-/// A Houlsby bottleneck: h + up(silu(down(h))).
+/// A LoRA adapter on one linear layer: A [r, in], B [out, r], the factor on B A, and the
+/// dropout on the adapter's input (applied only while training).
 #[derive(Clone)]
-pub(super) struct Bottleneck {
+pub(super) struct Lora {
+    pub(super) a: Tensor,
+    pub(super) b: Tensor,
+    pub(super) scale: f64,
+    pub(super) dropout: f64,
+}
+
+impl Lora {
+    /// scale (dropout(x) A^T) B^T for x [N, in]: through the rank-r bottleneck, never forming
+    /// the [out, in] product B A.
+    pub(super) fn forward(
+        &self,
+        x: &Tensor,
+        dropout_key: Option<u64>,
+    ) -> candle_core::Result<Tensor> {
+        let xd = match dropout_key {
+            Some(key) => (x * dropout_mask(key, x.dim(0)?, x.dim(1)?, self.dropout)?)?,
+            None => x.clone(),
+        };
+        kernels::linear(&kernels::linear(&xd, &self.a)?, &self.b)? * self.scale
+    }
+}
+
+/// Inverted dropout's mask for x [n, k]: each entry 0 with probability p, else 1 / (1 - p),
+/// from a counter-based generator keyed by `key`, so that a step's masks are the same
+/// whenever it is recomputed (an exact resume).
+fn dropout_mask(key: u64, n: usize, k: usize, p: f64) -> candle_core::Result<Tensor> {
+    let mut rng = crate::init::Normal::new(key);
+    let keep = (1.0 / (1.0 - p)) as f32;
+    let v: Vec<f32> = (0..n * k)
+        .map(|_| if rng.uniform() > p { keep } else { 0.0 })
+        .collect();
+    Tensor::from_vec(v, (n, k), &Device::Cpu)
+}
+
+/// A bottleneck adapter: h + up(silu(down(h))), down [m, hidden] and up [hidden, m] with
+/// biases.
+#[derive(Clone)]
+pub struct BottleneckAdapter {
     down: Linear,
     up: Linear,
 }
 
-impl Bottleneck {
+impl BottleneckAdapter {
     pub(super) fn forward(&self, h: &Tensor) -> candle_core::Result<Tensor> {
         h + self.up.forward(&self.down.forward(h)?.silu()?)?
     }
@@ -69,19 +110,12 @@ fn zeros(shape: &[usize]) -> Result<Tensor> {
     Tensor::zeros(shape, DType::F32, &Device::Cpu).map_err(ce)
 }
 
-fn block_linears(blocks: &mut [super::Block]) -> Vec<(String, &mut Linear)> {
+fn block_linears(blocks: &mut [Block]) -> Vec<(String, &mut Linear)> {
     let mut out = Vec::new();
     for (l, blk) in blocks.iter_mut().enumerate() {
-        for (name, lin) in [
-            ("self_attn.q_proj", &mut blk.q),
-            ("self_attn.k_proj", &mut blk.k),
-            ("self_attn.v_proj", &mut blk.v),
-            ("self_attn.o_proj", &mut blk.o),
-            ("mlp.gate_proj", &mut blk.gate),
-            ("mlp.up_proj", &mut blk.up),
-            ("mlp.down_proj", &mut blk.down),
-        ] {
-            out.push((format!("model.layers.{l}.{name}"), lin));
+        let p = super::names::layer(l);
+        for (name, lin) in blk.linears_mut() {
+            out.push((format!("{p}.{name}"), lin));
         }
     }
     out
@@ -106,15 +140,15 @@ impl Llama {
             ..
         } = self;
         let mut out = Vec::new();
-        if matches!(adapter, Some(AdapterKind::Houlsby(_))) {
+        if matches!(adapter, Some(AdapterKind::Bottleneck(_))) {
             for (l, blk) in blocks.iter_mut().enumerate() {
-                for (place, b) in houlsby::PLACES
+                for (place, b) in bottleneck::PLACES
                     .iter()
-                    .zip([&mut blk.attn_adapter, &mut blk.mlp_adapter])
+                    .zip([&mut blk.attn.adapter, &mut blk.mlp.adapter])
                 {
                     if let Some(b) = b.as_mut() {
                         for (proj, what, t) in b.slots() {
-                            out.push((houlsby::key(l, place, proj, what), t));
+                            out.push((bottleneck::key(l, place, proj, what), t));
                         }
                     }
                 }
@@ -122,8 +156,8 @@ impl Llama {
         } else {
             for (module, lin) in block_linears(blocks) {
                 if let Some(l) = lin.lora.as_mut() {
-                    out.push((crate::adapter::key(&module, 'A'), &mut l.a));
-                    out.push((crate::adapter::key(&module, 'B'), &mut l.b));
+                    out.push((crate::lora::key(&module, 'A'), &mut l.a));
+                    out.push((crate::lora::key(&module, 'B'), &mut l.b));
                 }
             }
         }
@@ -133,10 +167,10 @@ impl Llama {
         out
     }
 
-    /// Adds a fresh LoRA adapter on the configured modules, initialised as PEFT does: A
+    /// Adds fresh LoRA adapters on the configured modules, initialised as PEFT does: A
     /// Kaiming-uniform (a = sqrt(5), so U(-1/sqrt(in), 1/sqrt(in))), seeded; B zeros, so the
     /// model computes exactly what the base does until B moves.
-    pub fn add_adapter(&mut self, config: &LoraConfig, seed: u64) -> Result<()> {
+    pub fn add_lora(&mut self, config: &LoraConfig, seed: u64) -> Result<()> {
         let mut rng = crate::init::Normal::new(seed ^ 0x4c6f_5241);
         let scale = config.scale();
         for (module, lin) in self.linears_mut() {
@@ -159,21 +193,21 @@ impl Llama {
         Ok(())
     }
 
-    /// Adds fresh Houlsby adapters after every attention block and MLP: down projection
+    /// Adds fresh bottleneck adapters after every attention block and MLP: down projection
     /// Kaiming-uniform (seeded), up projection and both biases zero, so the model computes
     /// exactly what the base does until the up projection moves.
-    pub fn add_houlsby(&mut self, config: &HoulsbyConfig, seed: u64) -> Result<()> {
+    pub fn add_bottleneck(&mut self, config: &BottleneckConfig, seed: u64) -> Result<()> {
         let mut rng = crate::init::Normal::new(seed ^ 0x486f_756c);
         let (h, m) = (self.config.hidden_size, config.size);
         for blk in &mut self.blocks {
-            for slot in [&mut blk.attn_adapter, &mut blk.mlp_adapter] {
-                *slot = Some(Bottleneck {
+            for slot in [&mut blk.attn.adapter, &mut blk.mlp.adapter] {
+                *slot = Some(BottleneckAdapter {
                     down: plain(kaiming_uniform(&mut rng, m, h)?, zeros(&[m])?),
                     up: plain(zeros(&[h, m])?, zeros(&[h])?),
                 });
             }
         }
-        self.adapter = Some(AdapterKind::Houlsby(config.clone()));
+        self.adapter = Some(AdapterKind::Bottleneck(config.clone()));
         Ok(())
     }
 
@@ -225,11 +259,11 @@ impl Llama {
     }
 
     /// Writes the adapter folder: adapter_config.json and adapter_model.safetensors (PEFT's
-    /// files for LoRA; wick's Houlsby layout otherwise).
+    /// files for LoRA; wick's bottleneck layout otherwise).
     pub fn save_adapter(&self, dir: &Path, base_model: &str) -> Result<()> {
         let mut config = match &self.adapter {
             Some(AdapterKind::Lora(c)) => c.to_json(base_model),
-            Some(AdapterKind::Houlsby(c)) => c.to_json(base_model),
+            Some(AdapterKind::Bottleneck(c)) => c.to_json(base_model),
             None => return Err(Error::msg("the model carries no adapter")),
         };
         if self.score.is_some() {
@@ -246,7 +280,7 @@ impl Llama {
     }
 
     /// Puts a LoRA adapter on this model's linear layers (checked against their shapes).
-    pub fn apply_adapter(&mut self, adapter: &crate::Adapter) -> Result<()> {
+    pub fn apply_lora(&mut self, adapter: &LoraAdapter) -> Result<()> {
         let scale = adapter.config.scale();
         for (module, (a, b)) in &adapter.weights {
             let lin = self
@@ -277,10 +311,10 @@ impl Llama {
         Ok(())
     }
 
-    /// Loads a Houlsby adapter folder onto this model (every tensor checked against the
+    /// Loads a bottleneck adapter folder onto this model (every tensor checked against the
     /// model's width).
-    pub fn load_houlsby(&mut self, dir: &Path) -> Result<()> {
-        let config = HoulsbyConfig::read(&dir.join("adapter_config.json"))?;
+    pub fn load_bottleneck(&mut self, dir: &Path) -> Result<()> {
+        let config = BottleneckConfig::read(&dir.join("adapter_config.json"))?;
         let file = dir.join("adapter_model.safetensors");
         let tensors = candle_core::safetensors::load(&file, &Device::Cpu)
             .map_err(|e| Error::msg(format!("{}: cannot read: {e}", file.display())))?;
@@ -288,14 +322,14 @@ impl Llama {
         // allocates (and draws) a bottleneck of bottleneck_size, which the file must hold.
         let (h, m) = (self.config.hidden_size, config.size);
         for l in 0..self.blocks.len() {
-            for place in houlsby::PLACES {
+            for place in bottleneck::PLACES {
                 for (proj, what, shape) in [
                     ("down", "weight", vec![m, h]),
                     ("down", "bias", vec![m]),
                     ("up", "weight", vec![h, m]),
                     ("up", "bias", vec![h]),
                 ] {
-                    let k = houlsby::key(l, place, proj, what);
+                    let k = bottleneck::key(l, place, proj, what);
                     let t = tensors.get(&k).ok_or_else(|| {
                         Error::msg(format!("{}: missing adapter tensor {k}", file.display()))
                     })?;
@@ -309,13 +343,13 @@ impl Llama {
                 }
             }
         }
-        self.add_houlsby(&config, 0)?;
+        self.add_bottleneck(&config, 0)?;
         self.set_adapter_tensors(&tensors)
             .map_err(|e| e.context(file.display()))?;
         let known = self.adapter_slots().len();
         if tensors.len() != known {
             return Err(Error::msg(format!(
-                "{}: {} tensors, but a Houlsby adapter for this model has {known}",
+                "{}: {} tensors, but a bottleneck adapter for this model has {known}",
                 file.display(),
                 tensors.len()
             )));
@@ -324,18 +358,18 @@ impl Llama {
     }
 
     /// Loads an adapter folder of either kind (told apart by its adapter_config.json).
-    pub fn load_any_adapter(&mut self, dir: &Path) -> Result<()> {
-        if houlsby::is_houlsby(dir) {
-            self.load_houlsby(dir)
+    pub fn load_adapter(&mut self, dir: &Path) -> Result<()> {
+        if bottleneck::is_bottleneck(dir) {
+            self.load_bottleneck(dir)
         } else {
-            self.apply_adapter(&crate::Adapter::load(dir)?)
+            self.apply_lora(&LoraAdapter::load(dir)?)
         }
     }
 
-    /// Folds every LoRA adapter into its weight: W + s B A. Houlsby adapters add layers and
+    /// Folds every LoRA adapter into its weight: W + s B A. Bottleneck adapters add layers and
     /// cannot be folded.
     pub fn merge_adapter(&mut self) -> Result<()> {
-        if matches!(self.adapter, Some(AdapterKind::Houlsby(_))) {
+        if matches!(self.adapter, Some(AdapterKind::Bottleneck(_))) {
             return Err(Error::msg(
                 "a Houlsby (bottleneck) adapter adds layers and cannot be folded into the weights",
             ));
@@ -348,5 +382,33 @@ impl Llama {
         }
         self.adapter = None;
         Ok(())
+    }
+
+    // The names these methods had before LoRA and bottleneck adapters were told apart; callers
+    // in other crates still use them.
+
+    /// `add_lora`.
+    pub fn add_adapter(&mut self, config: &LoraConfig, seed: u64) -> Result<()> {
+        self.add_lora(config, seed)
+    }
+
+    /// `add_bottleneck`.
+    pub fn add_houlsby(&mut self, config: &BottleneckConfig, seed: u64) -> Result<()> {
+        self.add_bottleneck(config, seed)
+    }
+
+    /// `apply_lora`.
+    pub fn apply_adapter(&mut self, adapter: &LoraAdapter) -> Result<()> {
+        self.apply_lora(adapter)
+    }
+
+    /// `load_bottleneck`.
+    pub fn load_houlsby(&mut self, dir: &Path) -> Result<()> {
+        self.load_bottleneck(dir)
+    }
+
+    /// `load_adapter`.
+    pub fn load_any_adapter(&mut self, dir: &Path) -> Result<()> {
+        self.load_adapter(dir)
     }
 }

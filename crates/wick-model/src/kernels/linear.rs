@@ -2,8 +2,7 @@
 //!
 //! `linear`: candle's `x.matmul(&w.t())` computes W's gradient for the transposed view,
 //! (x^T dy) [in, out], and hands W its transpose, a strided view that the gradient store then
-//! copies to make contiguous: one more pass over every weight gradient, 2% of a small-preset
-//! step. Here dW = dy^T x is computed straight into [out, in].
+//! copies to make contiguous: one more pass over every weight gradient. Here dW = dy^T x is computed straight into [out, in].
 //!
 //! `matmul_t`: the same product, forward only, with the weight kept transposed, [in, out]: the
 //! matrix kernel then reads it as it is instead of packing it again on every call (see
@@ -14,10 +13,11 @@
 //! one is trainable, so a frozen base under a LoRA adapter would still pay for every weight
 //! gradient (the matmul, a zero-filled buffer and an add per layer) and hold them all in memory.
 
-use candle_core::{bail, CpuStorage, CustomOp2, DType, Layout, Result, Shape, Tensor};
+use candle_core::{bail, CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
 
+use super::cpu::{f32s, fused, output};
 use super::product::{cpu_f32, mm, rows, transposed, x_w, x_wt};
-use super::{f32s, output};
+use super::reference;
 
 /// x [N, in] times the constant w [out, in] transposed: [N, out]. Differentiable in x only.
 pub fn frozen_matmul(x: &Tensor, w: &Tensor) -> Result<Tensor> {
@@ -32,8 +32,8 @@ pub fn linear(x: &Tensor, w: &Tensor) -> Result<Tensor> {
     if win != inp {
         bail!("linear: x {:?} and w {:?} do not fit", x.dims(), w.dims());
     }
-    if !x.device().is_cpu() || x.dtype() != DType::F32 || w.dtype() != DType::F32 {
-        return x.matmul(&w.t()?);
+    if !fused(&[x, w]) {
+        return reference::linear(x, w);
     }
     x.contiguous()?.apply_op2(&w.contiguous()?, Linear)
 }
@@ -50,8 +50,8 @@ pub fn matmul_t(x: &Tensor, wt: &Tensor) -> Result<Tensor> {
             wt.dims()
         );
     }
-    if !x.device().is_cpu() || x.dtype() != DType::F32 || wt.dtype() != DType::F32 {
-        return x.matmul(wt);
+    if !fused(&[x, wt]) {
+        return reference::linear(x, &wt.t()?);
     }
     x.contiguous()?
         .apply_op2_no_bwd(&wt.contiguous()?, &MatmulT)

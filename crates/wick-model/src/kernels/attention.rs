@@ -6,14 +6,14 @@
 //! one thread with single-threaded gemm calls, the tasks spread over the threads. The backward
 //! pass recomputes the probabilities instead of keeping a [B, H, T, T] tensor alive. Query rows
 //! go in blocks that compute only the keys their rows can see, so the masked upper triangle
-//! is mostly skipped: measured on the small preset's shape (8 x 6 heads x 256 x 64), forward
-//! 5.46 vs 6.16 ms, forward + backward 23.4 vs 25.4 ms, against whole rows.
+//! is mostly skipped.
 
 use candle_core::{bail, CpuStorage, CustomOp1, CustomOp3, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
+use super::cpu::{exp, f32s, fused, output, simd_dispatch, sum_map2, LANES, MIN_TASK_WORK};
 use super::product::{cpu_f32, mm, rows, transposed};
-use super::{check_f32, exp, f32s, output, simd_dispatch, sum_map2, LANES, MIN_TASK_WORK};
+use super::reference;
 
 /// Causal attention. q [B, nh, Tq, hd]; k, v [B, nkv, Tk, hd] with nh a multiple of nkv (query
 /// head h reads key/value head h / (nh / nkv)) and Tk >= Tq: query i sits at absolute position
@@ -46,10 +46,9 @@ pub fn attention(
             );
         }
     }
-    if !q.device().is_cpu() {
-        return composed(q, k, v, scale, segments);
+    if !fused(&[q, k, v]) {
+        return reference::attention(q, k, v, scale, segments);
     }
-    check_f32("attention", &[q, k, v])?;
     let op = Attention {
         scale: scale as f32,
         segments: segments.map(|s| s.contiguous()).transpose()?,
@@ -85,48 +84,15 @@ pub fn attention_packed(
             );
         }
     }
-    if !qkv.device().is_cpu() {
-        let head = |from: usize, n: usize| qkv.narrow(1, from, n);
-        return composed(
-            &head(0, nh)?,
-            &head(nh, nkv)?,
-            &head(nh + nkv, nkv)?,
-            scale,
-            segments,
-        );
+    if !fused(&[qkv]) {
+        return reference::attention_packed(qkv, nh, nkv, scale, segments);
     }
-    check_f32("attention_packed", &[qkv])?;
     qkv.contiguous()?.apply_op1(AttentionPacked {
         nh,
         nkv,
         scale: scale as f32,
         segments: segments.map(|s| s.contiguous()).transpose()?,
     })
-}
-
-/// The same with batched matmuls around the fused causal softmax: what other devices run, and
-/// what the CPU ran before the fused op (the `attention_speed` example compares them).
-pub fn composed(
-    q: &Tensor,
-    k: &Tensor,
-    v: &Tensor,
-    scale: f64,
-    segments: Option<&Tensor>,
-) -> Result<Tensor> {
-    let (b, nh, _tq, hd) = q.dims4()?;
-    let (_, nkv, tk, _) = k.dims4()?;
-    let rep = nh / nkv;
-    let expand = |x: &Tensor| -> Result<Tensor> {
-        if rep == 1 {
-            return Ok(x.clone());
-        }
-        x.unsqueeze(2)?
-            .expand((b, nkv, rep, tk, hd))?
-            .reshape((b, nh, tk, hd))
-    };
-    let att = q.matmul(&expand(k)?.t()?)?;
-    let att = super::causal_softmax(&att, scale, segments)?;
-    att.matmul(&expand(v)?)?.transpose(1, 2)?.contiguous()
 }
 
 struct Attention {
@@ -348,7 +314,7 @@ fn softmax_row(x: &mut [f32], scale: f32) {
             .iter()
             .fold(f32::NEG_INFINITY, |a, &b| if b > a { b } else { a });
         // Lane accumulators: a single running sum is a dependency chain that keeps LLVM from
-        // vectorising the exp (measured: 5% of a small-preset training step went here).
+        // vectorising the exp (a visible share of a training step otherwise).
         let mut acc = [0f32; LANES];
         for c in head.chunks_exact_mut(LANES).chain([&mut pad[..]]) {
             for k in 0..LANES {

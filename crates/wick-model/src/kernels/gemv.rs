@@ -2,20 +2,20 @@
 //! sequence being decoded), W [out, in]. Such a product reads every weight once for a few
 //! multiply-adds, so its speed is how fast the weights stream through the cache. At one row the
 //! gemm crate under candle is about as fast; from two rows on it packs the operands as for a
-//! general product (at 384 x 1536, 8 rows: 0.36 ms against 0.08 ms here).
+//! general product.
 //!
 //! Here each task takes a block of W's rows and dots every row with the n rows of x, which stay
 //! in L1; the tasks run over rayon's threads. Each output element is one dot product in a fixed
 //! order, so the result does not depend on the number of threads. Inference only: no backward.
 
-use candle_core::{bail, CpuStorage, CustomOp1, DType, Layout, Result, Shape, Tensor};
+use candle_core::{bail, CpuStorage, CustomOp1, Layout, Result, Shape, Tensor};
 
+use super::cpu::{f32s, fused, has_avx2, map_ranges, output, LANES};
 use super::product::cpu_f32;
-use super::{check_f32, f32s, has_avx2, map_ranges, output, LANES};
+use super::reference;
 
-/// Rows of x up to which `gemv` beats the general product (`examples/gemv_speed`, 2 threads:
-/// at 384 x 1536, 1 row 0.05 vs 0.07 ms, 8 rows 0.08 vs 0.36 ms, 16 rows 0.15 vs 0.25 ms; about
-/// equal at 32).
+/// Rows of x up to which `gemv` beats the general product (`examples/gemv_speed` measures it;
+/// docs/speed.md has the figures).
 pub const GEMV_MAX_ROWS: usize = 16;
 
 /// x [n, in] times w [out, in] transposed: [n, out], for small n. Neither input may require a
@@ -29,10 +29,9 @@ pub fn gemv(x: &Tensor, w: &Tensor) -> Result<Tensor> {
     if x.track_op() || w.track_op() {
         bail!("gemv: inference only, but an input requires a gradient");
     }
-    if !x.device().is_cpu() || w.dtype() != DType::F32 {
-        return x.matmul(&w.t()?);
+    if !fused(&[x, w]) {
+        return reference::linear(x, w);
     }
-    check_f32("gemv", &[x, w])?;
     x.contiguous()?
         .apply_op1_no_bwd(&Gemv { w: w.contiguous()? })
 }

@@ -9,22 +9,21 @@ use std::sync::Mutex;
 use candle_core::{bail, CpuStorage, CustomOp2, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
+use super::cpu::{check_target_range, f32s, fused};
 use super::head_loss::{check_shapes, head_backward, logits_in_buffer, row_loss, BUFFER};
 use super::product::cpu_f32;
-use super::{check_f32, check_target_range, f32s};
+use super::reference;
 
 /// log p(target_i) under softmax(h W^T) for each row: h [N, H], w [V, H], targets [N] u32 ->
 /// [N], differentiable in h and w. Equals `lm_head_logprobs` in value.
 pub fn lm_head_logprobs_train(h: &Tensor, w: &Tensor, targets: &Tensor) -> Result<Tensor> {
     let (_, _, v) = check_shapes("lm_head_logprobs_train", h, w, targets)?;
-    if !h.device().is_cpu() {
-        let logp = candle_nn::ops::log_softmax(&h.matmul(&w.t()?)?, candle_core::D::Minus1)?;
-        return logp.gather(&targets.unsqueeze(1)?, 1)?.squeeze(1);
+    if !fused(&[h, w]) {
+        return reference::lm_head_logprobs(h, w, targets);
     }
     if !(h.track_op() || w.track_op()) {
         return super::lm_head_logprobs(h, w, targets);
     }
-    check_f32("lm_head_logprobs_train", &[h, w])?;
     let t = targets.to_vec1::<u32>()?;
     check_target_range("lm_head_logprobs_train", &t, v)?;
     let op = HeadLogprobs {
@@ -39,11 +38,9 @@ pub fn lm_head_logprobs_train(h: &Tensor, w: &Tensor, targets: &Tensor) -> Resul
 pub fn lm_head_entropy(h: &Tensor, w: &Tensor) -> Result<Tensor> {
     let (n, hd) = h.dims2()?;
     let (v, _) = w.dims2()?;
-    if !h.device().is_cpu() {
-        let logp = candle_nn::ops::log_softmax(&h.matmul(&w.t()?)?, candle_core::D::Minus1)?;
-        return (logp.exp()? * &logp)?.sum(1)?.neg();
+    if !fused(&[h, w]) {
+        return reference::lm_head_entropy(h, w);
     }
-    check_f32("lm_head_entropy", &[h, w])?;
     let (h, w) = (h.contiguous()?, w.contiguous()?);
     let buf = {
         let ((sh, lh), (sw, lw)) = (h.storage_and_layout(), w.storage_and_layout());

@@ -10,15 +10,16 @@ use std::sync::Mutex;
 use candle_core::{bail, CpuStorage, CustomOp2, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::product::{cpu_f32, mm, rows, transposed, x_wt};
-use super::{
-    check_f32, check_target_range, exp, f32s, max_scaled, output, simd_dispatch, sum_map, LANES,
+use super::cpu::{
+    check_target_range, exp, f32s, fused, max_scaled, output, simd_dispatch, sum_map, LANES,
 };
+use super::product::{cpu_f32, mm, rows, transposed, x_wt};
+use super::reference;
 
 /// Mean next-token cross-entropy of the logits h W^T: h [N, H], w [V, H] (the head, or the
 /// tied embedding), targets [N] u32, optional per-row weights [N] f32 (weighted mean; 0, with
 /// zero gradients, when they sum to 0). Differentiable in h and w. Equals
-/// `cross_entropy(&h.matmul(&w.t()?)?, targets, weights)`.
+/// `reference::lm_head_loss`.
 pub fn lm_head_loss(
     h: &Tensor,
     w: &Tensor,
@@ -31,11 +32,9 @@ pub fn lm_head_loss(
             bail!("lm_head_loss: weights {:?} must be [{n}]", wt.dims());
         }
     }
-    if !h.device().is_cpu() {
-        let logits = h.matmul(&w.t()?)?;
-        return super::cross_entropy(&logits, targets, weights);
+    if !fused(&[h, w]) {
+        return reference::lm_head_loss(h, w, targets, weights);
     }
-    check_f32("lm_head_loss", &[h, w])?;
     let weights = weights
         .map(|x| x.to_dtype(DType::F32)?.to_vec1::<f32>())
         .transpose()?;
@@ -54,13 +53,12 @@ pub fn lm_head_loss(
 
 /// log p(target_i) under softmax(h W^T) for each row: h [N, H], w [V, H], targets [N] u32 ->
 /// [N]. Not differentiable (scoring: perplexity, multiple choice, RLHF log-probs). Equals
-/// `token_logprobs(&h.matmul(&w.t()?)?, targets)` without a fresh [N, vocab] tensor.
+/// `reference::lm_head_logprobs` without a fresh [N, vocab] tensor.
 pub fn lm_head_logprobs(h: &Tensor, w: &Tensor, targets: &Tensor) -> Result<Tensor> {
     let (n, hd, v) = check_shapes("lm_head_logprobs", h, w, targets)?;
-    if !h.device().is_cpu() {
-        return super::token_logprobs(&h.matmul(&w.t()?)?, targets);
+    if !fused(&[h, w]) {
+        return reference::lm_head_logprobs(h, w, targets);
     }
-    check_f32("lm_head_logprobs", &[h, w])?;
     let t = targets.to_vec1::<u32>()?;
     check_target_range("lm_head_logprobs", &t, v)?;
     let (h, w) = (h.contiguous()?, w.contiguous()?);

@@ -185,7 +185,7 @@ fn report(t: &Timings, wall: f64) -> String {
 /// The f32 data of a CPU tensor's storage, borrowed (no copy), as `f32s` reads it.
 pub(super) fn cpu_f32<'a>(s: &'a Storage, l: &Layout, what: &str) -> Result<&'a [f32]> {
     match s {
-        Storage::Cpu(c) => super::f32s(c, l, what),
+        Storage::Cpu(c) => super::cpu::f32s(c, l, what),
         _ => bail!("{what}: the backward pass runs on the CPU only"),
     }
 }

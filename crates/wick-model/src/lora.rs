@@ -76,10 +76,10 @@ pub fn key(module: &str, which: char) -> String {
     format!("base_model.model.{module}.lora_{which}.weight")
 }
 
-/// A loaded adapter: its configuration and (A, B) per module path
+/// A loaded LoRA adapter: its configuration and (A, B) per module path
 /// (`model.layers.0.self_attn.q_proj`).
 #[derive(Clone)]
-pub struct Adapter {
+pub struct LoraAdapter {
     pub config: LoraConfig,
     pub weights: BTreeMap<String, (Tensor, Tensor)>,
 }
@@ -191,9 +191,9 @@ pub fn read_config(file: &Path) -> Result<LoraConfig> {
     })
 }
 
-impl Adapter {
+impl LoraAdapter {
     /// Loads a PEFT LoRA adapter folder.
-    pub fn load(dir: &Path) -> Result<Adapter> {
+    pub fn load(dir: &Path) -> Result<LoraAdapter> {
         let config = read_config(&dir.join("adapter_config.json"))?;
         let file = dir.join("adapter_model.safetensors");
         if !file.is_file() {
@@ -252,7 +252,7 @@ impl Adapter {
         if weights.is_empty() {
             return Err(bad(&file, "holds no LoRA weights"));
         }
-        Ok(Adapter { config, weights })
+        Ok(LoraAdapter { config, weights })
     }
 }
 

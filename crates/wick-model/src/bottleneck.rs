@@ -1,4 +1,4 @@
-//! Houlsby bottleneck adapters (Houlsby et al. 2019, "Parameter-Efficient Transfer Learning for
+//! Bottleneck adapters, Houlsby et al.'s design (2019, "Parameter-Efficient Transfer Learning for
 //! NLP"): after the attention block's output projection and after the MLP's down projection,
 //! before each residual add, h <- h + up(act(down(h))), down [m, hidden] and up [hidden, m] with
 //! biases, m = hidden / reduction. The up projection starts at zero, so a fresh adapter computes
@@ -19,7 +19,7 @@ use wick_io::{Error, Result};
 pub const PLACES: [&str; 2] = ["attn_adapter", "mlp_adapter"];
 
 #[derive(Clone, Debug, PartialEq)]
-pub struct HoulsbyConfig {
+pub struct BottleneckConfig {
     /// hidden / bottleneck.
     pub reduction: usize,
     /// The bottleneck width m.
@@ -29,10 +29,10 @@ pub struct HoulsbyConfig {
     pub non_linearity: String,
 }
 
-impl HoulsbyConfig {
+impl BottleneckConfig {
     /// The adapter for a model of width `hidden`: m = hidden / reduction, at least 1.
-    pub fn new(hidden: usize, reduction: usize) -> HoulsbyConfig {
-        HoulsbyConfig {
+    pub fn new(hidden: usize, reduction: usize) -> BottleneckConfig {
+        BottleneckConfig {
             reduction,
             size: (hidden / reduction.max(1)).max(1),
             non_linearity: "silu".into(),
@@ -53,8 +53,8 @@ impl HoulsbyConfig {
         serde_json::to_string_pretty(&v).expect("serialises") + "\n"
     }
 
-    /// Reads adapter_config.json of a Houlsby adapter folder.
-    pub fn read(file: &Path) -> Result<HoulsbyConfig> {
+    /// Reads adapter_config.json of a bottleneck adapter folder.
+    pub fn read(file: &Path) -> Result<BottleneckConfig> {
         let bad = |msg: String| Error::msg(format!("{}: {msg}", file.display()));
         let text = std::fs::read_to_string(file).map_err(|e| Error::io(file.display(), e))?;
         let v: Value = serde_json::from_str(&text).map_err(|e| bad(format!("not JSON: {e}")))?;
@@ -73,7 +73,7 @@ impl HoulsbyConfig {
                 "non_linearity {act:?}: only \"silu\" (swish) is supported"
             )));
         }
-        Ok(HoulsbyConfig {
+        Ok(BottleneckConfig {
             reduction: num("reduction_factor")? as usize,
             size: num("bottleneck_size")? as usize,
             non_linearity: "silu".into(),
@@ -87,11 +87,17 @@ pub fn key(layer: usize, place: &str, proj: &str, what: &str) -> String {
     format!("model.layers.{layer}.{place}.{proj}.{what}")
 }
 
-/// What kind of adapter folder this is, from its adapter_config.json: true for Houlsby.
-pub fn is_houlsby(dir: &Path) -> bool {
+/// What kind of adapter folder this is, from its adapter_config.json: true for a bottleneck
+/// adapter (`"peft_type": "HOULSBY"`).
+pub fn is_bottleneck(dir: &Path) -> bool {
     std::fs::read_to_string(dir.join("adapter_config.json"))
         .ok()
         .and_then(|t| serde_json::from_str::<Value>(&t).ok())
         .and_then(|v| v.get("peft_type")?.as_str().map(str::to_string))
         .is_some_and(|k| k.eq_ignore_ascii_case("houlsby"))
 }
+
+// The names these had before LoRA and bottleneck adapters were told apart (callers in other
+// crates still use them).
+pub use is_bottleneck as is_houlsby;
+pub use BottleneckConfig as HoulsbyConfig;

@@ -5,10 +5,11 @@
 //! the output is the only [N, out] tensor; the backward pass recomputes u = x A^T ([N, r],
 //! cheap) and returns dx = dy W + s (dy B) A, dA = s (dy B)^T x, dB = s dy^T u.
 
-use candle_core::{bail, CpuStorage, CustomOp3, DType, Layout, Result, Shape, Tensor};
+use candle_core::{bail, CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 
+use super::cpu::{f32s, fused, output};
 use super::product::{cpu_f32, mm, rows, transposed, x_wt};
-use super::{check_f32, f32s, output};
+use super::reference;
 
 /// x [N, in], frozen w [out, in], a [r, in], b [out, r] -> [N, out]. Differentiable in x, a
 /// and b (w gets no gradient). Equals `x.matmul(w^T) + (x.matmul(a^T).matmul(b^T) * scale)`.
@@ -25,11 +26,9 @@ pub fn lora_matmul(x: &Tensor, w: &Tensor, a: &Tensor, b: &Tensor, scale: f64) -
             b.dims()
         );
     }
-    if !x.device().is_cpu() || w.dtype() != DType::F32 {
-        let base = x.matmul(&w.detach().t()?)?;
-        return base + (x.matmul(&a.t()?)?.matmul(&b.t()?)? * scale)?;
+    if !fused(&[x, w, a, b]) {
+        return reference::lora_matmul(x, w, a, b, scale);
     }
-    check_f32("lora_matmul", &[x, w, a, b])?;
     x.contiguous()?.apply_op3(
         &a.contiguous()?,
         &b.contiguous()?,
