@@ -570,6 +570,30 @@ fn frozen_matmul_matches_matmul_and_gives_the_weight_no_gradient() {
     }
 }
 
+/// The forward-only product with a weight kept transposed, [in, out], as
+/// `Llama::keep_transposed_weights` stores it, against the reference on the [out, in] weight.
+#[test]
+fn matmul_t_matches_the_reference_on_the_untransposed_weight() {
+    let mut rng = Rng(16);
+    for (n, inp, out) in [(7, 5, 3), (300, 128, 384), (1, 4, 9)] {
+        let (x, w) = (rng.tensor(&[n, inp], 1.0), rng.tensor(&[out, inp], 1.0));
+        let wt = w.t().unwrap().contiguous().unwrap();
+        let y = ops::matmul_t(&x, &wt).unwrap();
+        let want = reference::linear(&x, &w).unwrap();
+        assert_close(
+            &format!("matmul_t [{n}, {inp}] x [{inp}, {out}]"),
+            &y,
+            &want,
+            TOL,
+        );
+    }
+    let x = var(&rng.tensor(&[2, 4], 1.0));
+    let y = ops::matmul_t(&x, &rng.tensor(&[4, 3], 1.0)).unwrap();
+    // Forward only: the result is cut from the graph, so callers use it only where nothing
+    // takes a gradient.
+    assert!(!y.track_op());
+}
+
 #[test]
 fn linear_matches_matmul_and_gives_each_tracked_operand_a_contiguous_gradient() {
     let mut rng = Rng(15);

@@ -38,8 +38,8 @@ pub fn linear(x: &Tensor, w: &Tensor) -> Result<Tensor> {
     x.contiguous()?.apply_op2(&w.contiguous()?, Linear)
 }
 
-/// x [N, in] times wt [in, out]: [N, out]. Forward only: differentiating through it is an error
-/// (candle's "no backward" for custom ops), so callers use it where nothing takes a gradient.
+/// x [N, in] times wt [in, out]: [N, out]. Forward only: the result is cut from the graph (no
+/// gradient reaches x or wt), so callers use it only where nothing takes a gradient.
 pub fn matmul_t(x: &Tensor, wt: &Tensor) -> Result<Tensor> {
     let (_, inp) = x.dims2()?;
     let (win, _) = wt.dims2()?;
