@@ -177,3 +177,55 @@ mod tests {
         assert!(!help.contains("--per-doc") && !help.contains("--init"));
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Variant groups: the same flags for tools where a group above does not fit exactly. Each keeps
+// the names, letters and old spellings of its group above; only what is required differs.
+// ---------------------------------------------------------------------------------------------
+
+/// `--model DIR` and `--adapter DIR` where the model is optional: `train`, which can also
+/// start from a config (`--config`) or continue its own run (`--resume`).
+#[derive(Args, Debug, Clone, Default)]
+pub struct OptionalModel {
+    /// Start from the weights of this Hugging Face folder.
+    #[arg(long, value_name = "DIR", aliases = ["init", "policy", "base"])]
+    pub model: Option<PathBuf>,
+    /// An adapter folder (PEFT LoRA, or a bottleneck adapter from `train --method adapter`) on
+    /// top of --model, to continue training; its own settings (rank, alpha, targets,
+    /// reduction) are kept.
+    #[arg(long, value_name = "DIR", requires = "model")]
+    pub adapter: Option<PathBuf>,
+}
+
+/// `-o/--output DIR` for a run folder that `--resume DIR` (a flag of the tool's own) can
+/// stand in for: `train`.
+#[derive(Args, Debug, Clone, Default)]
+pub struct RunOutputDir {
+    /// Output folder (a Hugging Face folder plus checkpoint/, best/, metrics.jsonl): new,
+    /// empty, or an earlier run folder of this tool's without a checkpoint.
+    #[arg(
+        short,
+        long,
+        value_name = "DIR",
+        alias = "out",
+        required_unless_present = "resume"
+    )]
+    pub output: Option<PathBuf>,
+}
+
+/// `--ref-model DIR`, required: a tool that always measures against a reference (`ppo-step`).
+#[derive(Args, Debug, Clone)]
+pub struct RequiredRefModel {
+    /// The frozen reference model (usually the model training started from).
+    #[arg(long = "ref-model", value_name = "DIR", alias = "ref")]
+    pub ref_model: PathBuf,
+}
+
+/// `--ref-model DIR` without a default: a tool where only some tasks take a reference
+/// (`train --task dpo`).
+#[derive(Args, Debug, Clone, Default)]
+pub struct TaskRefModel {
+    /// DPO: the frozen reference model (usually the --model folder).
+    #[arg(long = "ref-model", value_name = "DIR", alias = "ref")]
+    pub ref_model: Option<PathBuf>,
+}
