@@ -19,7 +19,7 @@ build:
 # few PPO steps against it (make rlhf runs the longer loop).
 DEMO_STEPS ?= 1500
 # The reward model of the demo and of make rlhf, trained on the demo's SFT model.
-REWARD_MODEL = rm -rf $(DEMO)/rm && $(BIN)/train --task reward --init $(DEMO)/sft-merged \
+REWARD_MODEL = rm -rf $(DEMO)/rm && $(BIN)/train --task reward --model $(DEMO)/sft-merged \
 	--data testdata/pref/train.jsonl --val testdata/pref/heldout.jsonl -o $(DEMO)/rm
 demo: build
 	@mkdir -p $(DEMO)
@@ -46,7 +46,7 @@ demo: build
 	$(BIN)/tokenize --tokenizer $(DEMO)/model testdata/sft/train.jsonl > $(DEMO)/sft-ids.jsonl
 	$(BIN)/pack --tokenizer $(DEMO)/model --val-fraction 0.05 -o $(DEMO)/sft-shards $(DEMO)/sft-ids.jsonl
 	rm -rf $(DEMO)/sft-lora $(DEMO)/sft-merged
-	$(BIN)/train --task sft --method lora --init $(DEMO)/model --data $(DEMO)/sft-shards -o $(DEMO)/sft-lora
+	$(BIN)/train --task sft --method lora --model $(DEMO)/model --data $(DEMO)/sft-shards -o $(DEMO)/sft-lora
 	$(BIN)/lora-merge --model $(DEMO)/model --adapter $(DEMO)/sft-lora -o $(DEMO)/sft-merged
 	@echo "Held-out response perplexity (70 records, responses only): the base, then the merged SFT model:"
 	$(BIN)/ppl --model $(DEMO)/model --quiet testdata/sft/heldout.jsonl

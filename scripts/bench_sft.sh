@@ -25,7 +25,7 @@
 #      not turn the packed rows into block-diagonal causal attention.
 #   4. Speed, BENCH_RUNS rounds, for each method (LoRA, full), the two tools alternating which goes
 #      first, each run timed for its peak RSS (GNU time or a Python fallback, scripts/timing.sh):
-#        wick:  train --task sft --method M --init base/ --data shards/ --batch-size 12 --seq-len 64
+#        wick:  train --task sft --method M --model base/ --data shards/ --batch-size 12 --seq-len 64
 #               --max-steps 30 --eval-interval 0 --threads 2 --quiet -o DIR
 #               ms/step = median of "step_ms" in DIR/metrics.jsonl, the first 5 steps left out
 #        torch: torch_sft.py --mode speed --method M (same base, shards, B, T, steps, threads):
@@ -207,7 +207,7 @@ EOF
 run_wick() {  # method run
   local out=$DIR/wick-$1 log=$WORK/wick-$1-$2.log ms kb
   rm -rf "$out"
-  timed "$WORK/t" "$TRAIN" --task sft --method "$1" --init "$BASE" --data "$SHARDS" \
+  timed "$WORK/t" "$TRAIN" --task sft --method "$1" --model "$BASE" --data "$SHARDS" \
     --batch-size "$B" --seq-len "$T" --max-steps "$STEPS" --eval-interval 0 --threads "$THREADS" \
     --quiet -o "$out" "${WICK_EXTRA[@]}" > "$log" 2>&1 \
     || die "wick train --task sft --method $1 failed:$(echo; tail_of "$log")"
@@ -219,7 +219,7 @@ run_wick() {  # method run
 }
 run_torch() {  # method run
   local log=$WORK/torch-$1-$2.log ms kb
-  timed "$WORK/t" "$PY" scripts/torch_sft.py --mode speed --method "$1" --init "$BASE" \
+  timed "$WORK/t" "$PY" scripts/torch_sft.py --mode speed --method "$1" --model "$BASE" \
     --data "$SHARDS" --batch-size "$B" --seq-len "$T" --steps "$STEPS" --threads "$THREADS" \
     --attn "$ATTN" --packing "$PACKING" > "$WORK/torch.json" 2> "$log" \
     || die "torch_sft.py --mode speed --method $1 failed:$(echo; tail_of "$log")"

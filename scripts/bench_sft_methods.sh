@@ -12,7 +12,7 @@
 #      preset pretrained on testdata/ for 1500 steps); made by `make demo` when missing.
 #   2. testdata/sft/train.jsonl -> tokenize (the base's tokenizer) -> pack --val-fraction 0.05.
 #   3. ppl of the held-out records (testdata/sft/heldout.jsonl, responses only) under the base.
-#   4. For each method: train --task sft --method M --init BASE (SFT defaults: 3 epochs, batch 12
+#   4. For each method: train --task sft --method M --model BASE (SFT defaults: 3 epochs, batch 12
 #      x 64 packed, lr BENCH_SFT_LR (default 1e-4, the recipe's) warmup 3%, cosine to 1e-6),
 #      timed by /usr/bin/time for peak RSS; ms/step = median of step_ms; then held-out ppl with
 #      the result (full: the new folder; lora/adapter: the base with --adapter); for LoRA also
@@ -57,7 +57,7 @@ printf '%-8s %10s %10s %10s %10s %8s %10s\n' method nll ppl ms/step peakMiB step
 printf '%-8s %10s %10s\n' base ${before}
 for m in full lora adapter; do
   out=$DIR/$m
-  /usr/bin/time -f '%M %e' -o "$DIR/$m.time" $BIN/train --task sft --method $m --init "$BASE" \
+  /usr/bin/time -f '%M %e' -o "$DIR/$m.time" $BIN/train --task sft --method $m --model "$BASE" \
     --data "$DIR/shards" --epochs "$EPOCHS" --lr "$LR" --threads "$THREADS" --quiet -o "$out"
   if [ $m = full ]; then
     after=$($BIN/ppl --model "$out" --quiet $heldout | nll)
@@ -79,7 +79,7 @@ printf '%-8s %10s %10s %14s\n' method ms/step peakMiB "trained params"
 for m in full lora adapter; do
   out=$DIR/small-$m
   /usr/bin/time -f '%M %e' -o "$DIR/small-$m.time" $BIN/train --task sft --method $m \
-    --init "$DIR/small-base" --data "$DIR/shards" --max-steps 10 --eval-interval 0 \
+    --model "$DIR/small-base" --data "$DIR/shards" --max-steps 10 --eval-interval 0 \
     --batch-size 8 --seq-len 256 --threads "$THREADS" -o "$out" 2> "$DIR/small-$m.log"
   read -r rss secs < "$DIR/small-$m.time"
   params=$(grep -o 'train: [0-9]* parameters' "$DIR/small-$m.log" | grep -o '[0-9]*')

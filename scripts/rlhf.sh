@@ -45,9 +45,9 @@ for ((k = 1; k <= STEPS; k++)); do
     t1=$(date +%s.%N)
     "$BIN/rm-score" --model "$RM" --truncate --quiet "$OUT/rollouts-$k.jsonl" > "$OUT/scored-$k.jsonl"
     t2=$(date +%s.%N)
-    if [[ -z "$prev" ]]; then from=(--policy "$SFT"); else from=(--policy "$prev"); fi
+    if [[ -z "$prev" ]]; then from=(--model "$SFT"); else from=(--model "$prev"); fi
     # shellcheck disable=SC2086
-    "$BIN/ppo-step" "${from[@]}" --ref "$SFT" -o "$OUT/policy-$k" --quiet ${PPO_ARGS:-} "$OUT/scored-$k.jsonl" > "$OUT/stats-$k.json"
+    "$BIN/ppo-step" "${from[@]}" --ref-model "$SFT" -o "$OUT/policy-$k" --quiet ${PPO_ARGS:-} "$OUT/scored-$k.jsonl" > "$OUT/stats-$k.json"
     t3=$(date +%s.%N)
     # One line: ppo-step's statistics plus the time of each stage.
     sed "s/}\$/,\"generate_s\":$(awk "BEGIN{print $t1 - $t0}"),\"score_s\":$(awk "BEGIN{print $t2 - $t1}"),\"step_s\":$(awk "BEGIN{print $t3 - $t2}")}/" "$OUT/stats-$k.json" >> "$OUT/metrics.jsonl"

@@ -1,4 +1,4 @@
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -8,9 +8,9 @@ use ppo_step::step::{self, Options};
 use ppo_step::value_head::ValueHead;
 use serde_json::json;
 use wick_io::{Error, Kind, OutDir, Output, Result};
-use wick_model::adapter::LoraConfig;
-use wick_model::{Folder, Llama};
+use wick_model::Folder;
 use wick_rl::ppo::{self, Hyper, KlEstimator};
+use wick_train::{LoraError, Method};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -24,11 +24,11 @@ enum Kl {
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum Method {
+enum MethodFlag {
     /// Every weight of the policy trains; -o gets a whole model folder.
     Full,
-    /// A fresh LoRA adapter (r 8, alpha 16, on q, k, v, o) on the frozen --policy trains;
-    /// -o gets the adapter folder. Continue it later with --adapter.
+    /// A fresh LoRA adapter (--lora-r, --lora-alpha, ... on --lora-targets) on the frozen
+    /// --model trains; -o gets the adapter folder. Continue it later with --adapter.
     Lora,
 }
 
@@ -47,7 +47,7 @@ enum Method {
 /// The value head (value_head.safetensors: v_head.summary.weight [1, hidden] and .bias, TRL's
 /// names) reads the policy's last hidden state and starts at zero; it and the optimiser's
 /// moments (ppo_optimizer.safetensors, ppo_state.json) are saved beside the policy and picked
-/// up from --policy (or --adapter) by the next iteration.
+/// up from --model (or --adapter) by the next iteration.
 ///
 /// The statistics: score (mean reward), kl (mean over responses of the summed per-token KL),
 /// non_score_reward, rlhf_reward, entropy, pg_loss, vf_loss, clipfrac, vf_clipfrac,
@@ -55,28 +55,29 @@ enum Method {
 ///
 /// Examples:
 ///   generate --model policy/ < prompts.jsonl | rm-score --model rm/ > scored.jsonl
-///   ppo-step --policy policy/ --ref sft/ -o policy-next/ < scored.jsonl >> ppo.jsonl
-///   ppo-step --policy sft/ --ref sft/ --method lora -o lora-1/ < scored.jsonl
-///   ppo-step --policy sft/ --adapter lora-1/ --ref sft/ -o lora-2/ < scored-2.jsonl
+///   ppo-step --model policy/ --ref-model sft/ -o policy-next/ < scored.jsonl >> ppo.jsonl
+///   ppo-step --model sft/ --ref-model sft/ --method lora -o lora-1/ < scored.jsonl
+///   ppo-step --model sft/ --adapter lora-1/ --ref-model sft/ -o lora-2/ < scored-2.jsonl
 #[derive(Parser)]
 #[command(version, verbatim_doc_comment)]
 struct Cli {
-    /// The policy that generated the rollouts (a Hugging Face folder).
-    #[arg(long)]
-    policy: PathBuf,
-    /// The policy's adapter (LoRA) on top of --policy, from an earlier `--method lora` step;
-    /// it is what trains, and -o gets the updated adapter.
-    #[arg(long)]
-    adapter: Option<PathBuf>,
-    /// The frozen reference model the KL penalty is measured against (usually the SFT model).
-    #[arg(long = "ref", value_name = "DIR")]
-    reference: PathBuf,
-    /// Where the updated policy goes.
-    #[arg(short, long)]
-    out: PathBuf,
+    // The policy that generated the rollouts and, with --adapter, its adapter from an earlier
+    // `--method lora` step: that adapter is what trains, and -o gets the updated one.
+    #[command(flatten)]
+    model: wick_cli::Model,
+    // The frozen reference model the KL penalty is measured against (usually the SFT model).
+    #[command(flatten)]
+    reference: wick_cli::RequiredRefModel,
+    // Where the updated policy goes.
+    #[command(flatten)]
+    output: wick_cli::OutputDir,
     /// What trains [default: full; with --adapter, the adapter].
     #[arg(long, value_enum)]
-    method: Option<Method>,
+    method: Option<MethodFlag>,
+    #[command(flatten)]
+    lora: wick_cli::Lora,
+    #[command(flatten)]
+    skip_invalid: wick_cli::SkipInvalid,
     /// Scored rollouts, JSONL ('-' or none: stdin).
     files: Vec<String>,
     /// The KL penalty's coefficient.
@@ -124,23 +125,63 @@ struct Cli {
     /// Seed of the minibatch order (and of a fresh LoRA adapter).
     #[arg(long, default_value_t = 1337)]
     seed: u64,
-    /// Worker threads [default: all cores].
-    #[arg(long)]
-    threads: Option<usize>,
-    #[arg(short, long)]
-    quiet: bool,
+    #[command(flatten)]
+    common: wick_cli::Common,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let threads = cli.threads;
+    let threads = cli.common.threads;
     wick_io::run_main("ppo-step", || {
         wick_model::runtime::run(threads, || body(cli))
     })
 }
 
+/// The next iteration reads these beside the policy: the iteration count and optimiser steps
+/// (JSON), and AdamW's moments in the engine's format.
 const STATE: &str = "ppo_state.json";
 const OPTIMISER: &str = "ppo_optimizer.safetensors";
+
+/// A LoRA settings error, named by its flag.
+fn lora_flag_error(e: LoraError) -> Error {
+    Error::msg(match e {
+        LoraError::Rank => "--lora-r must be at least 1".into(),
+        LoraError::Dropout => "--lora-dropout must be in [0, 1)".into(),
+        LoraError::UnknownTarget(t) => {
+            format!("--lora-targets: unknown module {t:?} (choose from q, k, v, o, gate, up, down)")
+        }
+        LoraError::NoTarget => "--lora-targets names no module".into(),
+    })
+}
+
+/// What trains: the whole policy, a fresh LoRA adapter, or the one --adapter continues.
+fn method(cli: &Cli) -> Result<Method> {
+    if let Some(dir) = &cli.model.adapter {
+        if cli.method == Some(MethodFlag::Full) {
+            return Err(Error::msg(
+                "--method full with --adapter: fold the adapter in first with lora-merge",
+            ));
+        }
+        // The adapter keeps its own settings.
+        return Method::of_adapter(dir).map_err(|e| e.context(dir.display()));
+    }
+    Ok(match cli.method.unwrap_or(MethodFlag::Full) {
+        MethodFlag::Full => Method::Full,
+        MethodFlag::Lora => {
+            let l = &cli.lora;
+            Method::Lora(
+                wick_train::lora_config(
+                    l.lora_r,
+                    l.lora_alpha,
+                    l.lora_dropout,
+                    l.rslora,
+                    &l.lora_targets,
+                )
+                .map_err(lora_flag_error)?,
+            )
+        }
+    })
+}
 
 fn body(cli: Cli) -> Result<()> {
     let started = Instant::now();
@@ -158,61 +199,41 @@ fn body(cli: Cli) -> Result<()> {
             "--temperature must be positive (PPO needs sampled rollouts; greedy ones have no log-probs to compare)",
         ));
     }
-    if cli.adapter.is_some() && cli.method == Some(Method::Full) {
-        return Err(Error::msg(
-            "--method full with --adapter: fold the adapter in first with lora-merge",
-        ));
-    }
+    let method = method(&cli)?;
+    let (policy_dir, adapter, out) = (&cli.model.model, &cli.model.adapter, &cli.output.output);
     let same = |a: &Path, b: &Path| {
         std::fs::canonicalize(a)
             .ok()
             .is_some_and(|a| std::fs::canonicalize(b).ok() == Some(a))
     };
-    if same(&cli.out, &cli.policy) || cli.adapter.as_deref().is_some_and(|a| same(&cli.out, a)) {
+    if same(out, policy_dir) || adapter.as_deref().is_some_and(|a| same(out, a)) {
         return Err(Error::msg(
             "-o must be a new folder: the next iteration reads the policy this one started from",
         ));
     }
     // Checked before minutes of work: -o is replaced only when it is an earlier ppo-step output.
-    wick_io::check_replaceable(&cli.out, Kind::Policy, "-o")?;
-    let folder = Folder::open(&cli.policy)?;
+    wick_io::check_replaceable(out, Kind::Policy, "-o")?;
+    let folder = Folder::open(policy_dir)?;
     let stop = folder.stop_ids();
     let mut policy = folder.model;
-    let lora = cli.adapter.is_some() || cli.method == Some(Method::Lora);
     // Where the value head and optimiser state of the previous iteration live.
-    let state_dir = cli.adapter.clone().unwrap_or(cli.policy.clone());
-    match &cli.adapter {
-        Some(a) => policy
+    let state_dir = adapter.clone().unwrap_or(policy_dir.clone());
+    match (adapter, &method) {
+        (Some(a), _) => policy
             .load_any_adapter(a)
             .map_err(|e| e.context(a.display()))?,
-        None if lora => policy.add_adapter(
-            &LoraConfig {
-                r: 8,
-                alpha: 16.0,
-                rslora: false,
-                dropout: 0.0,
-                targets: ["q_proj", "k_proj", "v_proj", "o_proj"]
-                    .map(String::from)
-                    .to_vec(),
-            },
-            cli.seed,
-        )?,
-        None => {}
+        (None, Method::Lora(c)) => policy.add_adapter(c, cli.seed)?,
+        (None, _) => {}
     }
-    let reference = Llama::load(&cli.reference).map_err(|e| e.context("--ref"))?;
-    if reference.config.vocab_size != policy.config.vocab_size {
-        return Err(Error::msg(format!(
-            "--ref {}: its vocabulary ({}) differs from the policy's ({}): the KL penalty compares the same tokens",
-            cli.reference.display(),
-            reference.config.vocab_size,
-            policy.config.vocab_size
-        )));
-    }
-    let rollouts = rollouts::read(
+    let lora = method.trains_adapter();
+    let reference = wick_train::load_reference(&cli.reference.ref_model, &policy.config)
+        .map_err(|e| e.context("--ref-model"))?;
+    let (rollouts, skipped) = rollouts::read_skipping(
         &cli.files,
         policy.config.max_position_embeddings,
         policy.config.vocab_size,
         &stop,
+        cli.skip_invalid.skip_invalid,
     )?;
     let hidden = policy.config.hidden_size;
     let value = match ValueHead::load(&state_dir, hidden)? {
@@ -243,10 +264,13 @@ fn body(cli: Cli) -> Result<()> {
         seed: cli.seed,
     };
     let say = |m: String| {
-        if !cli.quiet {
+        if !cli.common.quiet {
             eprintln!("ppo-step: {m}");
         }
     };
+    if skipped > 0 {
+        say(format!("skipped {skipped} invalid records"));
+    }
     say(format!(
         "iteration {}: {} rollouts, {} response tokens",
         iteration + 1,
@@ -269,9 +293,7 @@ fn body(cli: Cli) -> Result<()> {
     let mut opt = step::optimiser(vars)?;
     let moments = state_dir.join(OPTIMISER);
     if moments.is_file() {
-        let m = candle_core::safetensors::load(&moments, &candle_core::Device::Cpu)
-            .map_err(|e| Error::msg(format!("{}: cannot read: {e}", moments.display())))?;
-        opt.load_state(&m, opt_steps)
+        opt.load_state(&wick_train::read_tensors(&moments)?, opt_steps)
             .map_err(|e| e.context(moments.display()))?;
     }
     let batch = step::Batch {
@@ -284,18 +306,16 @@ fn body(cli: Cli) -> Result<()> {
 
     // Everything into a temporary folder, then swapped in: a failed or killed step leaves no
     // half policy, and rerunning the same command redoes the same step.
-    let dir = OutDir::create(&cli.out, Kind::Policy, "ppo-step", "-o")?;
+    let dir = OutDir::create(out, Kind::Policy, "ppo-step", "-o")?;
     let tmp = dir.path();
-    if lora {
-        let base =
-            std::fs::canonicalize(&cli.policy).map_err(|e| Error::io(cli.policy.display(), e))?;
-        policy.save_adapter(tmp, &base.display().to_string())?;
-    } else {
-        policy.save(tmp)?;
-        wick_train::copy_tokenizer_files(&cli.policy, tmp)?;
+    // An adapter names its base; a whole model carries its tokenizer.
+    let base = std::fs::canonicalize(policy_dir).map_err(|e| Error::io(policy_dir.display(), e))?;
+    wick_train::save_model(&policy, tmp, &base.display().to_string())?;
+    if !lora {
+        wick_train::copy_tokenizer_files(policy_dir, tmp)?;
     }
     value.save(tmp)?;
-    wick_model::save_safetensors(&opt.state_tensors()?, &tmp.join(OPTIMISER))?;
+    wick_train::save_moments(&opt, &tmp.join(OPTIMISER))?;
     let state = json!({"iteration": iteration + 1, "optimizer_steps": opt.step});
     wick_io::write_atomic(tmp.join(STATE), (state.to_string() + "\n").as_bytes())?;
     dir.commit()?;
@@ -318,7 +338,7 @@ fn body(cli: Cli) -> Result<()> {
         step::secs(started),
         recompute_s,
         update_s,
-        cli.out.display()
+        out.display()
     ));
     let mut out = Output::create(None)?;
     out.put((line.to_string() + "\n").as_bytes())?;
@@ -340,4 +360,75 @@ fn read_state(dir: &Path) -> Result<(u64, u64)> {
             .ok_or_else(|| Error::msg(format!("{}: no {k:?}", p.display())))
     };
     Ok((get("iteration")?, get("optimizer_steps")?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn old_spellings_still_parse() {
+        let old = Cli::parse_from(["ppo-step", "--policy", "p", "--ref", "r", "--out", "o"]);
+        let new = Cli::parse_from(["ppo-step", "--model", "p", "--ref-model", "r", "-o", "o"]);
+        for c in [old, new] {
+            assert_eq!(c.model.model, Path::new("p"));
+            assert_eq!(c.reference.ref_model, Path::new("r"));
+            assert_eq!(c.output.output, Path::new("o"));
+        }
+    }
+
+    #[test]
+    fn lora_flags_make_the_adapter() {
+        let c = Cli::parse_from([
+            "ppo-step",
+            "--model",
+            "p",
+            "--ref-model",
+            "r",
+            "-o",
+            "o",
+            "--method",
+            "lora",
+            "--lora-r",
+            "4",
+            "--lora-targets",
+            "q,v,down",
+        ]);
+        let Method::Lora(l) = method(&c).unwrap() else {
+            panic!("a LoRA adapter")
+        };
+        assert_eq!((l.r, l.alpha), (4, 16.0));
+        assert_eq!(l.targets, ["q_proj", "v_proj", "down_proj"]);
+        // Without flags: PEFT's usual adapter, as ppo-step always made.
+        let c = Cli::parse_from([
+            "ppo-step",
+            "--model",
+            "p",
+            "--ref-model",
+            "r",
+            "-o",
+            "o",
+            "--method",
+            "lora",
+        ]);
+        let Method::Lora(l) = method(&c).unwrap() else {
+            panic!("a LoRA adapter")
+        };
+        assert_eq!((l.r, l.alpha, l.rslora, l.dropout), (8, 16.0, false, 0.0));
+        assert_eq!(l.targets, ["q_proj", "k_proj", "v_proj", "o_proj"]);
+        let c = Cli::parse_from([
+            "ppo-step",
+            "--model",
+            "p",
+            "--ref-model",
+            "r",
+            "-o",
+            "o",
+            "--method",
+            "lora",
+            "--lora-r",
+            "0",
+        ]);
+        assert!(method(&c).unwrap_err().to_string().contains("--lora-r"));
+    }
 }

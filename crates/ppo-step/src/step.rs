@@ -4,10 +4,9 @@ use std::time::Instant;
 
 use candle_core::{Device, Tensor};
 use serde_json::{json, Value};
-use wick_io::Result;
+use wick_io::{Result, Rng};
 use wick_model::Llama;
 use wick_rl::ppo::{self, Hyper};
-use wick_shard::Rng;
 use wick_train::{AdamW, AdamWConfig};
 
 use crate::rollouts::Rollout;

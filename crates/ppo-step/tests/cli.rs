@@ -58,7 +58,16 @@ fn an_update_follows_the_rewards_and_carries_its_state_to_the_next_step() {
     let out1 = tmp.path().join("p1");
     let o1 = out1.to_str().unwrap();
     let stats = step(&[
-        "--policy", &model, "--ref", &model, "-o", o1, "--lr", "3e-3", s, "-q",
+        "--model",
+        &model,
+        "--ref-model",
+        &model,
+        "-o",
+        o1,
+        "--lr",
+        "3e-3",
+        s,
+        "-q",
     ]);
     // The policy is its reference: every KL estimate is exactly 0.
     assert_eq!(stats["kl"].as_f64().unwrap(), 0.0, "{stats}");
@@ -92,9 +101,9 @@ fn an_update_follows_the_rewards_and_carries_its_state_to_the_next_step() {
     // The next step starts from the first one's value head, moments and count.
     let out2 = tmp.path().join("p2");
     let stats2 = step(&[
-        "--policy",
+        "--model",
         o1,
-        "--ref",
+        "--ref-model",
         &model,
         "-o",
         out2.to_str().unwrap(),
@@ -129,18 +138,29 @@ fn lora_steps_write_an_adapter_and_leave_the_base_alone() {
     let out1 = tmp.path().join("l1");
     let o1 = out1.to_str().unwrap();
     step(&[
-        "--policy", &model, "--ref", &model, "--method", "lora", "-o", o1, "--lr", "1e-2", s, "-q",
+        "--model",
+        &model,
+        "--ref-model",
+        &model,
+        "--method",
+        "lora",
+        "-o",
+        o1,
+        "--lr",
+        "1e-2",
+        s,
+        "-q",
     ]);
     assert!(out1.join("adapter_config.json").is_file());
     assert!(out1.join("value_head.safetensors").is_file());
     assert!(!out1.join("model.safetensors").exists());
     let out2 = tmp.path().join("l2");
     let stats = step(&[
-        "--policy",
+        "--model",
         &model,
         "--adapter",
         o1,
-        "--ref",
+        "--ref-model",
         &model,
         "-o",
         out2.to_str().unwrap(),
@@ -174,9 +194,9 @@ fn bad_rollouts_and_references_are_refused_before_writing() {
         let r = run(
             PPO,
             &[
-                "--policy",
+                "--model",
                 &model,
-                "--ref",
+                "--ref-model",
                 &model,
                 "-o",
                 o,
@@ -220,9 +240,9 @@ fn bad_rollouts_and_references_are_refused_before_writing() {
     let r = run(
         PPO,
         &[
-            "--policy",
+            "--model",
             &model,
-            "--ref",
+            "--ref-model",
             other.to_str().unwrap(),
             "-o",
             o,

@@ -192,7 +192,7 @@ fn lora_needs_a_base_and_sane_settings() {
     let o = tmp.path().join("o");
     let o = o.to_str().unwrap();
     for (extra, want) in [
-        (vec!["--config", "tiny"], "--init"),
+        (vec!["--config", "tiny"], "--model"),
         (vec!["--init", d, "--lora-targets", "q,lm_head"], "lm_head"),
         (vec!["--init", d, "--lora-dropout", "1.5"], "--lora-dropout"),
         (vec!["--init", d, "--lora-r", "0"], "--lora-r"),

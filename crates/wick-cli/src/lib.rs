@@ -217,7 +217,7 @@ pub struct OptionalModel {
     pub model: Option<PathBuf>,
     /// An adapter folder (adapter_config.json, adapter_model.safetensors) on top of --model:
     /// a PEFT LoRA adapter, or a bottleneck adapter from `train --method adapter`.
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", requires = "model")]
     pub adapter: Option<PathBuf>,
 }
 
@@ -249,4 +249,39 @@ mod data_tool_variant_tests {
         let m = Many::parse_from(["t", "-o", "a.png", "--out", "b.svg", "--output", "c"]);
         assert_eq!(m.outputs.output, ["a.png", "b.svg", "c"]);
     }
+}
+
+// Variants for the training tools (train, ppo-step).
+
+/// `-o/--output DIR` for a run folder that `--resume DIR` (a flag of the tool's own) can
+/// stand in for: `train`.
+#[derive(Args, Debug, Clone, Default)]
+pub struct RunOutputDir {
+    /// Output folder (a Hugging Face folder plus checkpoint/, best/, metrics.jsonl): new,
+    /// empty, or an earlier run folder of this tool's without a checkpoint.
+    #[arg(
+        short,
+        long,
+        value_name = "DIR",
+        alias = "out",
+        required_unless_present = "resume"
+    )]
+    pub output: Option<PathBuf>,
+}
+
+/// `--ref-model DIR`, required: a tool that always measures against a reference (`ppo-step`).
+#[derive(Args, Debug, Clone)]
+pub struct RequiredRefModel {
+    /// The frozen reference model (usually the model training started from).
+    #[arg(long = "ref-model", value_name = "DIR", alias = "ref")]
+    pub ref_model: PathBuf,
+}
+
+/// `--ref-model DIR` without a default: a tool where only some tasks take a reference
+/// (`train --task dpo`).
+#[derive(Args, Debug, Clone, Default)]
+pub struct TaskRefModel {
+    /// DPO: the frozen reference model (usually the --model folder).
+    #[arg(long = "ref-model", value_name = "DIR", alias = "ref")]
+    pub ref_model: Option<PathBuf>,
 }

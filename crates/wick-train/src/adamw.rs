@@ -13,7 +13,7 @@ use candle_core::{CpuStorage, Device, InplaceOp2, Layout, Storage, Tensor, Var};
 use rayon::prelude::*;
 use wick_io::{Error, Result};
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct AdamWConfig {
     pub beta1: f64,
     pub beta2: f64,

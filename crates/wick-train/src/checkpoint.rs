@@ -41,7 +41,7 @@ pub struct TrainState {
     pub row: u64,
     pub best_val_loss: Option<f64>,
     /// Steps whose loss or gradient norm was not finite, skipped without an update
-    /// (`--skip-nonfinite`).
+    /// (when the run allows skipping them).
     #[serde(default)]
     pub skipped: u64,
     /// Training wall time so far, seconds.
@@ -93,21 +93,38 @@ pub fn copy_tokenizer_files(from: &Path, to: &Path) -> Result<()> {
     Ok(())
 }
 
-/// The model's files into `dir`: a Hugging Face model folder, or PEFT's adapter files when the
-/// model carries a LoRA adapter. Returns the names written.
-fn save_weights(model: &Llama, dir: &Path, state: &TrainState) -> Result<[&'static str; 2]> {
+/// Writes a trained model into `dir`: its adapter files naming `base` when the model carries an
+/// adapter (PEFT's for LoRA, wick's for a bottleneck adapter), else a Hugging Face model
+/// folder. Returns the names written.
+pub fn save_model(model: &Llama, dir: &Path, base: &str) -> Result<[&'static str; 2]> {
     if model.adapter().is_some() {
-        let base = state
-            .settings
-            .get("init")
-            .and_then(|v| v.as_str())
-            .unwrap_or("");
         model.save_adapter(dir, base)?;
         Ok(["adapter_config.json", "adapter_model.safetensors"])
     } else {
         model.save(dir)?;
         Ok(["config.json", "model.safetensors"])
     }
+}
+
+/// The model's files into `dir`, an adapter naming the run's base.
+fn save_weights(model: &Llama, dir: &Path, state: &TrainState) -> Result<[&'static str; 2]> {
+    let base = state
+        .settings
+        .get("init")
+        .and_then(|v| v.as_str())
+        .unwrap_or("");
+    save_model(model, dir, base)
+}
+
+/// Writes the optimiser's moments as safetensors (`exp_avg.NAME`, `exp_avg_sq.NAME`).
+pub fn save_moments(opt: &AdamW, path: &Path) -> Result<()> {
+    wick_model::save_safetensors(&opt.state_tensors()?, path)
+}
+
+/// Reads a safetensors file of the run's (weights or moments) onto the CPU.
+pub fn read_tensors(path: &Path) -> Result<Tensors> {
+    candle_core::safetensors::load(path, &Device::Cpu)
+        .map_err(|e| Error::msg(format!("{}: cannot read: {e}", path.display())))
 }
 
 impl Checkpoint {
@@ -169,8 +186,7 @@ impl Checkpoint {
         }
         let dir = OutDir::create(&out.join(DIR), Kind::Checkpoint, TOOL, "checkpoint")?;
         let files = save_weights(model, dir.path(), state)?;
-        let moments = opt.state_tensors()?;
-        wick_model::save_safetensors(&moments, &dir.path().join("optimizer.safetensors"))?;
+        save_moments(opt, &dir.path().join("optimizer.safetensors"))?;
         let json = serde_json::to_string_pretty(state).expect("state serialises") + "\n";
         wick_io::write_atomic(dir.path().join("state.json"), json.as_bytes())?;
         dir.commit()?;
@@ -202,11 +218,7 @@ impl Checkpoint {
         })?;
         let state: TrainState = serde_json::from_str(&text)
             .map_err(|e| Error::msg(format!("{}: {e}", state_file.display())))?;
-        let load = |f: &str| {
-            let p = dir.join(f);
-            candle_core::safetensors::load(&p, &Device::Cpu)
-                .map_err(|e| Error::msg(format!("{}: cannot read: {e}", p.display())))
-        };
+        let load = |f: &str| read_tensors(&dir.join(f));
         let weights = if dir.join("model.safetensors").is_file() {
             "model.safetensors"
         } else {

@@ -7,7 +7,7 @@ pub enum ScheduleKind {
     Constant,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Schedule {
     pub kind: ScheduleKind,
     pub lr: f64,

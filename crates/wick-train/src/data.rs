@@ -2,15 +2,15 @@
 //! packed or padded, with their loss masks (SFT), or preference pairs (reward, DPO); and the
 //! fixed val batches each evaluation uses.
 
+use crate::pairs::{self, PairLoader, PairSet};
+use crate::settings::Settings;
+use crate::task::Task;
+use crate::TrainState;
 use candle_core::{Device, Tensor};
 use wick_io::Result;
 use wick_model::{lm_eval_loss, lm_loss, Llama};
 use wick_rl::preference::PairStats;
 use wick_shard::{EpochLoader, Examples, Sampler, Sequential, SftBatch, ShardSet, Split};
-use wick_train::TrainState;
-
-use crate::pairs::{self, PairLoader, PairSet};
-use crate::Settings;
 
 /// Where a run's data comes from: a `pack` shard directory, or preference pairs.
 pub enum Corpus {
@@ -103,11 +103,11 @@ impl<'a> Data<'a> {
             }
             Corpus::Shards(set) => set,
         };
-        Ok(if s.task == "sft" {
+        Ok(if let Task::Sft { packing } = s.task {
             let ex = Examples::new(set, Split::Train, pad_id(set))?;
             Data::Examples(
-                EpochLoader::new(ex, s.seed, s.batch_size, s.seq_len, s.packing),
-                s.packing,
+                EpochLoader::new(ex, s.seed, s.batch_size, s.seq_len, packing),
+                packing,
             )
         } else {
             Data::Windows(Sampler::new(
@@ -227,18 +227,18 @@ pub fn val_loss(
     };
     let (b, t) = (s.batch_size, s.seq_len);
     let (mut sum, mut n) = (0f64, 0f64);
-    if s.task == "sft" {
+    if let Task::Sft { packing } = s.task {
         let Ok(ex) = Examples::new(set, Split::Val, pad_id(set)) else {
             return Ok(None);
         };
-        let plan = ex.plan(t, s.packing, None);
+        let plan = ex.plan(t, packing, None);
         for rows in plan.chunks(b).take(batches) {
-            let batch = ex.batch(rows, t, s.packing);
+            let batch = ex.batch(rows, t, packing);
             let w = batch.trained();
             if w == 0.0 {
                 continue;
             }
-            let m = Micro::examples(&batch, s.packing)?;
+            let m = Micro::examples(&batch, packing)?;
             let loss = lm_eval_loss(model, &m.window, m.weights.as_ref(), m.segments.as_ref())?;
             sum += loss as f64 * w;
             n += w;
@@ -262,7 +262,13 @@ pub fn val_loss(
 }
 
 /// Rows in one epoch of the train split's examples, for sizing an SFT run in epochs.
-pub fn rows_per_epoch(set: &ShardSet, s: &Settings) -> Result<usize> {
+pub fn rows_per_epoch(
+    set: &ShardSet,
+    seed: u64,
+    batch_size: usize,
+    seq_len: usize,
+    packing: bool,
+) -> Result<usize> {
     let ex = Examples::new(set, Split::Train, pad_id(set))?;
-    Ok(EpochLoader::new(ex, s.seed, s.batch_size, s.seq_len, s.packing).rows_per_epoch())
+    Ok(EpochLoader::new(ex, seed, batch_size, seq_len, packing).rows_per_epoch())
 }

@@ -1,4 +1,4 @@
-//! `train --task reward | dpo`: preference pairs ({prompt, chosen, rejected}, optional
+//! The reward and DPO tasks' data: preference pairs ({prompt, chosen, rejected}, optional
 //! `margin`) read from JSONL and tokenized with the model's tokenizer, shuffled every epoch,
 //! and the two objectives on them: the reward model's Bradley–Terry loss on the score at each
 //! response's last token, and DPO's loss on the responses' summed log-probs against a frozen
@@ -8,10 +8,10 @@ use std::path::Path;
 
 use candle_core::{Device, Tensor};
 use serde_json::Value;
+use wick_io::Rng;
 use wick_io::{Error, LineReader, Result};
 use wick_model::{reward::score_position, Llama};
 use wick_rl::preference::{bradley_terry_loss, dpo_loss, dpo_rewards, PairStats};
-use wick_shard::Rng;
 use wick_text::{render_preference, Tok};
 
 use wick_model::candle_error as ce;

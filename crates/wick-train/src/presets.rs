@@ -1,4 +1,4 @@
-//! Named model sizes for `--config`, as Hugging Face Llama configs without a vocabulary
+//! Named model sizes, as Hugging Face Llama configs without a vocabulary
 //! (the shards' tokenizer supplies it).
 
 pub const NAMES: &[&str] = &["nano", "small", "tiny"];
