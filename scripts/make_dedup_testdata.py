@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""Builds testdata/dedup/ from the real corpora in ../shared/corpora (run once; output committed).
+"""Builds testdata/dedup/ from a folder of public-domain corpora (run once; output committed).
 
-  python3 scripts/make_dedup_testdata.py [--corpora /work/shared/corpora] [--out testdata/dedup]
+  python3 scripts/make_dedup_testdata.py --corpora DIR [--out testdata/dedup]
 
 Standard library only (it borrows `shingles`/`similar_pairs` from bench_datasketch_dedup.py, which
 import nothing outside the standard library at module level). Writes:
@@ -197,7 +197,7 @@ def fortunes(src, out):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--corpora", default=str(ROOT.parent / "shared" / "corpora"))
+    ap.add_argument("--corpora", required=True, help="folder holding milton/ and the other corpora")
     ap.add_argument("--out", default=str(ROOT / "testdata" / "dedup"))
     a = ap.parse_args()
     src, out = Path(a.corpora), Path(a.out)

@@ -9,7 +9,7 @@ use candle_core::{Device, Tensor, Var};
 use wick_model::kernels::{self, reference};
 
 fn main() -> candle_core::Result<()> {
-    wick_model::runtime::setup(None);
+    wick_io::set_threads(None).unwrap();
     let a: Vec<usize> = std::env::args()
         .skip(1)
         .map(|x| x.parse().expect("a number"))

@@ -26,7 +26,7 @@ fn main() -> candle_core::Result<()> {
     let threads = std::env::args()
         .nth(1)
         .map(|a| a.parse().expect("a number"));
-    wick_model::runtime::setup(threads.or(Some(2)));
+    wick_io::set_threads(threads.or(Some(2))).unwrap();
     for (inp, out) in [(384, 384), (384, 1536), (1536, 384), (384, 4096)] {
         let w = Tensor::randn(0f32, 1.0, (out, inp), &Device::Cpu)?;
         for n in [1, 8, 16, 24, 32] {

@@ -2,27 +2,22 @@
 //! the initial model (candle's own CPU randn cannot be seeded).
 
 pub struct Normal {
-    state: u64,
+    rng: wick_io::Rng,
     spare: Option<f64>,
 }
 
 impl Normal {
     pub fn new(seed: u64) -> Normal {
         Normal {
-            state: seed ^ 0x5851_f42d_4c95_7f2d,
+            rng: wick_io::Rng::new(seed ^ 0x5851_f42d_4c95_7f2d),
             spare: None,
         }
     }
 
     /// Uniform in (0, 1].
     pub fn uniform(&mut self) -> f64 {
-        // SplitMix64, then 53 bits into (0, 1].
-        self.state = self.state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^= z >> 31;
-        ((z >> 11) as f64 + 1.0) / (1u64 << 53) as f64
+        // 53 bits of SplitMix64 into (0, 1].
+        ((self.rng.next_u64() >> 11) as f64 + 1.0) / (1u64 << 53) as f64
     }
 
     /// Box–Muller, both values used.

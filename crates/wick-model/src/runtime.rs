@@ -1,13 +1,5 @@
 //! Process setup shared by the model tools (train, ppl, generate), done first thing in main.
 
-/// Sets the worker thread count: candle sizes its thread pools from RAYON_NUM_THREADS on
-/// first use, so this must run before any tensor op.
-pub fn setup(threads: Option<usize>) {
-    if let Some(n) = threads {
-        std::env::set_var("RAYON_NUM_THREADS", n.to_string());
-    }
-}
-
 /// Sets the thread count, then runs `f` (the whole tool) on one of rayon's worker threads.
 /// The kernels fork their work on rayon's pool: from a worker thread a fork is a push onto its
 /// own queue that the other workers steal, while from the main thread every op is injected into
@@ -16,7 +8,9 @@ pub fn setup(threads: Option<usize>) {
 /// With WICK_GEMM_PROFILE=1, prints the time the matrix products took (`kernels::products_report`)
 /// to stderr at the end.
 pub fn run<R: Send>(threads: Option<usize>, f: impl FnOnce() -> R + Send) -> R {
-    setup(threads);
+    // The tools call wick_io::set_threads first and report a bad count; here it only makes sure
+    // the pool is set up when a caller did not.
+    let _ = wick_io::set_threads(threads);
     keep_freed_memory();
     let started = std::time::Instant::now();
     let r = rayon::scope(|_| f());
