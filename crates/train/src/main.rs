@@ -248,7 +248,14 @@ fn body(cli: Cli) -> Result<()> {
         )));
     }
     let settings = plan.resolve(&cli.data)?;
-    finish(&cli, &out, Start::New { settings, origin })
+    finish(
+        &cli,
+        &out,
+        Start::New {
+            settings: Box::new(settings),
+            origin,
+        },
+    )
 }
 
 /// Runs the trainer and words its outcome for the command line.

@@ -37,14 +37,12 @@ pub enum Origin {
 #[derive(Debug, Clone)]
 pub enum Start {
     New {
-        settings: Settings,
+        settings: Box<Settings>,
         origin: Origin,
     },
     /// From the run folder's checkpoint, with its settings; `max_steps`: a new last step (the
     /// schedule is kept; past its end the rate stays at min_lr).
-    Resume {
-        max_steps: Option<u64>,
-    },
+    Resume { max_steps: Option<u64> },
 }
 
 /// How a run started (`OUT/run.json`): what a resume needs to start it again when it was

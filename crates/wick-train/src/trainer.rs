@@ -127,7 +127,7 @@ impl Trainer {
                         out.display()
                     )));
                 }
-                (None, self.begin(absolute(settings, &origin)?, origin)?)
+                (None, self.begin(absolute(*settings, &origin)?, origin)?)
             }
         };
         self.train(run_dir, loaded, report)
