@@ -255,3 +255,49 @@ fn bad_rollouts_and_references_are_refused_before_writing() {
     assert!(r.stderr.contains("vocabulary"), "{}", r.stderr);
     assert!(!out.exists());
 }
+
+#[test]
+fn skip_invalid_passes_over_bad_rollouts_and_counts_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (model, scored) = setup(tmp.path());
+    let good = std::fs::read_to_string(&scored).unwrap();
+    let f = tmp.path().join("mixed.jsonl");
+    std::fs::write(&f, format!("not json\n{good}{{\"reward\": 1}}\n")).unwrap();
+    let out = tmp.path().join("next");
+    let args = |extra: &'static str| {
+        let mut a = vec![
+            "--model".to_string(),
+            model.clone(),
+            "--ref-model".into(),
+            model.clone(),
+            "-o".into(),
+            out.to_str().unwrap().into(),
+            f.to_str().unwrap().into(),
+        ];
+        a.push(extra.into());
+        a
+    };
+    let r = run(
+        PPO,
+        &args("-q").iter().map(String::as_str).collect::<Vec<_>>(),
+        b"",
+    );
+    assert_ne!(r.code, 0, "a bad record stops the run by default");
+    assert!(!out.exists());
+    let r = run(
+        PPO,
+        &args("--skip-invalid")
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+        b"",
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("skipped 2 invalid records"),
+        "{}",
+        r.stderr
+    );
+    let stats: Value = serde_json::from_str(r.stdout.trim()).unwrap();
+    assert_eq!(stats["rollouts"], good.lines().count());
+}
