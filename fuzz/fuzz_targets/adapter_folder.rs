@@ -1,7 +1,7 @@
 //! An adapter folder from one input: its parts are adapter_config.json and
 //! adapter_model.safetensors, loaded onto a fixed base, testdata/models/llama-gqa (vocab 64,
-//! hidden 32, 2 layers). The config readers (LoRA and Houlsby) run on the first part, then
-//! Adapter::load and Llama::load_any_adapter (which picks LoRA or Houlsby by peft_type) on the
+//! hidden 32, 2 layers). The config readers (LoRA and bottleneck) run on the first part, then
+//! LoraAdapter::load and Llama::load_adapter (which picks LoRA or bottleneck by peft_type) on the
 //! folder; a model that takes the adapter runs a forward pass, and a LoRA one is merged and
 //! run again. Oracles besides "no panic": logits of the shape asked for, and errors of one line.
 
@@ -12,7 +12,7 @@ use std::sync::OnceLock;
 use candle_core::{Device, Tensor};
 use libfuzzer_sys::fuzz_target;
 use wick_fuzz::{one_line, parts, temp_dir, testdata, write};
-use wick_model::{adapter, houlsby::HoulsbyConfig, Adapter, AdapterKind, Llama};
+use wick_model::{lora, BottleneckConfig, AdapterKind, Llama, LoraAdapter};
 
 fn base() -> Llama {
     static BASE: OnceLock<Llama> = OnceLock::new();
@@ -38,20 +38,20 @@ fuzz_target!(|data: &[u8]| {
     if let Some(weights) = files.get(1) {
         write(dir.path(), "adapter_model.safetensors", weights);
     }
-    match adapter::read_config(&config) {
+    match lora::read_config(&config) {
         Ok(c) => {
             let _ = c.scale();
         }
         Err(e) => one_line(&e.to_string()),
     }
-    if let Err(e) = HoulsbyConfig::read(&config) {
+    if let Err(e) = BottleneckConfig::read(&config) {
         one_line(&e.to_string());
     }
-    if let Err(e) = Adapter::load(dir.path()) {
+    if let Err(e) = LoraAdapter::load(dir.path()) {
         one_line(&e.to_string());
     }
     let mut model = base();
-    match model.load_any_adapter(dir.path()) {
+    match model.load_adapter(dir.path()) {
         Ok(()) => {
             forward(&model);
             if matches!(model.adapter(), Some(AdapterKind::Lora(_))) {

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use wick_cli::{Model, OutputDir, Quiet};
 use wick_io::{Error, Kind, OutDir, Result};
-use wick_model::{Adapter, Llama};
+use wick_model::{Llama, LoraAdapter};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -48,7 +48,7 @@ fn main() -> ExitCode {
 
 /// Houlsby adapters are refused with the reason, not as an unknown PEFT type.
 fn check_mergeable(adapter: &Path) -> Result<()> {
-    if wick_model::houlsby::is_houlsby(adapter) {
+    if wick_model::bottleneck::is_bottleneck(adapter) {
         return Err(Error::msg(format!(
             "{}: a Houlsby (bottleneck) adapter adds layers and cannot be folded into the weights; load it beside the base with --adapter",
             adapter.display()
@@ -64,9 +64,9 @@ fn body(cli: Cli) -> Result<()> {
     wick_io::check_replaceable(output, Kind::Model, "-o")?;
     check_mergeable(adapter_dir)?;
     let mut model = Llama::load(base)?;
-    let adapter = Adapter::load(adapter_dir)?;
+    let adapter = LoraAdapter::load(adapter_dir)?;
     model
-        .apply_adapter(&adapter)
+        .apply_lora(&adapter)
         .map_err(|e| e.context(adapter_dir.display()))?;
     model.merge_adapter()?;
 

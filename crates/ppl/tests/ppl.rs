@@ -398,7 +398,7 @@ fn adapter_scores_like_the_merged_model() {
     let tmp = tempfile::tempdir().unwrap();
     let merged = tmp.path().join("merged");
     let mut m = Llama::load(&base).unwrap();
-    m.apply_adapter(&wick_model::Adapter::load(&adapter).unwrap())
+    m.apply_lora(&wick_model::LoraAdapter::load(&adapter).unwrap())
         .unwrap();
     m.merge_adapter().unwrap();
     m.save(&merged).unwrap();

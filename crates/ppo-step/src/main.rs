@@ -219,10 +219,8 @@ fn body(cli: Cli) -> Result<()> {
     // Where the value head and optimiser state of the previous iteration live.
     let state_dir = adapter.clone().unwrap_or(policy_dir.clone());
     match (adapter, &method) {
-        (Some(a), _) => policy
-            .load_any_adapter(a)
-            .map_err(|e| e.context(a.display()))?,
-        (None, Method::Lora(c)) => policy.add_adapter(c, cli.seed)?,
+        (Some(a), _) => policy.load_adapter(a).map_err(|e| e.context(a.display()))?,
+        (None, Method::Lora(c)) => policy.add_lora(c, cli.seed)?,
         (None, _) => {}
     }
     let lora = method.trains_adapter();
@@ -312,7 +310,7 @@ fn body(cli: Cli) -> Result<()> {
     let base = std::fs::canonicalize(policy_dir).map_err(|e| Error::io(policy_dir.display(), e))?;
     wick_train::save_model(&policy, tmp, &base.display().to_string())?;
     if !lora {
-        wick_train::copy_tokenizer_files(policy_dir, tmp)?;
+        wick_text::copy_tokenizer_files(policy_dir, tmp)?;
     }
     value.save(tmp)?;
     wick_train::save_moments(&opt, &tmp.join(OPTIMISER))?;

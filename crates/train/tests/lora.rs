@@ -121,7 +121,7 @@ fn lora_trains_only_the_adapter_and_resumes_exactly() {
             "down_proj"
         ])
     );
-    let adapter = wick_model::Adapter::load(&whole).unwrap();
+    let adapter = wick_model::LoraAdapter::load(&whole).unwrap();
     assert_eq!(adapter.weights.len(), 2 * 7, "2 layers x 7 targets");
     assert!(adapter
         .weights

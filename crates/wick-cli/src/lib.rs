@@ -13,6 +13,15 @@
 //! | `--skip-invalid` | skip bad records (counted) instead of stopping | |
 //! | `--per-record` | one output line per input record | `--per-doc` |
 //!
+//! Tool-specific renames that are not groups here: train's `--dpo-beta` (was `--beta`, beside
+//! AdamW's `--beta1/--beta2`); eval's field names end in `-field` (`--pred-field`, `--ref-field`,
+//! `--context-field`, `--endings-field`, `--label-field`); plot's `--image-format` (was
+//! `--format`, which is tokenize's input format).
+//!
+//! Each group comes in the variants the tools need (required or optional, one or many): the
+//! common ones first, then the data tools' variants, then the training tools'. A variant keeps
+//! its group's names, letters and old spellings; only what is required differs.
+//!
 //! The groups only parse; a tool's `main` maps them onto its library's types, and the libraries
 //! word their errors in their own terms (a binary names the flag when it maps an error back).
 

@@ -96,8 +96,3 @@ pub fn is_bottleneck(dir: &Path) -> bool {
         .and_then(|v| v.get("peft_type")?.as_str().map(str::to_string))
         .is_some_and(|k| k.eq_ignore_ascii_case("houlsby"))
 }
-
-// The names these had before LoRA and bottleneck adapters were told apart (callers in other
-// crates still use them).
-pub use is_bottleneck as is_houlsby;
-pub use BottleneckConfig as HoulsbyConfig;

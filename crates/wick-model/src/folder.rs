@@ -23,9 +23,7 @@ impl Folder {
     pub fn open_with_adapter(dir: &Path, adapter: Option<&Path>) -> Result<Folder> {
         let mut model = Llama::load(dir)?;
         if let Some(a) = adapter {
-            model
-                .load_any_adapter(a)
-                .map_err(|e| e.context(a.display()))?;
+            model.load_adapter(a).map_err(|e| e.context(a.display()))?;
         }
         if !dir.join("tokenizer.json").is_file() {
             return Err(Error::msg(format!(

@@ -33,10 +33,3 @@ pub use model::{
     BottleneckAdapter, KvCache, Llama,
 };
 pub use score::sequence_logprobs;
-
-// The names these had before LoRA and bottleneck adapters were told apart (callers in other
-// crates still use them).
-pub use bottleneck as houlsby;
-pub use lora as adapter;
-pub use BottleneckConfig as HoulsbyConfig;
-pub use LoraAdapter as Adapter;

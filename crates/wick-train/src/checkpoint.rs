@@ -76,23 +76,6 @@ fn link_into_place(src: &Path, dst: &Path) -> Result<()> {
     wick_io::rename(&tmp, dst)
 }
 
-/// Copies the tokenizer files that sit in `from` (if any) into `to`.
-pub fn copy_tokenizer_files(from: &Path, to: &Path) -> Result<()> {
-    for f in [
-        "tokenizer.json",
-        "tokenizer_config.json",
-        "special_tokens_map.json",
-        "generation_config.json",
-    ] {
-        let src = from.join(f);
-        if src.is_file() && src != to.join(f) {
-            let bytes = std::fs::read(&src).map_err(io(&src))?;
-            wick_io::write_atomic(to.join(f), &bytes)?;
-        }
-    }
-    Ok(())
-}
-
 /// Writes a trained model into `dir`: its adapter files naming `base` when the model carries an
 /// adapter (PEFT's for LoRA, wick's for a bottleneck adapter), else a Hugging Face model
 /// folder. Returns the names written.
@@ -202,7 +185,7 @@ impl Checkpoint {
     pub fn write_model(out: &Path, name: &str, model: &Llama, state: &TrainState) -> Result<()> {
         let dir = OutDir::create(&out.join(name), Kind::Model, TOOL, name)?;
         save_weights(model, dir.path(), state)?;
-        copy_tokenizer_files(out, dir.path())?;
+        wick_text::copy_tokenizer_files(out, dir.path())?;
         dir.commit()
     }
 

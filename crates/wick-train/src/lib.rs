@@ -24,9 +24,7 @@ mod task;
 pub mod trainer;
 
 pub use adamw::{AdamW, AdamWConfig, Grads};
-pub use checkpoint::{
-    copy_tokenizer_files, read_tensors, save_model, save_moments, Checkpoint, Tensors, TrainState,
-};
+pub use checkpoint::{read_tensors, save_model, save_moments, Checkpoint, Tensors, TrainState};
 pub use interrupt::{install_ctrl_c, interrupted, signal_name};
 pub use metrics::MetricsLog;
 pub use recipe::{EvalEvery, Plan, Recipe, Warmup};

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use wick_io::{Error, Result};
-use wick_model::{Config, HoulsbyConfig, Llama};
+use wick_model::{Config, Llama};
 use wick_shard::ShardSet;
 use xxhash_rust::xxh3::xxh3_128;
 
@@ -161,10 +161,10 @@ fn make_classifier(s: &Settings, model: &mut Llama) -> Result<()> {
 fn add_adapter(s: &Settings, model: &mut Llama) -> Result<()> {
     match &s.method {
         Method::Full => {}
-        Method::Lora(c) => model.add_adapter(c, s.seed)?,
+        Method::Lora(c) => model.add_lora(c, s.seed)?,
         Method::Bottleneck(b) => {
-            let c = HoulsbyConfig::new(model.config.hidden_size, b.reduction);
-            model.add_houlsby(&c, s.seed)?;
+            let c = wick_model::BottleneckConfig::new(model.config.hidden_size, b.reduction);
+            model.add_bottleneck(&c, s.seed)?;
         }
     }
     Ok(())
@@ -197,9 +197,7 @@ pub(crate) fn new_model(s: &Settings, origin: &Origin, data: &Path) -> Result<Ll
             let mut model = Llama::load(dir)?;
             make_classifier(s, &mut model)?;
             match adapter {
-                Some(a) => model
-                    .load_any_adapter(a)
-                    .map_err(|e| e.context(a.display()))?,
+                Some(a) => model.load_adapter(a).map_err(|e| e.context(a.display()))?,
                 None => add_adapter(s, &mut model)?,
             }
             Ok(model)

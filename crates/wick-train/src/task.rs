@@ -6,8 +6,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use wick_io::Result;
-pub use wick_model::adapter::LoraConfig;
-use wick_model::HoulsbyConfig;
+pub use wick_model::lora::LoraConfig;
 
 /// What the loss is.
 #[derive(Debug, Clone, PartialEq)]
@@ -100,13 +99,13 @@ impl Method {
     /// The method that continues an existing adapter folder, with the adapter's own settings.
     pub fn of_adapter(dir: &Path) -> Result<Method> {
         let config = dir.join("adapter_config.json");
-        Ok(if wick_model::houlsby::is_houlsby(dir) {
-            let c = HoulsbyConfig::read(&config)?;
+        Ok(if wick_model::bottleneck::is_bottleneck(dir) {
+            let c = wick_model::BottleneckConfig::read(&config)?;
             Method::Bottleneck(BottleneckConfig {
                 reduction: c.reduction,
             })
         } else {
-            Method::Lora(wick_model::adapter::read_config(&config)?)
+            Method::Lora(wick_model::lora::read_config(&config)?)
         })
     }
 }
@@ -160,7 +159,7 @@ pub fn lora_config(
         } else {
             format!("{t}_proj")
         };
-        if !wick_model::adapter::TARGETS.contains(&full.as_str()) {
+        if !wick_model::lora::TARGETS.contains(&full.as_str()) {
             return Err(LoraError::UnknownTarget(t.to_string()));
         }
         if !list.contains(&full) {

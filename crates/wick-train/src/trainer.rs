@@ -207,10 +207,10 @@ impl Trainer {
             RunRecord::new(&s, &model, origin).write(out)?;
             // The shards' tokenizer (or the initial model's) goes with the weights.
             if let Some(set) = corpus.shards() {
-                crate::copy_tokenizer_files(&set.dir, out)?;
+                wick_text::copy_tokenizer_files(&set.dir, out)?;
             }
             if let Some(d) = base_dir {
-                crate::copy_tokenizer_files(d, out)?;
+                wick_text::copy_tokenizer_files(d, out)?;
             }
         }
         if let Some(m) = &moments {

@@ -383,32 +383,4 @@ impl Llama {
         self.adapter = None;
         Ok(())
     }
-
-    // The names these methods had before LoRA and bottleneck adapters were told apart; callers
-    // in other crates still use them.
-
-    /// `add_lora`.
-    pub fn add_adapter(&mut self, config: &LoraConfig, seed: u64) -> Result<()> {
-        self.add_lora(config, seed)
-    }
-
-    /// `add_bottleneck`.
-    pub fn add_houlsby(&mut self, config: &BottleneckConfig, seed: u64) -> Result<()> {
-        self.add_bottleneck(config, seed)
-    }
-
-    /// `apply_lora`.
-    pub fn apply_adapter(&mut self, adapter: &LoraAdapter) -> Result<()> {
-        self.apply_lora(adapter)
-    }
-
-    /// `load_bottleneck`.
-    pub fn load_houlsby(&mut self, dir: &Path) -> Result<()> {
-        self.load_bottleneck(dir)
-    }
-
-    /// `load_adapter`.
-    pub fn load_any_adapter(&mut self, dir: &Path) -> Result<()> {
-        self.load_adapter(dir)
-    }
 }
