@@ -267,6 +267,7 @@ fn finish(cli: &Cli, out: &Path, start: Start) -> Result<()> {
         start,
         stop_at: cli.stop_at,
         skip_nonfinite: cli.skip_nonfinite,
+        skip_invalid: cli.skip.skip_invalid,
     }
     .run(&mut report)?;
     let Summary { step, stop, .. } = &summary;

@@ -106,6 +106,11 @@ impl Report for Stderr {
             Event::PairsLeftOut { pairs, context } => eprintln!(
                 "train: left out {pairs} pairs longer than the model's context of {context} tokens"
             ),
+            Event::PairsSkipped { errors } => {
+                let mut skipped = wick_io::Skipped::new("train", self.quiet);
+                errors.iter().for_each(|e| skipped.note(e));
+                eprintln!("train: {} invalid pairs skipped", skipped.count);
+            }
             Event::Begin(b) => {
                 eprintln!(
                     "train: {} parameters ({} in matrix products), {}, batch {} x {} from step {} to {}",

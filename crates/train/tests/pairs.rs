@@ -283,3 +283,49 @@ fn bad_pairs_and_mismatched_references_are_refused_before_writing() {
     assert!(r.stderr.contains("vocabulary"), "{}", r.stderr);
     assert!(!out.exists());
 }
+
+#[test]
+fn skip_invalid_sets_bad_pairs_aside_and_says_how_many() {
+    let tmp = tempfile::tempdir().unwrap();
+    let init = base(tmp.path());
+    let data = pairs(tmp.path(), "train", 8);
+    let mut text = std::fs::read_to_string(&data).unwrap();
+    text.insert_str(0, "{\"prompt\": \"a\", \"chosen\": \"b\"}\nnot json\n");
+    std::fs::write(&data, text).unwrap();
+    let out = tmp.path().join("rm");
+    let args = |skip: bool| {
+        let mut a = vec![
+            "--task",
+            "reward",
+            "--model",
+            &init,
+            "--data",
+            &data,
+            "--max-steps",
+            "1",
+            "--batch-size",
+            "4",
+            "--threads",
+            "1",
+            "-o",
+            out.to_str().unwrap(),
+        ];
+        if skip {
+            a.push("--skip-invalid");
+        }
+        a
+    };
+    let r = run(TRAIN, &args(false), b"");
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("train.jsonl:1"), "{}", r.stderr);
+    assert!(!out.exists());
+    let r = run(TRAIN, &args(true), b"");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("train.jsonl:1") && r.stderr.contains("train.jsonl:2"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("2 invalid pairs skipped"), "{}", r.stderr);
+    assert!(out.join("model.safetensors").exists());
+}

@@ -53,8 +53,10 @@ pub fn read_pairs(
     tok: &Tok,
     prefix: &[u32],
     context: usize,
+    skipped: Option<&mut Vec<Error>>,
 ) -> Result<(Vec<Pair>, usize)> {
     let templates = wick_text::Templates::for_tok(tok)?;
+    let mut skipped = skipped;
     let mut reader = LineReader::open(&path.display().to_string())?;
     let mut buf = Vec::new();
     let mut out = Vec::new();
@@ -63,49 +65,58 @@ pub fn read_pairs(
         if buf.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        let rec = wick_io::parse_object(reader.name(), line, &buf)?;
-        let bad = |e: String| Error::record(reader.name(), line, e);
-        for f in ["prompt", "chosen", "rejected"] {
-            if !rec.contains_key(f) {
-                return Err(bad(format!(
-                    "missing field {f:?} (a preference pair is {{prompt, chosen, rejected}})"
-                )));
+        let pair = (|| -> Result<Option<Pair>> {
+            let rec = wick_io::parse_object(reader.name(), line, &buf)?;
+            let bad = |e: String| Error::record(reader.name(), line, e);
+            for f in ["prompt", "chosen", "rejected"] {
+                if !rec.contains_key(f) {
+                    return Err(bad(format!(
+                        "missing field {f:?} (a preference pair is {{prompt, chosen, rejected}})"
+                    )));
+                }
             }
-        }
-        let margin = match rec.get("margin") {
-            None | Some(Value::Null) => 0.0,
-            Some(v) => v
-                .as_f64()
-                .ok_or_else(|| bad("\"margin\" must be a number".into()))?
-                as f32,
-        };
-        let p = render_preference(&rec, &templates).map_err(bad)?;
-        let side = |resp: &[wick_text::Piece]| -> Result<(Vec<u32>, Vec<u8>)> {
-            let pieces: Vec<_> = p.prompt.iter().chain(resp).cloned().collect();
-            let e = tok.encode_pieces(&pieces).map_err(bad)?;
-            let mut ids = prefix.to_vec();
-            let mut mask = vec![0u8; prefix.len()];
-            ids.extend(e.ids);
-            mask.extend(e.mask);
-            if !mask.contains(&1) {
-                return Err(bad("an empty response".into()));
+            let margin = match rec.get("margin") {
+                None | Some(Value::Null) => 0.0,
+                Some(v) => v
+                    .as_f64()
+                    .ok_or_else(|| bad("\"margin\" must be a number".into()))?
+                    as f32,
+            };
+            let p = render_preference(&rec, &templates).map_err(bad)?;
+            let side = |resp: &[wick_text::Piece]| -> Result<(Vec<u32>, Vec<u8>)> {
+                let pieces: Vec<_> = p.prompt.iter().chain(resp).cloned().collect();
+                let e = tok.encode_pieces(&pieces).map_err(bad)?;
+                let mut ids = prefix.to_vec();
+                let mut mask = vec![0u8; prefix.len()];
+                ids.extend(e.ids);
+                mask.extend(e.mask);
+                if !mask.contains(&1) {
+                    return Err(bad("an empty response".into()));
+                }
+                Ok((ids, mask))
+            };
+            let (chosen, chosen_mask) = side(&p.chosen)?;
+            let (rejected, rejected_mask) = side(&p.rejected)?;
+            if chosen.len().max(rejected.len()) > context {
+                return Ok(None);
             }
-            Ok((ids, mask))
-        };
-        let (chosen, chosen_mask) = side(&p.chosen)?;
-        let (rejected, rejected_mask) = side(&p.rejected)?;
-        if chosen.len().max(rejected.len()) > context {
-            too_long += 1;
-            continue;
+            Ok(Some(Pair {
+                chosen,
+                chosen_mask,
+                rejected,
+                rejected_mask,
+                margin,
+                reference: (0.0, 0.0),
+            }))
+        })();
+        match pair {
+            Ok(Some(p)) => out.push(p),
+            Ok(None) => too_long += 1,
+            Err(e) => match skipped.as_deref_mut() {
+                Some(list) if matches!(e, Error::Record { .. }) => list.push(e),
+                _ => return Err(e),
+            },
         }
-        out.push(Pair {
-            chosen,
-            chosen_mask,
-            rejected,
-            rejected_mask,
-            margin,
-            reference: (0.0, 0.0),
-        });
     }
     if out.is_empty() {
         return Err(Error::msg(format!(
@@ -428,18 +439,20 @@ pub fn evaluate(model: &Llama, set: &PairSet, batch: usize) -> Result<Option<Pai
 }
 
 /// Reads the pairs of a run: `data`, and `val` (or every 20th pair of `data`); the third
-/// value counts the pairs left out as longer than the context.
+/// value counts the pairs left out as longer than the context. With `skipped`, a bad record
+/// is set aside there instead of ending the read.
 pub fn load(
     data: &Path,
     val: Option<&Path>,
     tok: &Tok,
     prefix: &[u32],
     context: usize,
+    mut skipped: Option<&mut Vec<Error>>,
 ) -> Result<(Vec<Pair>, Vec<Pair>, usize)> {
-    let (all, cut) = read_pairs(data, tok, prefix, context)?;
+    let (all, cut) = read_pairs(data, tok, prefix, context, skipped.as_deref_mut())?;
     Ok(match val {
         Some(v) => {
-            let (val, cut_val) = read_pairs(v, tok, prefix, context)?;
+            let (val, cut_val) = read_pairs(v, tok, prefix, context, skipped)?;
             (all, val, cut + cut_val)
         }
         None => {

@@ -10,6 +10,8 @@ pub enum Event<'a> {
     Restarting { out: &'a Path },
     /// Preference pairs longer than the model's context, left out.
     PairsLeftOut { pairs: usize, context: usize },
+    /// Preference pairs that were not valid records, set aside (with skip_invalid).
+    PairsSkipped { errors: &'a [wick_io::Error] },
     /// The reference model's log-probs, computed once before a DPO run.
     ReferenceProgress { done: usize, total: usize },
     /// Training is about to start.

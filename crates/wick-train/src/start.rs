@@ -309,6 +309,7 @@ pub(crate) fn load_pairs(
     s: &Settings,
     model: &Llama,
     tok_dir: &Path,
+    skip_invalid: bool,
     report: &mut dyn Report,
 ) -> Result<PairSet> {
     let tok = wick_text::Tok::load(tok_dir)?;
@@ -323,8 +324,18 @@ pub(crate) fn load_pairs(
     } else {
         Vec::new()
     };
-    let (mut train, mut val, too_long) =
-        pairs::load(data, s.task.val_pairs(), &tok, &prefix, context)?;
+    let mut skipped = Vec::new();
+    let (mut train, mut val, too_long) = pairs::load(
+        data,
+        s.task.val_pairs(),
+        &tok,
+        &prefix,
+        context,
+        skip_invalid.then_some(&mut skipped),
+    )?;
+    if !skipped.is_empty() {
+        report.event(Event::PairsSkipped { errors: &skipped });
+    }
     if too_long > 0 {
         report.event(Event::PairsLeftOut {
             pairs: too_long,

@@ -33,6 +33,9 @@ pub struct Trainer {
     /// How many steps with a non-finite loss or gradient norm the run may skip in all before
     /// it stops (0: stop at the first).
     pub skip_nonfinite: u64,
+    /// Pair tasks: set aside preference pairs that are not valid records (counted in the
+    /// report) instead of stopping at the first.
+    pub skip_invalid: bool,
 }
 
 /// Why a run ended.
@@ -169,6 +172,7 @@ impl Trainer {
                 &s,
                 &model,
                 base_dir.unwrap_or(out),
+                self.skip_invalid,
                 report,
             )?)
         } else {
