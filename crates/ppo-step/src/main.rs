@@ -375,9 +375,9 @@ mod tests {
         }
     }
 
-    #[test]
-    fn lora_flags_make_the_adapter() {
-        let c = Cli::parse_from([
+    /// ppo-step's required flags, `--method lora`, then `extra`.
+    fn lora_cli(extra: &[&str]) -> Cli {
+        let mut args = vec![
             "ppo-step",
             "--model",
             "p",
@@ -387,46 +387,27 @@ mod tests {
             "o",
             "--method",
             "lora",
-            "--lora-r",
-            "4",
-            "--lora-targets",
-            "q,v,down",
-        ]);
-        let Method::Lora(l) = method(&c).unwrap() else {
+        ];
+        args.extend(extra);
+        Cli::parse_from(args)
+    }
+
+    #[test]
+    fn lora_flags_make_the_adapter() {
+        let Method::Lora(l) =
+            method(&lora_cli(&["--lora-r", "4", "--lora-targets", "q,v,down"])).unwrap()
+        else {
             panic!("a LoRA adapter")
         };
         assert_eq!((l.r, l.alpha), (4, 16.0));
         assert_eq!(l.targets, ["q_proj", "v_proj", "down_proj"]);
         // Without flags: PEFT's usual adapter, as ppo-step always made.
-        let c = Cli::parse_from([
-            "ppo-step",
-            "--model",
-            "p",
-            "--ref-model",
-            "r",
-            "-o",
-            "o",
-            "--method",
-            "lora",
-        ]);
-        let Method::Lora(l) = method(&c).unwrap() else {
+        let Method::Lora(l) = method(&lora_cli(&[])).unwrap() else {
             panic!("a LoRA adapter")
         };
         assert_eq!((l.r, l.alpha, l.rslora, l.dropout), (8, 16.0, false, 0.0));
         assert_eq!(l.targets, ["q_proj", "k_proj", "v_proj", "o_proj"]);
-        let c = Cli::parse_from([
-            "ppo-step",
-            "--model",
-            "p",
-            "--ref-model",
-            "r",
-            "-o",
-            "o",
-            "--method",
-            "lora",
-            "--lora-r",
-            "0",
-        ]);
-        assert!(method(&c).unwrap_err().to_string().contains("--lora-r"));
+        let e = method(&lora_cli(&["--lora-r", "0"])).unwrap_err();
+        assert!(e.to_string().contains("--lora-r"));
     }
 }

@@ -10,8 +10,8 @@ use std::process::ExitCode;
 use clap::Parser;
 use wick_io::{Error, Kind, Result, RunDir};
 use wick_train::{
-    lora_config, AdamWConfig, BottleneckConfig, Checkpoint, LoraError, Method, Origin, Plan,
-    ScheduleKind, Start, Stop, Summary, Task, Trainer,
+    lora_config, AdamWConfig, Checkpoint, LoraError, Method, Origin, Plan, ScheduleKind, Start,
+    Stop, Summary, Task, Trainer,
 };
 
 use cli::{Cli, MethodFlag, Sched, TaskFlag};
@@ -69,9 +69,9 @@ fn method(cli: &Cli) -> Result<Method> {
             if cli.adapter_reduction == 0 {
                 return Err(Error::msg("--adapter-reduction must be at least 1"));
             }
-            Method::Bottleneck(BottleneckConfig {
+            Method::Bottleneck {
                 reduction: cli.adapter_reduction,
-            })
+            }
         }
         MethodFlag::Lora => {
             let l = &cli.lora;
@@ -153,7 +153,7 @@ fn body(cli: Cli) -> Result<()> {
     };
     let method = method(&cli)?;
     let task = task(&cli)?;
-    if matches!(task, Task::Reward { .. }) && matches!(method, Method::Bottleneck(_)) {
+    if matches!(task, Task::Reward { .. }) && matches!(method, Method::Bottleneck { .. }) {
         return Err(Error::msg(
             "--task reward trains --method full or lora (a Houlsby reward model could not be folded into the LlamaForSequenceClassification folder rm-score loads)",
         ));

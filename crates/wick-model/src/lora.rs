@@ -21,7 +21,7 @@ pub const TARGETS: [&str; 7] = [
     "down_proj",
 ];
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct LoraConfig {
     pub r: usize,
     pub alpha: f64,

@@ -32,5 +32,5 @@ pub use report::{Begin, Event, Report, Silent, StepReport};
 pub use schedule::{Schedule, ScheduleKind};
 pub use settings::Settings;
 pub use start::{config_from, load_reference, Origin, Start};
-pub use task::{lora_config, BottleneckConfig, LoraConfig, LoraError, Method, Task};
+pub use task::{lora_config, LoraConfig, LoraError, Method, Task};
 pub use trainer::{Stop, Summary, Trainer};

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::task::{BottleneckConfig, LoraConfig, Method, Task};
+use crate::task::{LoraConfig, Method, Task};
 use crate::{AdamWConfig, Schedule, ScheduleKind};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -119,7 +119,7 @@ impl From<Settings> for Record {
                 }),
                 None,
             ),
-            Method::Bottleneck(b) => (None, Some(b.reduction)),
+            Method::Bottleneck { reduction } => (None, Some(*reduction)),
         };
         let pairs = match &s.task {
             Task::Reward { val } => Some(PairRecord {
@@ -204,7 +204,7 @@ impl TryFrom<Record> for Settings {
                 dropout: l.dropout,
                 targets: l.targets,
             }),
-            (None, Some(reduction)) => Method::Bottleneck(BottleneckConfig { reduction }),
+            (None, Some(reduction)) => Method::Bottleneck { reduction },
             (Some(_), Some(_)) => return Err("both a LoRA and a bottleneck adapter".into()),
         };
         let kind = match r.schedule.as_str() {

@@ -162,8 +162,8 @@ fn add_adapter(s: &Settings, model: &mut Llama) -> Result<()> {
     match &s.method {
         Method::Full => {}
         Method::Lora(c) => model.add_lora(c, s.seed)?,
-        Method::Bottleneck(b) => {
-            let c = wick_model::BottleneckConfig::new(model.config.hidden_size, b.reduction);
+        Method::Bottleneck { reduction } => {
+            let c = wick_model::BottleneckConfig::new(model.config.hidden_size, *reduction);
             model.add_bottleneck(&c, s.seed)?;
         }
     }

@@ -60,34 +60,15 @@ impl Task {
 }
 
 /// Which weights train.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Method {
     /// Every weight.
     Full,
     /// A LoRA adapter on the frozen base.
     Lora(LoraConfig),
-    /// Houlsby bottleneck adapters after every attention block and MLP, on the frozen base.
-    Bottleneck(BottleneckConfig),
-}
-
-impl PartialEq for Method {
-    fn eq(&self, other: &Method) -> bool {
-        match (self, other) {
-            (Method::Full, Method::Full) => true,
-            (Method::Lora(a), Method::Lora(b)) => {
-                (a.r, a.alpha, a.rslora, a.dropout, &a.targets)
-                    == (b.r, b.alpha, b.rslora, b.dropout, &b.targets)
-            }
-            (Method::Bottleneck(a), Method::Bottleneck(b)) => a == b,
-            _ => false,
-        }
-    }
-}
-
-/// A bottleneck adapter: hidden size / `reduction` wide.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct BottleneckConfig {
-    pub reduction: usize,
+    /// Bottleneck adapters (Houlsby et al.) after every attention block and MLP, on the frozen
+    /// base, hidden size / `reduction` wide.
+    Bottleneck { reduction: usize },
 }
 
 impl Method {
@@ -101,9 +82,9 @@ impl Method {
         let config = dir.join("adapter_config.json");
         Ok(if wick_model::bottleneck::is_bottleneck(dir) {
             let c = wick_model::BottleneckConfig::read(&config)?;
-            Method::Bottleneck(BottleneckConfig {
+            Method::Bottleneck {
                 reduction: c.reduction,
-            })
+            }
         } else {
             Method::Lora(wick_model::lora::read_config(&config)?)
         })
