@@ -30,6 +30,6 @@ pub use folder::{doc_prefix, Folder};
 pub use lora::{LoraAdapter, LoraConfig};
 pub use model::{
     candle_error, lm_eval_loss, lm_loss, log_softmax, save_safetensors, AdapterKind,
-    BottleneckAdapter, KvCache, Llama,
+    BottleneckAdapter, KvCache, Llama, ScoreHead,
 };
 pub use score::sequence_logprobs;

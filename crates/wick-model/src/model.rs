@@ -19,7 +19,7 @@ mod heads;
 mod weights;
 
 pub use adapters::{AdapterKind, BottleneckAdapter};
-pub use heads::{lm_eval_loss, lm_loss, log_softmax};
+pub use heads::{lm_eval_loss, lm_loss, log_softmax, ScoreHead};
 pub use weights::save_safetensors;
 use weights::Source;
 
@@ -445,8 +445,8 @@ pub struct Llama {
     norm: Tensor,
     /// None when tied to the embeddings (or for a sequence classifier).
     lm_head: Option<Tensor>,
-    /// A sequence classifier's head (`score.weight` [labels, hidden]; reward models).
-    score: Option<Tensor>,
+    /// A sequence classifier's head (reward models).
+    score: Option<ScoreHead>,
     /// The adapter's settings when the model carries one.
     adapter: Option<AdapterKind>,
     /// Some while training: keys the LoRA dropout masks of the next forward pass.

@@ -14,16 +14,13 @@ pub fn score_position(row: &[u32], pad: u32) -> usize {
     row.iter().rposition(|&id| id != pad).unwrap_or(0)
 }
 
-/// Scores [rows][labels] of token sequences (each unpadded; they are right-padded with `pad`
-/// into one batch, which causal attention makes harmless). Errors for a model without a
-/// `score` head.
-pub fn sequence_scores(model: &Llama, rows: &[&[u32]], pad: u32) -> Result<Vec<Vec<f32>>> {
+/// Scores [rows, labels] of token sequences (each unpadded; they are right-padded with `pad`
+/// into one batch, which causal attention makes harmless); differentiable in the model (reward
+/// training). Errors for a model without a score head.
+pub fn score_batch(model: &Llama, rows: &[&[u32]], pad: u32) -> Result<Tensor> {
     let head = model.score_head().ok_or_else(|| {
         Error::msg("not a sequence-classification model (config.json's architectures name no ...ForSequenceClassification, no score.weight)")
     })?;
-    if rows.is_empty() {
-        return Ok(Vec::new());
-    }
     let t = rows.iter().map(|r| r.len()).max().unwrap_or(0).max(1);
     let b = rows.len();
     let mut ids = Vec::with_capacity(b * t);
@@ -34,16 +31,24 @@ pub fn sequence_scores(model: &Llama, rows: &[&[u32]], pad: u32) -> Result<Vec<V
         ids.resize(start + t, pad);
         picks.push((i * t + score_position(&ids[start..], pad)) as u32);
     }
-    let inner = || -> candle_core::Result<Vec<Vec<f32>>> {
-        let ids = Tensor::from_vec(ids, (b, t), &Device::Cpu)?;
-        let h = model
-            .hidden(&ids, None, None)
-            .map_err(|e| candle_core::Error::Msg(e.to_string()))?
-            .reshape((b * t, ()))?;
+    let ids = Tensor::from_vec(ids, (b, t), &Device::Cpu).map_err(ce)?;
+    let h = model.hidden(&ids, None, None)?;
+    let inner = || -> candle_core::Result<Tensor> {
         let picks = Tensor::from_vec(picks, b, &Device::Cpu)?;
-        h.index_select(&picks, 0)?.matmul(&head.t()?)?.to_vec2()
+        head.forward(&h.reshape((b * t, ()))?, &picks)
     };
-    let scores = inner().map_err(ce)?;
+    inner().map_err(ce)
+}
+
+/// Scores [rows][labels] of token sequences, without a gradient (see [`score_batch`]).
+pub fn sequence_scores(model: &Llama, rows: &[&[u32]], pad: u32) -> Result<Vec<Vec<f32>>> {
+    if model.score_head().is_some() && rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let scores = score_batch(model, rows, pad)?
+        .detach()
+        .to_vec2()
+        .map_err(ce)?;
     for row in &scores {
         crate::score::check_finite(row, "scores")?;
     }

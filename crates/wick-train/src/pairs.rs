@@ -10,7 +10,7 @@ use candle_core::{Device, Tensor};
 use serde_json::Value;
 use wick_io::Rng;
 use wick_io::{Error, LineReader, Result};
-use wick_model::{reward::score_position, Llama};
+use wick_model::{reward::score_batch, Llama};
 use wick_rl::preference::{bradley_terry_loss, dpo_loss, dpo_rewards, PairStats};
 use wick_text::{render_preference, Tok};
 
@@ -301,30 +301,13 @@ pub fn pair_loss(
 }
 
 fn reward_loss(model: &Llama, pairs: &[&Pair], pad: u32) -> Result<PairLoss> {
-    let head = model
-        .score_head()
-        .ok_or_else(|| Error::msg("the model has no score head"))?;
     let rows = rows(pairs);
     let n = pairs.len();
-    let t = rows.iter().map(|r| r.0.len()).max().unwrap_or(1);
-    let mut ids = Vec::with_capacity(rows.len() * t);
-    let mut picks = Vec::with_capacity(rows.len());
-    for (i, (r, _)) in rows.iter().enumerate() {
-        let start = ids.len();
-        ids.extend_from_slice(r);
-        ids.resize(start + t, pad);
-        picks.push((i * t + score_position(&ids[start..], pad)) as u32);
-    }
-    let b = rows.len();
-    let ids = Tensor::from_vec(ids, (b, t), &Device::Cpu).map_err(ce)?;
-    let h = model.hidden(&ids, None, None)?;
+    let seqs: Vec<&[u32]> = rows.iter().map(|(r, _)| *r).collect();
+    let r = score_batch(model, &seqs, pad)?;
+    let tokens = (rows.len() * seqs.iter().map(|r| r.len()).max().unwrap_or(1)) as u64;
     let inner = || -> candle_core::Result<(Tensor, Vec<f32>)> {
-        let picks = Tensor::from_vec(picks, b, &Device::Cpu)?;
-        let r = h
-            .reshape((b * t, ()))?
-            .index_select(&picks, 0)?
-            .matmul(&head.t()?)?
-            .squeeze(1)?;
+        let r = r.squeeze(1)?;
         let margin: Vec<f32> = pairs.iter().map(|p| p.margin).collect();
         let has_margin = margin.iter().any(|&m| m != 0.0);
         let margin = Tensor::from_vec(margin, n, &Device::Cpu)?;
@@ -342,7 +325,7 @@ fn reward_loss(model: &Llama, pairs: &[&Pair], pad: u32) -> Result<PairLoss> {
         chosen: r[..n].to_vec(),
         rejected: r[n..].to_vec(),
         logps: None,
-        tokens: (b * t) as u64,
+        tokens,
     })
 }
 

@@ -162,7 +162,11 @@ impl Llama {
             }
         }
         if adapter.is_some() {
-            out.extend(score.as_mut().map(|t| (SCORE_KEY.to_string(), t)));
+            out.extend(
+                score
+                    .as_mut()
+                    .map(|s| (SCORE_KEY.to_string(), &mut s.weight)),
+            );
         }
         out
     }

@@ -53,8 +53,8 @@ impl Llama {
         let data: Vec<f32> = (0..labels * c.hidden_size)
             .map(|_| (rng.sample() * std) as f32)
             .collect();
-        self.score =
-            Some(Tensor::from_vec(data, (labels, c.hidden_size), &Device::Cpu).map_err(ce)?);
+        let weight = Tensor::from_vec(data, (labels, c.hidden_size), &Device::Cpu).map_err(ce)?;
+        self.score = Some(ScoreHead::new(weight));
         self.lm_head = None;
         Ok(())
     }
@@ -74,9 +74,33 @@ impl Llama {
         kernels::lm_head_entropy(&h.detach(), &self.head().detach()).map_err(ce)
     }
 
-    /// A sequence classifier's head `score.weight` [labels, hidden], if this is one.
-    pub fn score_head(&self) -> Option<&Tensor> {
+    /// A sequence classifier's head, if this is one.
+    pub fn score_head(&self) -> Option<&ScoreHead> {
         self.score.as_ref()
+    }
+}
+
+/// A sequence classifier's head (`score.weight` [labels, hidden], no bias, as transformers'
+/// `LlamaForSequenceClassification`): reads one hidden state per sequence.
+#[derive(Clone, Debug)]
+pub struct ScoreHead {
+    pub(super) weight: Tensor,
+}
+
+impl ScoreHead {
+    pub fn new(weight: Tensor) -> ScoreHead {
+        ScoreHead { weight }
+    }
+
+    /// `score.weight` [labels, hidden].
+    pub fn weight(&self) -> &Tensor {
+        &self.weight
+    }
+
+    /// Scores [N, labels] of the rows `picks` [N] (u32) of hidden states `h` [rows, hidden];
+    /// differentiable in the head and in `h`.
+    pub fn forward(&self, h: &Tensor, picks: &Tensor) -> candle_core::Result<Tensor> {
+        h.index_select(picks, 0)?.matmul(&self.weight.t()?)
     }
 }
 

@@ -7,7 +7,7 @@ use std::path::Path;
 use candle_core::{DType, Device, Tensor, Var};
 use wick_io::{Error, Result};
 
-use super::{ce, names, Llama};
+use super::{ce, names, Llama, ScoreHead};
 use crate::Config;
 
 /// Where the weights come from when a model is assembled: a safetensors file or a fresh
@@ -176,7 +176,7 @@ impl Llama {
         let mut model = Llama::load_body(config, &mut src)?;
         if let Some(labels) = model.config.num_labels() {
             let h = model.config.hidden_size;
-            model.score = Some(src.get(names::SCORE, &[labels, h])?);
+            model.score = Some(ScoreHead::new(src.get(names::SCORE, &[labels, h])?));
         } else if model.config.tie_word_embeddings {
             // Some writers store the tied head as well: accepted only as the copy it must be.
             if let Some(head) = src.map.remove(names::LM_HEAD) {
@@ -240,7 +240,7 @@ impl Llama {
             out.push((names::LM_HEAD.to_string(), head));
         }
         if let Some(score) = self.score.as_mut() {
-            out.push((names::SCORE.to_string(), score));
+            out.push((names::SCORE.to_string(), &mut score.weight));
         }
         out
     }
