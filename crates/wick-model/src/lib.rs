@@ -20,6 +20,7 @@ pub mod kernels;
 pub mod lora;
 pub mod memory;
 mod model;
+pub mod precision;
 pub mod reward;
 pub mod runtime;
 mod score;
@@ -27,6 +28,7 @@ mod score;
 pub use bottleneck::BottleneckConfig;
 pub use config::{Config, Family};
 pub use folder::{doc_prefix, Folder};
+pub use precision::{autocast, Precision};
 pub use lora::{LoraAdapter, LoraConfig};
 pub use model::{
     candle_error, lm_eval_loss, lm_loss, log_softmax, save_safetensors, AdapterKind,

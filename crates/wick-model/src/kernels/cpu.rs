@@ -15,7 +15,7 @@ pub(crate) fn fused(ts: &[&Tensor]) -> bool {
 }
 
 /// The f32 elements of a contiguous tensor.
-pub(super) fn f32s<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [f32]> {
+pub(crate) fn f32s<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [f32]> {
     let data = s.as_slice::<f32>()?;
     match l.contiguous_offsets() {
         Some((a, b)) => Ok(&data[a..b]),

@@ -13,6 +13,7 @@ use super::cpu::{check_target_range, f32s, fused};
 use super::head_loss::{check_shapes, head_backward, logits_in_buffer, row_loss, BUFFER};
 use super::product::cpu_f32;
 use super::reference;
+use crate::precision::{current, Precision};
 
 /// log p(target_i) under softmax(h W^T) for each row: h [N, H], w [V, H], targets [N] u32 ->
 /// [N], differentiable in h and w. Equals `lm_head_logprobs` in value.
@@ -27,6 +28,7 @@ pub fn lm_head_logprobs_train(h: &Tensor, w: &Tensor, targets: &Tensor) -> Resul
     let t = targets.to_vec1::<u32>()?;
     check_target_range("lm_head_logprobs_train", &t, v)?;
     let op = HeadLogprobs {
+        p: current(),
         targets: t,
         w_grad: w.track_op(),
         dlogits: Mutex::new(None),
@@ -46,7 +48,7 @@ pub fn lm_head_entropy(h: &Tensor, w: &Tensor) -> Result<Tensor> {
         let ((sh, lh), (sw, lw)) = (h.storage_and_layout(), w.storage_and_layout());
         let hv = cpu_f32(&sh, lh, "lm_head_entropy h")?;
         let wv = cpu_f32(&sw, lw, "lm_head_entropy w")?;
-        logits_in_buffer(hv, wv, n, v, hd)
+        logits_in_buffer(current(), hv, wv, n, v, hd)
     };
     let out: Vec<f32> = buf
         .par_chunks(v)
@@ -68,6 +70,7 @@ pub fn lm_head_entropy(h: &Tensor, w: &Tensor) -> Result<Tensor> {
 }
 
 struct HeadLogprobs {
+    p: Precision,
     targets: Vec<u32>,
     w_grad: bool,
     /// softmax - onehot per row (= -d logp / d logits), left for the backward pass.
@@ -92,7 +95,7 @@ impl CustomOp2 for HeadLogprobs {
         );
         let (n, hd) = l1.shape().dims2()?;
         let v = l2.shape().dims2()?.0;
-        let mut buf = logits_in_buffer(h, w, n, v, hd);
+        let mut buf = logits_in_buffer(self.p, h, w, n, v, hd);
         let out: Vec<f32> = buf
             .par_chunks_mut(v)
             .zip(self.targets.par_iter())
@@ -120,7 +123,7 @@ impl CustomOp2 for HeadLogprobs {
             .zip(g.par_iter())
             .with_min_len(16)
             .for_each(|(row, &gi)| row.iter_mut().for_each(|x| *x *= -gi));
-        let (dh, dw) = head_backward(&d, h, w, 1.0, self.w_grad)?;
+        let (dh, dw) = head_backward(self.p, &d, h, w, 1.0, self.w_grad)?;
         *BUFFER.lock().expect("not poisoned") = d;
         Ok((Some(dh), dw))
     }

@@ -10,6 +10,7 @@ use candle_core::{bail, CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 use super::cpu::{f32s, fused, output};
 use super::product::{cpu_f32, mm, rows, transposed, x_wt};
 use super::reference;
+use crate::precision::{current, Precision};
 
 /// x [N, in], frozen w [out, in], a [r, in], b [out, r] -> [N, out]. Differentiable in x, a
 /// and b (w gets no gradient). Equals `x.matmul(w^T) + (x.matmul(a^T).matmul(b^T) * scale)`.
@@ -33,6 +34,7 @@ pub fn lora_matmul(x: &Tensor, w: &Tensor, a: &Tensor, b: &Tensor, scale: f64) -
         &a.contiguous()?,
         &b.contiguous()?,
         LoraMatmul {
+            p: current(),
             w: w.detach().contiguous()?,
             scale: scale as f32,
         },
@@ -40,6 +42,7 @@ pub fn lora_matmul(x: &Tensor, w: &Tensor, a: &Tensor, b: &Tensor, scale: f64) -
 }
 
 struct LoraMatmul {
+    p: Precision,
     w: Tensor,
     scale: f32,
 }
@@ -68,11 +71,12 @@ impl CustomOp3 for LoraMatmul {
         let w = cpu_f32(&sw, lw, "lora_matmul w")?;
         let mut u = output(n * r);
         let mut y = output(n * out);
-        x_wt(&mut y, x, w, (n, out, inp));
-        x_wt(&mut u, x, a, (n, r, inp));
+        x_wt(self.p, &mut y, x, w, (n, out, inp));
+        x_wt(self.p, &mut u, x, a, (n, r, inp));
         // SAFETY: u is n x r and b out x r, contiguous (checked by f32s); y is n x out.
         unsafe {
             mm(
+                self.p,
                 (n, out, r),
                 y.as_mut_ptr(),
                 out,
@@ -115,12 +119,13 @@ impl CustomOp3 for LoraMatmul {
         let (mut da, mut db) = (output(r * inp), output(out * r));
         let mut dx = x.track_op().then(|| output(n * inp));
         // u = x A^T
-        x_wt(&mut u, xv, av, (n, r, inp));
+        x_wt(self.p, &mut u, xv, av, (n, r, inp));
         // SAFETY: as in the forward pass; dy is n x out, v and u n x r, da r x inp, db out x r,
         // dx n x inp, each freshly allocated.
         unsafe {
             // v = dy B
             mm(
+                self.p,
                 (n, r, out),
                 v.as_mut_ptr(),
                 r,
@@ -134,6 +139,7 @@ impl CustomOp3 for LoraMatmul {
             );
             // dA = s v^T x, dB = s dy^T u
             mm(
+                self.p,
                 (r, inp, n),
                 da.as_mut_ptr(),
                 inp,
@@ -146,6 +152,7 @@ impl CustomOp3 for LoraMatmul {
                 true,
             );
             mm(
+                self.p,
                 (out, r, n),
                 db.as_mut_ptr(),
                 r,
@@ -160,6 +167,7 @@ impl CustomOp3 for LoraMatmul {
             if let Some(dx) = dx.as_mut() {
                 // dx = dy W + s v A
                 mm(
+                    self.p,
                     (n, inp, out),
                     dx.as_mut_ptr(),
                     inp,
@@ -172,6 +180,7 @@ impl CustomOp3 for LoraMatmul {
                     true,
                 );
                 mm(
+                    self.p,
                     (n, inp, r),
                     dx.as_mut_ptr(),
                     inp,

@@ -8,6 +8,8 @@ use std::time::Instant;
 use candle_core::{bail, Layout, Result, Storage};
 use gemm::{gemm, Parallelism};
 
+use crate::Precision;
+
 /// How a matrix is laid out: elements `rs` apart down a column, `cs` apart along a row.
 #[derive(Clone, Copy)]
 pub(super) struct Strides {
@@ -26,14 +28,16 @@ pub(super) fn transposed(rs: usize) -> Strides {
 }
 
 /// dst (m x n, rows `dst_rs` apart) = beta * lhs (m x k) * rhs (k x n), plus dst when
-/// `accumulate`. `parallel`: split over rayon's threads (one big product) or stay on this
-/// thread (many small ones already spread over the threads).
+/// `accumulate`, with the operands in precision `p` (rounded to it; the products and their sum
+/// in f32, as torch.autocast's matmul). `parallel`: split over rayon's threads (one big product)
+/// or stay on this thread (many small ones already spread over the threads).
 ///
 /// # Safety
 /// The pointers must reach every element the sizes and strides address; dst must not overlap
 /// the inputs.
 #[allow(clippy::too_many_arguments)]
 pub(super) unsafe fn mm(
+    p: Precision,
     (m, n, k): (usize, usize, usize),
     dst: *mut f32,
     dst_rs: usize,
@@ -46,6 +50,76 @@ pub(super) unsafe fn mm(
     parallel: bool,
 ) {
     let started = profiling().then(Instant::now);
+    match p {
+        Precision::F32 => mm_f32((m, n, k), dst, dst_rs, lhs, l, rhs, r, beta, accumulate, parallel),
+        Precision::Bf16 | Precision::F16 => {
+            let round = if p == Precision::Bf16 { round_bf16 } else { round_f16 };
+            let a = gather(lhs, l, m, k, round);
+            let b = gather(rhs, r, k, n, round);
+            mm_f32(
+                (m, n, k),
+                dst,
+                dst_rs,
+                a.as_ptr(),
+                rows(k),
+                b.as_ptr(),
+                rows(n),
+                beta,
+                accumulate,
+                parallel,
+            )
+        }
+    }
+    if let Some(t) = started {
+        record((m, n, k, parallel), t);
+    }
+}
+
+fn round_bf16(x: f32) -> f32 {
+    half::bf16::from_f32(x).to_f32()
+}
+
+fn round_f16(x: f32) -> f32 {
+    half::f16::from_f32(x).to_f32()
+}
+
+/// A rows x cols matrix laid out as `s`, rounded element by element, row-major.
+///
+/// # Safety
+/// As `mm`'s: `src` reaches every element.
+unsafe fn gather(
+    src: *const f32,
+    s: Strides,
+    rows: usize,
+    cols: usize,
+    round: fn(f32) -> f32,
+) -> Vec<f32> {
+    let mut out = Vec::with_capacity(rows * cols);
+    for i in 0..rows {
+        for j in 0..cols {
+            out.push(round(*src.add(i * s.rs + j * s.cs)));
+        }
+    }
+    out
+}
+
+/// `mm` in f32: the gemm crate, as candle's own matmul.
+///
+/// # Safety
+/// As `mm`'s.
+#[allow(clippy::too_many_arguments)]
+unsafe fn mm_f32(
+    (m, n, k): (usize, usize, usize),
+    dst: *mut f32,
+    dst_rs: usize,
+    lhs: *const f32,
+    l: Strides,
+    rhs: *const f32,
+    r: Strides,
+    beta: f32,
+    accumulate: bool,
+    parallel: bool,
+) {
     let parallelism = match rayon::current_num_threads() {
         n if parallel && n > 1 => Parallelism::Rayon(n),
         _ => Parallelism::None,
@@ -71,25 +145,35 @@ pub(super) unsafe fn mm(
         false,
         parallelism,
     );
-    if let Some(t) = started {
-        record((m, n, k, parallel), t);
-    }
 }
 
 /// dst (n x out) = x (n x inp) times w (out x inp) transposed, split over the threads: rows of
 /// an input times a weight stored [out, in], as Hugging Face stores it.
-pub(super) fn x_wt(dst: &mut [f32], x: &[f32], w: &[f32], (n, out, inp): (usize, usize, usize)) {
-    x_times(dst, x, w, transposed(inp), (n, out, inp))
+pub(super) fn x_wt(
+    p: Precision,
+    dst: &mut [f32],
+    x: &[f32],
+    w: &[f32],
+    (n, out, inp): (usize, usize, usize),
+) {
+    x_times(p, dst, x, w, transposed(inp), (n, out, inp))
 }
 
 /// dst (n x out) = x (n x inp) times wt (inp x out), split over the threads: rows of an input
 /// times a weight kept transposed, [in, out] (see `matmul_t`).
-pub(super) fn x_w(dst: &mut [f32], x: &[f32], wt: &[f32], (n, out, inp): (usize, usize, usize)) {
-    x_times(dst, x, wt, rows(out), (n, out, inp))
+pub(super) fn x_w(
+    p: Precision,
+    dst: &mut [f32],
+    x: &[f32],
+    wt: &[f32],
+    (n, out, inp): (usize, usize, usize),
+) {
+    x_times(p, dst, x, wt, rows(out), (n, out, inp))
 }
 
 /// dst (n x out) = x (n x inp) times the inp x out matrix `rhs` laid out as `r`.
 fn x_times(
+    p: Precision,
     dst: &mut [f32],
     x: &[f32],
     rhs: &[f32],
@@ -104,6 +188,7 @@ fn x_times(
     // is borrowed mutably, so it overlaps neither input.
     unsafe {
         mm(
+            p,
             (n, out, inp),
             dst.as_mut_ptr(),
             out,
