@@ -188,6 +188,9 @@ pub struct Cli {
     /// the weights before it checkpointed [counted over the whole run, resumes included].
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub skip_nonfinite: u64,
+    /// (A resumed run keeps its precision; --grad-checkpoint may be turned on there.)
+    #[command(flatten)]
+    pub compute: wick_cli::Compute,
     // Reward and dpo: bad preference pairs are set aside (give it again with --resume).
     #[command(flatten)]
     pub skip: wick_cli::SkipInvalid,

@@ -28,10 +28,10 @@ mod score;
 pub use bottleneck::BottleneckConfig;
 pub use config::{Config, Family};
 pub use folder::{doc_prefix, Folder};
-pub use precision::{autocast, Precision};
 pub use lora::{LoraAdapter, LoraConfig};
 pub use model::{
     candle_error, lm_eval_loss, lm_loss, log_softmax, save_safetensors, AdapterKind,
     BottleneckAdapter, KvCache, Llama, ScoreHead,
 };
+pub use precision::{autocast, Precision};
 pub use score::sequence_logprobs;

@@ -441,7 +441,10 @@ impl Block {
                 out.extend([l.a.clone(), l.b.clone()]);
             }
         }
-        for a in [&mut b.attn.adapter, &mut b.mlp.adapter].into_iter().flatten() {
+        for a in [&mut b.attn.adapter, &mut b.mlp.adapter]
+            .into_iter()
+            .flatten()
+        {
             out.extend(a.slots().into_iter().map(|(_, _, t)| t.clone()));
         }
         out

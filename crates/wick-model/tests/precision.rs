@@ -50,7 +50,9 @@ fn nudge_adapter(m: &mut Llama, zero_part: &str) {
         .map(|(n, t)| {
             let t = if n.contains(zero_part) {
                 let k = t.elem_count();
-                let v: Vec<f32> = (0..k).map(|i| ((i * 37 % 11) as f32 - 5.0) * 0.01).collect();
+                let v: Vec<f32> = (0..k)
+                    .map(|i| ((i * 37 % 11) as f32 - 5.0) * 0.01)
+                    .collect();
                 Tensor::from_vec(v, t.dims(), &Device::Cpu).unwrap()
             } else {
                 t
@@ -91,9 +93,9 @@ fn loss_and_grads(
     let out = vars
         .iter()
         .map(|(name, v)| {
-            let g = grads
-                .get(v.as_tensor())
-                .unwrap_or_else(|| panic!("{method:?} {p} checkpoint {checkpoint}: {name} has no gradient"));
+            let g = grads.get(v.as_tensor()).unwrap_or_else(|| {
+                panic!("{method:?} {p} checkpoint {checkpoint}: {name} has no gradient")
+            });
             (name.clone(), g.flatten_all().unwrap().to_vec1().unwrap())
         })
         .collect();
@@ -123,10 +125,7 @@ fn checkpointed_gradients_equal_the_stored_activation_ones() {
                 assert_eq!(g0.len(), g1.len());
                 for ((name, a), (_, b)) in g0.iter().zip(&g1) {
                     let scale = a.iter().fold(0f32, |m, x| m.max(x.abs())).max(1e-6);
-                    let gap = a
-                        .iter()
-                        .zip(b)
-                        .fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+                    let gap = a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
                     assert!(
                         gap <= 1e-5 * scale,
                         "{what}: {name} differs by {gap} (max |g| {scale})"

@@ -44,10 +44,28 @@ pub struct TrainState {
     /// (when the run allows skipping them).
     #[serde(default)]
     pub skipped: u64,
+    /// fp16 runs: steps skipped because a scaled gradient overflowed (the loss scaler's
+    /// business, not counted against --skip-nonfinite).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub overflow_skipped: u64,
+    /// fp16 runs: the loss scaler.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loss_scaler: Option<crate::LossScaler>,
     /// Training wall time so far, seconds.
     pub elapsed_s: f64,
     /// The settings the run was started with (the resumed run reuses them).
     pub settings: serde_json::Value,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+impl TrainState {
+    /// Optimiser updates taken (AdamW's bias correction counts these, not steps).
+    pub fn updates(&self) -> u64 {
+        self.step - self.skipped - self.overflow_skipped
+    }
 }
 
 pub struct Checkpoint;

@@ -51,9 +51,24 @@ pub(super) unsafe fn mm(
 ) {
     let started = profiling().then(Instant::now);
     match p {
-        Precision::F32 => mm_f32((m, n, k), dst, dst_rs, lhs, l, rhs, r, beta, accumulate, parallel),
+        Precision::F32 => mm_f32(
+            (m, n, k),
+            dst,
+            dst_rs,
+            lhs,
+            l,
+            rhs,
+            r,
+            beta,
+            accumulate,
+            parallel,
+        ),
         Precision::Bf16 | Precision::F16 => {
-            let round = if p == Precision::Bf16 { round_bf16 } else { round_f16 };
+            let round = if p == Precision::Bf16 {
+                round_bf16
+            } else {
+                round_f16
+            };
             let a = gather(lhs, l, m, k, round);
             let b = gather(rhs, r, k, n, round);
             mm_f32(
