@@ -129,6 +129,7 @@ fn a_forced_fp16_overflow_skips_that_step_and_halves_the_scale() {
             .collect()
     };
     let (sp, sf) = (steps(&mp), steps(&mf));
+    assert_eq!(sp.len(), sf.len());
     let skipped: Vec<u64> = sf
         .iter()
         .filter(|v| v.get("skipped").is_some())
