@@ -475,6 +475,8 @@ pub struct Llama {
     dropout_key: Option<u64>,
     /// Some with gradient checkpointing on: where recomputed blocks leave their gradients.
     recompute: Option<checkpoint::Collected>,
+    /// The dtype of the checkpoint the weights came from.
+    stored_dtype: candle_core::DType,
 }
 
 /// Keys and values of the positions seen so far, per layer, for decoding one token at a time.
@@ -523,6 +525,7 @@ impl Llama {
             adapter: None,
             dropout_key: None,
             recompute: None,
+            stored_dtype: candle_core::DType::F32,
             config,
         })
     }
@@ -578,10 +581,12 @@ impl Llama {
         let (b, t) = ids.dims2()?;
         let past = cache.as_ref().map_or(0, |k| k.len());
         let rope = Rope::new(c, past, t)?;
-        let mut x =
-            self.embed
-                .index_select(&ids.flatten_all()?, 0)?
-                .reshape((b, t, c.hidden_size))?;
+        // Activations are f32 whatever the weights are kept in.
+        let mut x = self
+            .embed
+            .index_select(&ids.flatten_all()?, 0)?
+            .to_dtype(candle_core::DType::F32)?
+            .reshape((b, t, c.hidden_size))?;
         for (l, block) in self.blocks.iter().enumerate() {
             let layer_cache = cache.as_deref_mut().map(|k| &mut k.layers[l]);
             let keys = DropoutKeys {

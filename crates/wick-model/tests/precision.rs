@@ -158,3 +158,67 @@ fn low_precision_products_give_the_f32_loss_and_gradients_within_tolerance() {
         }
     }
 }
+
+/// Log-probs of the next token at every position of the batch.
+fn logprobs(m: &Llama) -> Vec<f32> {
+    let x = batch();
+    let logits = m.forward(&x).unwrap();
+    wick_model::log_softmax(&logits)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1()
+        .unwrap()
+}
+
+#[test]
+fn a_model_kept_in_bf16_or_f16_holds_its_matrices_so_and_scores_like_f32() {
+    use candle_core::DType;
+    let dir = wick_testkit::testdata("models/llama-bias");
+    let m32 = Llama::load(&dir).unwrap();
+    let want = logprobs(&m32);
+    // The weights themselves are rounded (bf16 keeps 8 bits, f16 11): over 64 tokens of random
+    // weights the worst log-prob moves by up to ~0.1 in bf16.
+    for (dt, tol) in [(DType::BF16, 0.25), (DType::F16, 0.03)] {
+        let m = Llama::load_as(&dir, Some(dt)).unwrap();
+        assert_eq!(m.dtype(), dt);
+        let kept: Vec<DType> = m.named_tensors().iter().map(|(_, t)| t.dtype()).collect();
+        assert!(kept.contains(&dt) && kept.contains(&DType::F32), "{kept:?}");
+        for (n, t) in m.named_tensors() {
+            let expect = if t.rank() == 2 { dt } else { DType::F32 };
+            assert_eq!(t.dtype(), expect, "{n}");
+        }
+        let got = logprobs(&m);
+        let gap = got
+            .iter()
+            .zip(&want)
+            .fold(0f32, |g, (a, b)| g.max((a - b).abs()));
+        eprintln!("{dt:?}: worst log-prob gap {gap}");
+        assert!(gap < tol, "{dt:?}: log-probs differ by {gap}");
+        assert!(gap > 0.0, "{dt:?}: the products were not in {dt:?}");
+        // Decoding a row at a time takes the few-rows path; it must agree with the batch.
+        let x = batch().narrow(0, 0, 1).unwrap().narrow(1, 0, 1).unwrap();
+        let one = m
+            .forward(&x)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
+        let all = m.forward(&batch()).unwrap();
+        let first = all
+            .get(0)
+            .unwrap()
+            .get(0)
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
+        let gap = one
+            .iter()
+            .zip(&first)
+            .fold(0f32, |g, (a, b)| g.max((a - b).abs()));
+        assert!(gap < 1e-4, "{dt:?}: one row vs the batch: {gap}");
+    }
+    // The checkpoint's own dtype by default: an f32 fixture stays f32.
+    assert_eq!(Llama::load_as(&dir, None).unwrap().dtype(), DType::F32);
+}

@@ -9,9 +9,9 @@ use std::sync::Mutex;
 use candle_core::{bail, CpuStorage, CustomOp2, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::cpu::{check_target_range, f32s, fused};
+use super::cpu::{check_target_range, f32s, fused_with_weight};
 use super::head_loss::{check_shapes, head_backward, logits_in_buffer, row_loss, BUFFER};
-use super::product::cpu_f32;
+use super::product::{cpu_f32, cpu_weight, storage_weight};
 use super::reference;
 use crate::precision::{current, Precision};
 
@@ -19,7 +19,7 @@ use crate::precision::{current, Precision};
 /// [N], differentiable in h and w. Equals `lm_head_logprobs` in value.
 pub fn lm_head_logprobs_train(h: &Tensor, w: &Tensor, targets: &Tensor) -> Result<Tensor> {
     let (_, _, v) = check_shapes("lm_head_logprobs_train", h, w, targets)?;
-    if !fused(&[h, w]) {
+    if !fused_with_weight(&[h], w) {
         return reference::lm_head_logprobs(h, w, targets);
     }
     if !(h.track_op() || w.track_op()) {
@@ -40,14 +40,14 @@ pub fn lm_head_logprobs_train(h: &Tensor, w: &Tensor, targets: &Tensor) -> Resul
 pub fn lm_head_entropy(h: &Tensor, w: &Tensor) -> Result<Tensor> {
     let (n, hd) = h.dims2()?;
     let (v, _) = w.dims2()?;
-    if !fused(&[h, w]) {
+    if !fused_with_weight(&[h], w) {
         return reference::lm_head_entropy(h, w);
     }
     let (h, w) = (h.contiguous()?, w.contiguous()?);
     let buf = {
         let ((sh, lh), (sw, lw)) = (h.storage_and_layout(), w.storage_and_layout());
         let hv = cpu_f32(&sh, lh, "lm_head_entropy h")?;
-        let wv = cpu_f32(&sw, lw, "lm_head_entropy w")?;
+        let wv = storage_weight(&sw, lw, "lm_head_entropy w")?;
         logits_in_buffer(current(), hv, wv, n, v, hd)
     };
     let out: Vec<f32> = buf
@@ -91,7 +91,7 @@ impl CustomOp2 for HeadLogprobs {
     ) -> Result<(CpuStorage, Shape)> {
         let (h, w) = (
             f32s(s1, l1, "lm_head_logprobs_train h")?,
-            f32s(s2, l2, "lm_head_logprobs_train w")?,
+            cpu_weight(s2, l2, "lm_head_logprobs_train w")?,
         );
         let (n, hd) = l1.shape().dims2()?;
         let v = l2.shape().dims2()?.0;

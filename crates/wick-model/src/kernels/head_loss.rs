@@ -11,9 +11,12 @@ use candle_core::{bail, CpuStorage, CustomOp2, DType, Layout, Result, Shape, Ten
 use rayon::prelude::*;
 
 use super::cpu::{
-    check_target_range, exp, f32s, fused, max_scaled, output, simd_dispatch, sum_map, LANES,
+    check_target_range, exp, f32s, fused_with_weight, max_scaled, output, simd_dispatch, sum_map,
+    LANES,
 };
-use super::product::{cpu_f32, mm, rows, transposed, x_wt};
+use super::product::{
+    cpu_f32, cpu_weight, mm, mm_w, rows, storage_weight, transposed, x_wt, Weight,
+};
 use super::reference;
 use crate::precision::{current, Precision};
 
@@ -33,7 +36,7 @@ pub fn lm_head_loss(
             bail!("lm_head_loss: weights {:?} must be [{n}]", wt.dims());
         }
     }
-    if !fused(&[h, w]) {
+    if !fused_with_weight(&[h], w) {
         return reference::lm_head_loss(h, w, targets, weights);
     }
     let weights = weights
@@ -58,7 +61,7 @@ pub fn lm_head_loss(
 /// `reference::lm_head_logprobs` without a fresh [N, vocab] tensor.
 pub fn lm_head_logprobs(h: &Tensor, w: &Tensor, targets: &Tensor) -> Result<Tensor> {
     let (n, hd, v) = check_shapes("lm_head_logprobs", h, w, targets)?;
-    if !fused(&[h, w]) {
+    if !fused_with_weight(&[h], w) {
         return reference::lm_head_logprobs(h, w, targets);
     }
     let t = targets.to_vec1::<u32>()?;
@@ -67,7 +70,7 @@ pub fn lm_head_logprobs(h: &Tensor, w: &Tensor, targets: &Tensor) -> Result<Tens
     let mut buf = {
         let ((sh, lh), (sw, lw)) = (h.storage_and_layout(), w.storage_and_layout());
         let hv = cpu_f32(&sh, lh, "lm_head_logprobs h")?;
-        let wv = cpu_f32(&sw, lw, "lm_head_logprobs w")?;
+        let wv = storage_weight(&sw, lw, "lm_head_logprobs w")?;
         logits_in_buffer(current(), hv, wv, n, v, hd)
     };
     let out: Vec<f32> = buf
@@ -122,7 +125,7 @@ pub(super) static BUFFER: Mutex<Vec<f32>> = Mutex::new(Vec::new());
 pub(super) fn logits_in_buffer(
     p: Precision,
     h: &[f32],
-    w: &[f32],
+    w: Weight,
     n: usize,
     v: usize,
     hd: usize,
@@ -188,7 +191,7 @@ impl CustomOp2 for HeadLoss {
     ) -> Result<(CpuStorage, Shape)> {
         let (h, w) = (
             f32s(s1, l1, "lm_head_loss h")?,
-            f32s(s2, l2, "lm_head_loss w")?,
+            cpu_weight(s2, l2, "lm_head_loss w")?,
         );
         let (n, hd) = l1.shape().dims2()?;
         let v = l2.shape().dims2()?.0;
@@ -264,19 +267,19 @@ pub(super) fn head_backward(
     let ((sh, lh), (sw, lw)) = (h.storage_and_layout(), w.storage_and_layout());
     let (hv, wv) = (
         cpu_f32(&sh, lh, "lm_head_loss h")?,
-        cpu_f32(&sw, lw, "lm_head_loss w")?,
+        storage_weight(&sw, lw, "lm_head_loss w")?,
     );
     let mut dh = output(n * hd);
     // SAFETY: d is n x v, w is v x hd, all contiguous; dh is n x hd.
     unsafe {
-        mm(
+        mm_w(
             p,
             (n, hd, v),
             dh.as_mut_ptr(),
             hd,
             d.as_ptr(),
             rows(v),
-            wv.as_ptr(),
+            wv,
             rows(hd),
             k,
             false,

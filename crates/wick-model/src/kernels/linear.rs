@@ -15,8 +15,8 @@
 
 use candle_core::{bail, CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
 
-use super::cpu::{f32s, fused, output};
-use super::product::{cpu_f32, mm, rows, transposed, x_w, x_wt};
+use super::cpu::{f32s, fused_with_weight, output};
+use super::product::{cpu_f32, cpu_weight, mm, mm_w, rows, storage_weight, transposed, x_w, x_wt};
 use super::reference;
 use crate::precision::{current, Precision};
 
@@ -33,7 +33,7 @@ pub fn linear(x: &Tensor, w: &Tensor) -> Result<Tensor> {
     if win != inp {
         bail!("linear: x {:?} and w {:?} do not fit", x.dims(), w.dims());
     }
-    if !fused(&[x, w]) {
+    if !fused_with_weight(&[x], w) {
         return reference::linear(x, w);
     }
     x.contiguous()?
@@ -52,7 +52,7 @@ pub fn matmul_t(x: &Tensor, wt: &Tensor) -> Result<Tensor> {
             wt.dims()
         );
     }
-    if !fused(&[x, wt]) {
+    if !fused_with_weight(&[x], wt) {
         return reference::linear(x, &wt.t()?);
     }
     x.contiguous()?
@@ -89,7 +89,7 @@ fn product(
     transposed_w: bool,
 ) -> Result<(CpuStorage, Shape)> {
     let x = f32s(s1, l1, "linear x")?;
-    let w = f32s(s2, l2, "linear w")?;
+    let w = cpu_weight(s2, l2, "linear w")?;
     let (n, inp) = l1.shape().dims2()?;
     let (w0, w1) = l2.shape().dims2()?;
     let out_dim = if transposed_w { w1 } else { w0 };
@@ -135,18 +135,18 @@ impl CustomOp2 for Linear {
         let dyv = cpu_f32(&sd, ld, "linear grad")?;
         let dx = if x.track_op() {
             let (sw, lw) = w.storage_and_layout();
-            let wv = cpu_f32(&sw, lw, "linear w")?;
+            let wv = storage_weight(&sw, lw, "linear w")?;
             let mut dx = output(n * inp);
             // SAFETY: dy is n x out and w out x inp, contiguous; dx is n x inp.
             unsafe {
-                mm(
+                mm_w(
                     self.p,
                     (n, inp, out_dim),
                     dx.as_mut_ptr(),
                     inp,
                     dyv.as_ptr(),
                     rows(out_dim),
-                    wv.as_ptr(),
+                    wv,
                     rows(inp),
                     1.0,
                     false,

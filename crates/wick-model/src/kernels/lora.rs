@@ -7,8 +7,8 @@
 
 use candle_core::{bail, CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 
-use super::cpu::{f32s, fused, output};
-use super::product::{cpu_f32, mm, rows, transposed, x_wt};
+use super::cpu::{f32s, fused_with_weight, output};
+use super::product::{cpu_f32, mm, mm_w, rows, storage_weight, transposed, x_wt};
 use super::reference;
 use crate::precision::{current, Precision};
 
@@ -27,7 +27,7 @@ pub fn lora_matmul(x: &Tensor, w: &Tensor, a: &Tensor, b: &Tensor, scale: f64) -
             b.dims()
         );
     }
-    if !fused(&[x, w, a, b]) {
+    if !fused_with_weight(&[x, a, b], w) {
         return reference::lora_matmul(x, w, a, b, scale);
     }
     x.contiguous()?.apply_op3(
@@ -68,7 +68,7 @@ impl CustomOp3 for LoraMatmul {
         let (r, _) = la.shape().dims2()?;
         let out = self.w.dim(0)?;
         let (sw, lw) = self.w.storage_and_layout();
-        let w = cpu_f32(&sw, lw, "lora_matmul w")?;
+        let w = storage_weight(&sw, lw, "lora_matmul w")?;
         let mut u = output(n * r);
         let mut y = output(n * out);
         x_wt(self.p, &mut y, x, w, (n, out, inp));
@@ -114,7 +114,7 @@ impl CustomOp3 for LoraMatmul {
         let xv = cpu_f32(&sx, lx, "lora_matmul x")?;
         let av = cpu_f32(&sa, la, "lora_matmul a")?;
         let bv = cpu_f32(&sb, lb, "lora_matmul b")?;
-        let w = cpu_f32(&sw, lw, "lora_matmul w")?;
+        let w = storage_weight(&sw, lw, "lora_matmul w")?;
         let (mut v, mut u) = (output(n * r), output(n * r));
         let (mut da, mut db) = (output(r * inp), output(out * r));
         let mut dx = x.track_op().then(|| output(n * inp));
@@ -166,14 +166,14 @@ impl CustomOp3 for LoraMatmul {
             );
             if let Some(dx) = dx.as_mut() {
                 // dx = dy W + s v A
-                mm(
+                mm_w(
                     self.p,
                     (n, inp, out),
                     dx.as_mut_ptr(),
                     inp,
                     dyv.as_ptr(),
                     rows(out),
-                    w.as_ptr(),
+                    w,
                     rows(inp),
                     1.0,
                     false,

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::{Mutex, OnceLock};
 use std::time::Instant;
 
-use candle_core::{bail, Layout, Result, Storage};
+use candle_core::{bail, CpuStorage, Layout, Result, Storage};
 use gemm::{gemm, Parallelism};
 
 use crate::Precision;
@@ -162,28 +162,111 @@ unsafe fn mm_f32(
     );
 }
 
+/// A weight operand as stored: f32, or the bits of a model kept in bf16 or f16. Weights are
+/// only ever the right-hand operand.
+#[derive(Clone, Copy)]
+pub(super) enum Weight<'a> {
+    F32(&'a [f32]),
+    Bf16(&'a [half::bf16]),
+    F16(&'a [half::f16]),
+}
+
+impl<'a> From<&'a [f32]> for Weight<'a> {
+    fn from(w: &'a [f32]) -> Weight<'a> {
+        Weight::F32(w)
+    }
+}
+
+impl Weight<'_> {
+    fn len(&self) -> usize {
+        match self {
+            Weight::F32(w) => w.len(),
+            Weight::Bf16(w) => w.len(),
+            Weight::F16(w) => w.len(),
+        }
+    }
+}
+
+/// `mm` with the right-hand operand a weight as stored. A half-precision weight sets the
+/// product's precision: the left operand is rounded to the weight's type, as a model kept in
+/// bf16 computes.
+///
+/// # Safety
+/// As `mm`'s.
+#[allow(clippy::too_many_arguments)]
+pub(super) unsafe fn mm_w(
+    p: Precision,
+    dims: (usize, usize, usize),
+    dst: *mut f32,
+    dst_rs: usize,
+    lhs: *const f32,
+    l: Strides,
+    rhs: Weight,
+    r: Strides,
+    beta: f32,
+    accumulate: bool,
+    parallel: bool,
+) {
+    let wide: Vec<f32>;
+    let (p, rhs) = match rhs {
+        Weight::F32(w) => (p, w.as_ptr()),
+        Weight::Bf16(w) => {
+            wide = w.iter().map(|x| x.to_f32()).collect();
+            (Precision::Bf16, wide.as_ptr())
+        }
+        Weight::F16(w) => {
+            wide = w.iter().map(|x| x.to_f32()).collect();
+            (Precision::F16, wide.as_ptr())
+        }
+    };
+    mm(
+        p, dims, dst, dst_rs, lhs, l, rhs, r, beta, accumulate, parallel,
+    )
+}
+
+/// A weight's data in place: f32, bf16 or f16, contiguous.
+pub(super) fn cpu_weight<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<Weight<'a>> {
+    let Some((a, b)) = l.contiguous_offsets() else {
+        bail!("{what}: expected a contiguous weight");
+    };
+    Ok(match s {
+        CpuStorage::F32(v) => Weight::F32(&v[a..b]),
+        CpuStorage::BF16(v) => Weight::Bf16(&v[a..b]),
+        CpuStorage::F16(v) => Weight::F16(&v[a..b]),
+        _ => bail!("{what}: expected an f32, bf16 or f16 weight"),
+    })
+}
+
+/// `cpu_weight` of a tensor's storage (inside a backward pass, or a weight an op holds).
+pub(super) fn storage_weight<'a>(s: &'a Storage, l: &Layout, what: &str) -> Result<Weight<'a>> {
+    match s {
+        Storage::Cpu(c) => cpu_weight(c, l, what),
+        _ => bail!("{what}: the fused kernels run on the CPU only"),
+    }
+}
+
 /// dst (n x out) = x (n x inp) times w (out x inp) transposed, split over the threads: rows of
 /// an input times a weight stored [out, in], as Hugging Face stores it.
-pub(super) fn x_wt(
+pub(super) fn x_wt<'a>(
     p: Precision,
     dst: &mut [f32],
     x: &[f32],
-    w: &[f32],
+    w: impl Into<Weight<'a>>,
     (n, out, inp): (usize, usize, usize),
 ) {
-    x_times(p, dst, x, w, transposed(inp), (n, out, inp))
+    x_times(p, dst, x, w.into(), transposed(inp), (n, out, inp))
 }
 
 /// dst (n x out) = x (n x inp) times wt (inp x out), split over the threads: rows of an input
 /// times a weight kept transposed, [in, out] (see `matmul_t`).
-pub(super) fn x_w(
+pub(super) fn x_w<'a>(
     p: Precision,
     dst: &mut [f32],
     x: &[f32],
-    wt: &[f32],
+    wt: impl Into<Weight<'a>>,
     (n, out, inp): (usize, usize, usize),
 ) {
-    x_times(p, dst, x, wt, rows(out), (n, out, inp))
+    x_times(p, dst, x, wt.into(), rows(out), (n, out, inp))
 }
 
 /// dst (n x out) = x (n x inp) times the inp x out matrix `rhs` laid out as `r`.
@@ -191,7 +274,7 @@ fn x_times(
     p: Precision,
     dst: &mut [f32],
     x: &[f32],
-    rhs: &[f32],
+    rhs: Weight,
     r: Strides,
     (n, out, inp): (usize, usize, usize),
 ) {
@@ -202,14 +285,14 @@ fn x_times(
     // SAFETY: the sizes are checked above (either layout of rhs spans out * inp elements); dst
     // is borrowed mutably, so it overlaps neither input.
     unsafe {
-        mm(
+        mm_w(
             p,
             (n, out, inp),
             dst.as_mut_ptr(),
             out,
             x.as_ptr(),
             rows(inp),
-            rhs.as_ptr(),
+            rhs,
             r,
             1.0,
             false,
