@@ -62,6 +62,31 @@ impl FromStr for Precision {
     }
 }
 
+/// A `--dtype` name: "auto" (None: the checkpoint's own), "f32", "bf16" or "f16".
+pub fn parse_dtype(name: &str) -> wick_io::Result<Option<candle_core::DType>> {
+    use candle_core::DType;
+    match name {
+        "auto" => Ok(None),
+        "f32" | "float32" => Ok(Some(DType::F32)),
+        "bf16" | "bfloat16" => Ok(Some(DType::BF16)),
+        "f16" | "fp16" | "float16" => Ok(Some(DType::F16)),
+        _ => Err(wick_io::Error::msg(format!(
+            "unknown dtype '{name}' (expected auto, f32, bf16 or f16)"
+        ))),
+    }
+}
+
+impl Precision {
+    /// The precision of the products of a model whose matrices are kept in `dtype`.
+    pub fn of_dtype(dtype: candle_core::DType) -> Precision {
+        match dtype {
+            candle_core::DType::BF16 => Precision::Bf16,
+            candle_core::DType::F16 => Precision::F16,
+            _ => Precision::F32,
+        }
+    }
+}
+
 thread_local! {
     static CURRENT: Cell<Precision> = const { Cell::new(Precision::F32) };
 }

@@ -222,3 +222,66 @@ fn a_model_kept_in_bf16_or_f16_holds_its_matrices_so_and_scores_like_f32() {
     // The checkpoint's own dtype by default: an f32 fixture stays f32.
     assert_eq!(Llama::load_as(&dir, None).unwrap().dtype(), DType::F32);
 }
+
+/// Per-token log-probs of each of the fixture's sequences (alone, as transformers scored them).
+fn fixture_logprobs(m: &Llama, ids: &[Vec<u32>]) -> Vec<Vec<f32>> {
+    ids.iter()
+        .map(|row| {
+            let x = Tensor::from_vec(row.clone(), (1, row.len()), &Device::Cpu).unwrap();
+            let lp = wick_model::log_softmax(&m.forward(&x).unwrap())
+                .unwrap()
+                .squeeze(0)
+                .unwrap()
+                .to_vec2::<f32>()
+                .unwrap();
+            (0..row.len() - 1)
+                .map(|t| lp[t][row[t + 1] as usize])
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn a_bf16_checkpoint_scores_as_transformers_does_in_bf16() {
+    use candle_core::DType;
+    let dir = wick_testkit::testdata("models/llama-bf16");
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("expected.json")).unwrap()).unwrap();
+    let ids: Vec<Vec<u32>> = serde_json::from_value(r["input_ids"].clone()).unwrap();
+    let want = |k: &str| -> Vec<Vec<f32>> { serde_json::from_value(r[k].clone()).unwrap() };
+    let gap = |a: &[Vec<f32>], b: &[Vec<f32>]| {
+        a.iter()
+            .flatten()
+            .zip(b.iter().flatten())
+            .fold(0f32, |g, (x, y)| g.max((x - y).abs()))
+    };
+    let mean = |v: &[f32]| v.iter().map(|&x| -x as f64).sum::<f64>() / v.len() as f64;
+    // auto: the checkpoint's own dtype, without a widened copy.
+    let m = Llama::load_as(&dir, None).unwrap();
+    assert_eq!((m.dtype(), m.stored_dtype()), (DType::BF16, DType::BF16));
+    let got = {
+        let _products = autocast(Precision::Bf16);
+        fixture_logprobs(&m, &ids)
+    };
+    let (hf16, hf32) = (want("logprobs_bf16"), want("logprobs_f32"));
+    // transformers rounds every activation to bf16, wick only the products' operands: both
+    // are within bf16's rounding of the f32 numbers (transformers' own bf16-vs-f32 worst is
+    // 0.066 here), and the sequences' mean NLL within 2^-8 relative.
+    let g = gap(&got, &hf16);
+    assert!(
+        g < 0.1,
+        "bf16 log-probs vs transformers' bf16: worst gap {g}"
+    );
+    for (i, (a, b)) in got.iter().zip(&hf16).enumerate() {
+        let (a, b) = (mean(a), mean(b));
+        assert!(
+            (a - b).abs() < b * 2f64.powi(-8),
+            "sequence {i}: NLL {a} vs {b}"
+        );
+    }
+    assert!(gap(&got, &hf32) > 1e-4, "computed in f32, not bf16");
+    // The same weights widened to f32 give transformers' f32 numbers.
+    let m32 = Llama::load_as(&dir, Some(DType::F32)).unwrap();
+    let g = gap(&fixture_logprobs(&m32, &ids), &hf32);
+    assert!(g < 1e-4, "f32 log-probs vs transformers: worst gap {g}");
+}
