@@ -250,6 +250,7 @@ fn body(cli: Cli) -> Result<()> {
             .parse()
             .expect("wick-cli's names parse"),
         grad_checkpoint: cli.compute.grad_checkpoint,
+        save_dtype: cli.save_dtype.map_or("auto", |d| d.name()).into(),
     };
     // Where the run goes is checked before the data is read, naming the flag.
     RunDir::check_new(&out, Kind::Run, "-o")?;

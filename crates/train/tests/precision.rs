@@ -191,3 +191,92 @@ fn bf16_and_fp16_runs_resume_bit_for_bit() {
         assert!(wa == wb, "{p}: final weights differ");
     }
 }
+
+/// The dtype of every tensor of a safetensors file, by name.
+fn dtypes(file: &Path) -> Vec<(String, candle_core::DType)> {
+    let t = candle_core::safetensors::load(file, &candle_core::Device::Cpu).unwrap();
+    let mut v: Vec<_> = t.into_iter().map(|(n, t)| (n, t.dtype())).collect();
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v
+}
+
+#[test]
+fn a_run_from_a_bf16_checkpoint_trains_f32_masters_and_saves_bf16() {
+    use candle_core::DType;
+    let tmp = tempfile::tempdir().unwrap();
+    let data = shakespeare_shards(&tmp.path().join("shards"));
+    let base = wick_testkit::testdata("models/llama-bf16");
+    let run_from = |out: &Path, extra: &[&str]| {
+        let mut a = vec![
+            "--data",
+            data.to_str().unwrap(),
+            "--model",
+            base.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+            "--batch-size",
+            "4",
+            "--seq-len",
+            "32",
+            "--max-steps",
+            "4",
+            "--eval-interval",
+            "2",
+            "--eval-batches",
+            "1",
+            "--threads",
+            "1",
+            "--quiet",
+        ];
+        a.extend_from_slice(extra);
+        let r = run(TRAIN, &a, b"");
+        assert_eq!(r.code, 0, "{}", r.stderr);
+    };
+    let (auto, f32_out) = (tmp.path().join("auto"), tmp.path().join("f32"));
+    run_from(&auto, &[]);
+    let all = |v: Vec<(String, DType)>, d: DType| v.iter().all(|(_, x)| *x == d);
+    assert!(all(dtypes(&auto.join("model.safetensors")), DType::BF16));
+    assert!(all(
+        dtypes(&auto.join("best/model.safetensors")),
+        DType::BF16
+    ));
+    // The checkpoint keeps the f32 masters: the updates were not rounded away.
+    assert!(all(
+        dtypes(&auto.join("checkpoint/model.safetensors")),
+        DType::F32
+    ));
+    let config: Value =
+        serde_json::from_str(&std::fs::read_to_string(auto.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["dtype"], "bfloat16");
+    let settings: Value =
+        serde_json::from_str(&std::fs::read_to_string(auto.join("run.json")).unwrap()).unwrap();
+    assert_eq!(
+        settings["settings"]["save_dtype"], "bf16",
+        "auto resolved at the start"
+    );
+    let m = wick_model::Llama::load_as(&auto, None).unwrap();
+    assert_eq!(m.dtype(), DType::BF16);
+    run_from(&f32_out, &["--save-dtype", "f32"]);
+    assert!(all(dtypes(&f32_out.join("model.safetensors")), DType::F32));
+    // The same training either way: the f32 folder rounds to the bf16 one.
+    let (a, b) = (
+        candle_core::safetensors::load(auto.join("model.safetensors"), &candle_core::Device::Cpu)
+            .unwrap(),
+        candle_core::safetensors::load(
+            f32_out.join("model.safetensors"),
+            &candle_core::Device::Cpu,
+        )
+        .unwrap(),
+    );
+    for (name, t) in &a {
+        let rounded = b[name].to_dtype(DType::BF16).unwrap();
+        let same = t
+            .eq(&rounded)
+            .unwrap()
+            .min_all()
+            .unwrap()
+            .to_scalar::<u8>()
+            .unwrap();
+        assert_eq!(same, 1, "{name}");
+    }
+}

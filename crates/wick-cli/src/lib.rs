@@ -147,11 +147,17 @@ pub enum DtypeFlag {
 impl Dtype {
     /// The dtype's name as wick-model spells it ("auto", "f32", "bf16", "f16").
     pub fn name(&self) -> &'static str {
-        match self.dtype {
-            None | Some(DtypeFlag::Auto) => "auto",
-            Some(DtypeFlag::F32) => "f32",
-            Some(DtypeFlag::Bf16) => "bf16",
-            Some(DtypeFlag::F16) => "f16",
+        self.dtype.map_or("auto", DtypeFlag::name)
+    }
+}
+
+impl DtypeFlag {
+    pub fn name(self) -> &'static str {
+        match self {
+            DtypeFlag::Auto => "auto",
+            DtypeFlag::F32 => "f32",
+            DtypeFlag::Bf16 => "bf16",
+            DtypeFlag::F16 => "f16",
         }
     }
 }

@@ -76,6 +76,15 @@ pub fn parse_dtype(name: &str) -> wick_io::Result<Option<candle_core::DType>> {
     }
 }
 
+/// The `--dtype` name of a dtype ("f32", "bf16", "f16"; anything else reads as "f32").
+pub fn dtype_name(dtype: candle_core::DType) -> &'static str {
+    match dtype {
+        candle_core::DType::BF16 => "bf16",
+        candle_core::DType::F16 => "f16",
+        _ => "f32",
+    }
+}
+
 impl Precision {
     /// The precision of the products of a model whose matrices are kept in `dtype`.
     pub fn of_dtype(dtype: candle_core::DType) -> Precision {

@@ -107,6 +107,8 @@ pub struct Plan {
     pub seed: u64,
     pub precision: wick_model::Precision,
     pub grad_checkpoint: bool,
+    /// "auto", "f32", "bf16" or "f16".
+    pub save_dtype: String,
 }
 
 impl Plan {
@@ -183,6 +185,7 @@ impl Plan {
             seed: self.seed,
             precision: self.precision,
             grad_checkpoint: self.grad_checkpoint,
+            save_dtype: self.save_dtype,
         })
     }
 }

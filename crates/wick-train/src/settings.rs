@@ -37,6 +37,10 @@ pub struct Settings {
     pub precision: Precision,
     /// Recompute each decoder block in the backward pass instead of keeping its activations.
     pub grad_checkpoint: bool,
+    /// The dtype the run's model folders (the top level at the end, best/) are saved in: "f32",
+    /// "bf16" or "f16" ("auto" until the run starts: the initial checkpoint's). The checkpoint
+    /// itself stays f32, so that a resume is exact.
+    pub save_dtype: String,
 }
 
 impl Settings {
@@ -84,6 +88,16 @@ struct Record {
     precision: Precision,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     grad_checkpoint: bool,
+    #[serde(default = "f32_name", skip_serializing_if = "is_f32_name")]
+    save_dtype: String,
+}
+
+fn f32_name() -> String {
+    "f32".into()
+}
+
+fn is_f32_name(s: &str) -> bool {
+    s == "f32"
 }
 
 fn is_f32(p: &Precision) -> bool {
@@ -185,6 +199,7 @@ impl From<Settings> for Record {
             pairs,
             precision: s.precision,
             grad_checkpoint: s.grad_checkpoint,
+            save_dtype: s.save_dtype,
         }
     }
 }
@@ -262,6 +277,7 @@ impl TryFrom<Record> for Settings {
             seed: r.seed,
             precision: r.precision,
             grad_checkpoint: r.grad_checkpoint,
+            save_dtype: r.save_dtype,
         })
     }
 }

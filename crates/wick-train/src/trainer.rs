@@ -7,6 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use candle_core::DType;
 use serde_json::json;
 use wick_io::{Error, Kind, Result, RunDir};
 use wick_model::candle_error as ce;
@@ -141,9 +142,13 @@ impl Trainer {
     }
 
     /// A new run's (or a restarted one's) model and first state.
-    fn begin(&self, settings: Settings, origin: Origin) -> Result<Loaded> {
+    fn begin(&self, mut settings: Settings, origin: Origin) -> Result<Loaded> {
+        let model = start::new_model(&settings, &origin, &self.data)?;
+        if settings.save_dtype == "auto" {
+            settings.save_dtype = wick_model::precision::dtype_name(model.stored_dtype()).into();
+        }
         Ok(Loaded {
-            model: start::new_model(&settings, &origin, &self.data)?,
+            model,
             state: start::first_state(&settings),
             moments: None,
             settings,
@@ -439,11 +444,16 @@ impl Trainer {
         if matches!(stop, Stop::NonFinite { .. }) {
             return Ok(summary(&state, stop, first_val, last_val));
         }
+        let save_dtype = wick_model::precision::parse_dtype(&s.save_dtype)?.unwrap_or(DType::F32);
         if matches!(s.task, Task::Reward { .. }) && model.adapter().is_some() {
             // What rm-score and ppo-step load: the classifier with the adapter folded in.
             let mut merged = model.clone();
             merged.merge_adapter()?;
-            merged.save(out)?;
+            merged.save_as(out, save_dtype)?;
+        } else if stop == Stop::Done && model.adapter().is_none() && save_dtype != DType::F32 {
+            // The finished model in its dtype, in place of the link to the checkpoint's f32
+            // weights (which stay, for a later --resume with more steps).
+            model.save_as(out, save_dtype)?;
         }
         Ok(summary(&state, stop, first_val, last_val))
     }

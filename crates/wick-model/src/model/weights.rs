@@ -352,10 +352,24 @@ impl Llama {
     /// Writes config.json and model.safetensors into `dir` (created if needed), each file
     /// atomically.
     pub fn save(&self, dir: &Path) -> Result<()> {
+        self.save_as(dir, DType::F32)
+    }
+
+    /// The same with every tensor saved in `dtype` (f32, bf16 or f16), as transformers'
+    /// `save_pretrained` of a model in that dtype; config.json says so.
+    pub fn save_as(&self, dir: &Path, dtype: DType) -> Result<()> {
         wick_io::create_dir_all(dir)?;
-        wick_io::write_atomic(dir.join("config.json"), self.config.to_json().as_bytes())?;
-        let tensors: HashMap<String, Tensor> = self.named_tensors().into_iter().collect();
-        save_safetensors(&tensors, &dir.join("model.safetensors"))
+        let tensors = self
+            .named_tensors()
+            .into_iter()
+            .map(|(n, t)| Ok((n, t.to_dtype(dtype).map_err(ce)?)))
+            .collect::<Result<HashMap<String, Tensor>>>()?;
+        save_safetensors(&tensors, &dir.join("model.safetensors"))?;
+        // The config last: until it is written the folder still says what it held before.
+        wick_io::write_atomic(
+            dir.join("config.json"),
+            self.config.to_json_as(dtype).as_bytes(),
+        )
     }
 }
 
