@@ -206,6 +206,7 @@ fn body(cli: Cli) -> Result<()> {
         rows,
         seq_len,
         !method.trains_adapter(),
+        cli.compute.grad_checkpoint,
         &flags,
     )
     .map_err(Error::msg)?;
