@@ -13,7 +13,7 @@
 use std::sync::{Arc, Mutex};
 
 use candle_core::backprop::GradStore;
-use candle_core::{CpuStorage, CustomOp3, Layout, Shape, Tensor, Var};
+use candle_core::{CpuStorage, CustomOp2, Layout, Shape, Tensor, Var};
 
 use super::{Block, DropoutKeys, Rope};
 use crate::precision::{self, Precision};
@@ -60,10 +60,10 @@ pub(super) fn block_forward(
     let y = block
         .forward(&x.detach(), rope, None, segments, keys)?
         .detach();
-    x.apply_op3(
-        &y,
+    x.apply_op2(
         &anchor,
         Recompute {
+            y: Mutex::new(Some(y)),
             block: block.clone(),
             rope: rope.clone(),
             segments: segments.cloned(),
@@ -75,6 +75,9 @@ pub(super) fn block_forward(
 }
 
 struct Recompute {
+    /// The block's output, computed before the op was recorded; the op's forward takes it (so
+    /// that the graph holds one copy of it, the op's result, not two).
+    y: Mutex<Option<Tensor>>,
     block: Block,
     rope: Rope,
     segments: Option<Tensor>,
@@ -84,33 +87,33 @@ struct Recompute {
     collected: Collected,
 }
 
-impl CustomOp3 for Recompute {
+impl CustomOp2 for Recompute {
     fn name(&self) -> &'static str {
         "wick-recompute-block"
     }
 
-    /// The block's output, computed before the op was recorded (the second argument).
     fn cpu_fwd(
         &self,
         _x: &CpuStorage,
         _lx: &Layout,
-        y: &CpuStorage,
-        ly: &Layout,
         _anchor: &CpuStorage,
         _la: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let data = crate::kernels::cpu::f32s(y, ly, "recompute y")?;
-        Ok((CpuStorage::F32(data.to_vec()), ly.shape().clone()))
+        let Some(y) = self.y.lock().expect("not poisoned").take() else {
+            candle_core::bail!("recompute: the forward pass ran twice");
+        };
+        let shape = y.shape().clone();
+        let data = y.flatten_all()?.to_vec1::<f32>()?;
+        Ok((CpuStorage::F32(data), shape))
     }
 
     fn bwd(
         &self,
         x: &Tensor,
-        _y: &Tensor,
         _anchor: &Tensor,
         _res: &Tensor,
         dy: &Tensor,
-    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
         let _autocast = precision::autocast(self.precision);
         let xv = Var::from_tensor(&x.detach())?;
         let y = self.block.forward(
@@ -134,6 +137,6 @@ impl CustomOp3 for Recompute {
         }
         self.collected.add(own)?;
         // The anchor's gradient, if it has one, is among the block's own, collected above.
-        Ok((dx, None, None))
+        Ok((dx, None))
     }
 }
