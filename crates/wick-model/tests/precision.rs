@@ -285,3 +285,34 @@ fn a_bf16_checkpoint_scores_as_transformers_does_in_bf16() {
     let g = gap(&fixture_logprobs(&m32, &ids), &hf32);
     assert!(g < 1e-4, "f32 log-probs vs transformers: worst gap {g}");
 }
+
+#[test]
+fn a_bf16_model_decodes_transformers_bf16_greedy_continuation() {
+    use wick_model::generation::{generate, Sampling, Uniform};
+    struct Never;
+    impl Uniform for Never {
+        fn uniform(&mut self) -> f64 {
+            unreachable!("greedy decoding draws nothing")
+        }
+    }
+    let dir = wick_testkit::testdata("models/llama-bf16");
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("expected.json")).unwrap()).unwrap();
+    let g = &r["greedy_bf16"];
+    let prompt: Vec<u32> = serde_json::from_value(g["prompt"].clone()).unwrap();
+    let want: Vec<u32> = serde_json::from_value(g["tokens"].clone()).unwrap();
+    let m = Llama::load_as(&dir, None).unwrap();
+    let _products = autocast(Precision::Bf16);
+    for no_cache in [false, true] {
+        let s = Sampling {
+            temperature: 0.0,
+            top_k: 0,
+            top_p: 1.0,
+            max_new_tokens: want.len(),
+            no_cache,
+        };
+        // EOS ignored, as the fixture's generate() was told.
+        let out = generate(&m, &prompt, &s, &[], &mut Never).unwrap();
+        assert_eq!(out.ids, want, "no_cache {no_cache}");
+    }
+}
