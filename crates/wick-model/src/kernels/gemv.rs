@@ -29,6 +29,10 @@ pub fn gemv(x: &Tensor, w: &Tensor) -> Result<Tensor> {
     if x.track_op() || w.track_op() {
         bail!("gemv: inference only, but an input requires a gradient");
     }
+    if w.dtype() != candle_core::DType::F32 && fused(&[x]) {
+        // A half-precision weight: the general product reads it as stored.
+        return super::linear(x, w);
+    }
     if !fused(&[x, w]) {
         return reference::linear(x, w);
     }
