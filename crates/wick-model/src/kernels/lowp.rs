@@ -300,8 +300,8 @@ unsafe fn mm_bf16_on(
         );
     }
     let _ = fast;
-    let (a, la) = rounded_copy(lhs, (m, k), l, bf16_value, parallel);
-    let (b, lb) = rounded_copy(rhs, (k, n), r, bf16_value, parallel);
+    let (a, la) = rounded_copy(lhs, (m, k), l, Narrow::Bf16, parallel);
+    let (b, lb) = rounded_copy(rhs, (k, n), r, Narrow::Bf16, parallel);
     mm(
         (m, n, k),
         dst,
@@ -341,8 +341,8 @@ pub(super) unsafe fn mm_f16(
     if k == 0 {
         return empty_sum(m, n, dst, dst_rs, accumulate);
     }
-    let (a, la) = rounded_copy(lhs, (m, k), l, f16_value, parallel);
-    let (b, lb) = rounded_copy(rhs, (k, n), r, f16_value, parallel);
+    let (a, la) = rounded_copy(lhs, (m, k), l, Narrow::F16, parallel);
+    let (b, lb) = rounded_copy(rhs, (k, n), r, Narrow::F16, parallel);
     mm(
         (m, n, k),
         dst,
@@ -369,14 +369,37 @@ unsafe fn empty_sum(m: usize, n: usize, dst: *mut f32, dst_rs: usize, accumulate
 /// Elements below which a copy is not worth splitting over the threads.
 const PAR_COPY: usize = 1 << 16;
 
-/// The rows x cols matrix at `src` (laid out as `s`) with every element passed through `f`, in
-/// a new buffer laid out row-major or column-major, whichever reads `src` in order; returns the
+/// The narrow format a fallback product rounds its operands to.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Narrow {
+    Bf16,
+    F16,
+}
+
+simd_kernel! {
+    fn bf16_values(src: &[f32], dst: &mut [f32]) {
+        for (d, &s) in dst.iter_mut().zip(src) {
+            *d = bf16_value(s);
+        }
+    }
+}
+
+simd_kernel! {
+    fn f16_values(src: &[f32], dst: &mut [f32]) {
+        for (d, &s) in dst.iter_mut().zip(src) {
+            *d = f16_value(s);
+        }
+    }
+}
+
+/// The rows x cols matrix at `src` (laid out as `s`) rounded to `to`, as f32 values in a new
+/// buffer laid out row-major or column-major, whichever reads `src` in order; returns the
 /// buffer and its strides.
 unsafe fn rounded_copy(
     src: Src,
     (rows, cols): (usize, usize),
     s: Strides,
-    f: fn(f32) -> f32,
+    to: Narrow,
     parallel: bool,
 ) -> (Vec<f32>, Strides) {
     // (outer count, inner count, outer stride, inner stride) over src; out is outer-major.
@@ -388,20 +411,31 @@ unsafe fn rounded_copy(
     let mut out = super::cpu::output(rows * cols);
     let src = Shared(src);
     let fill = |o0: usize, chunk: &mut [f32]| {
-        let src = src.get();
         for (d, o) in chunk.chunks_exact_mut(ni).zip(o0..) {
             let base = o * so;
-            match src {
-                // Unit inner stride: spelt out so that the loop vectorises.
-                Src::F32(p) if si == 1 => {
+            match (src.get(), si) {
+                (Src::F32(p), 1) => {
                     let row = std::slice::from_raw_parts(p.add(base), ni);
-                    for (x, &v) in d.iter_mut().zip(row) {
-                        *x = f(v);
+                    match to {
+                        Narrow::Bf16 => bf16_values(row, d),
+                        Narrow::F16 => f16_values(row, d),
                     }
                 }
-                _ => {
+                (Src::Bf16(p), 1) => {
+                    bf16_widen_into(std::slice::from_raw_parts(p.add(base), ni), d);
+                    if to == Narrow::F16 {
+                        for x in d.iter_mut() {
+                            *x = f16_value(*x);
+                        }
+                    }
+                }
+                (src, _) => {
                     for (t, x) in d.iter_mut().enumerate() {
-                        *x = f(src.get(base + t * si));
+                        let v = src.get(base + t * si);
+                        *x = match to {
+                            Narrow::Bf16 => bf16_value(v),
+                            Narrow::F16 => f16_value(v),
+                        };
                     }
                 }
             }
@@ -528,6 +562,11 @@ mod fast {
         }
     }
 
+    /// Panels packed by one task: with lanes contiguous in memory, a group reads each source
+    /// row once for all its panels (one panel at a time would walk the whole depth once per
+    /// panel, a page per row, and miss the TLB on every row).
+    const GROUP: usize = 8;
+
     /// The whole of an operand with `lanes` lanes (rows of lhs, columns of rhs), packed in
     /// panels of W lanes.
     unsafe fn pack_all<const W: usize>(
@@ -541,24 +580,145 @@ mod fast {
         let panel = k.div_ceil(2) * W;
         let mut out = uninit_u32(lanes.div_ceil(W) * panel);
         let src = Shared(src);
-        let one = |q: usize, o: &mut [u32]| {
-            let t0 = q * W;
-            let n = W.min(lanes - t0);
+        let group = |g: usize, o: &mut [u32]| {
+            let t0 = g * GROUP * W;
+            let n = (GROUP * W).min(lanes - t0);
             match src.get() {
-                Src::F32(p) => pack::<f32, W>(p.add(t0 * ls), ls, ds, n, k, o),
-                Src::Bf16(p) => pack::<u16, W>(p.add(t0 * ls), ls, ds, n, k, o),
+                Src::F32(p) => pack_f32::<W>(p.add(t0 * ls), ls, ds, n, k, o),
+                Src::Bf16(p) => {
+                    for (q, o) in o.chunks_exact_mut(panel).enumerate() {
+                        let t = q * W;
+                        pack::<u16, W>(p.add((t0 + t) * ls), ls, ds, W.min(n - t), k, o);
+                    }
+                }
             }
         };
         if parallel {
-            out.par_chunks_mut(panel)
+            out.par_chunks_mut(GROUP * panel)
                 .enumerate()
-                .for_each(|(q, o)| one(q, o));
+                .for_each(|(g, o)| group(g, o));
         } else {
-            for (q, o) in out.chunks_exact_mut(panel).enumerate() {
-                one(q, o);
+            for (g, o) in out.chunks_mut(GROUP * panel).enumerate() {
+                group(g, o);
             }
         }
         out
+    }
+
+    /// Packs the panels of f32 lanes 0..n (n <= GROUP * W) into `out`, with the CPU's own
+    /// conversion (`vcvtne2ps2bf16`: round to nearest even, as `round_bf16`, except that it
+    /// reads subnormals as zero, which `vdpbf16ps` does with them anyway).
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512bf16")]
+    unsafe fn pack_f32<const W: usize>(
+        src: *const f32,
+        ls: usize,
+        ds: usize,
+        n: usize,
+        k: usize,
+        out: &mut [u32],
+    ) {
+        let kp = k.div_ceil(2);
+        let full = k / 2;
+        let panel = kp * W;
+        let panels = n.div_ceil(W);
+        if ls == 1 {
+            // Lanes contiguous: rows 2p and 2p + 1 give the pairs of p for every lane.
+            for p in 0..full {
+                let (r0, r1) = (src.add(2 * p * ds), src.add((2 * p + 1) * ds));
+                for q in 0..panels {
+                    let w = W.min(n - q * W);
+                    let o = out.as_mut_ptr().add(q * panel + p * W);
+                    across(r0.add(q * W), r1.add(q * W), w, o);
+                    std::slice::from_raw_parts_mut(o.add(w), W - w).fill(0);
+                }
+            }
+        } else if ds == 1 {
+            // Depth contiguous: each lane's pairs are in order in memory, scattered W apart.
+            for q in 0..panels {
+                let w = W.min(n - q * W);
+                let o = out.as_mut_ptr().add(q * panel);
+                for t in 0..w {
+                    along::<W>(src.add((q * W + t) * ls), full, o.add(t));
+                }
+                for p in 0..full {
+                    std::slice::from_raw_parts_mut(o.add(p * W + w), W - w).fill(0);
+                }
+            }
+        } else {
+            for q in 0..panels {
+                let w = W.min(n - q * W);
+                let o = &mut out[q * panel..(q + 1) * panel];
+                pack::<f32, W>(src.add(q * W * ls), ls, ds, w, k, o);
+            }
+            return;
+        }
+        if k % 2 == 1 {
+            for q in 0..panels {
+                let w = W.min(n - q * W);
+                let o = &mut out[q * panel + full * W..(q + 1) * panel];
+                for (t, x) in o.iter_mut().enumerate() {
+                    *x = if t < w {
+                        round_bf16(*src.add((q * W + t) * ls + (k - 1) * ds)) as u32
+                    } else {
+                        0
+                    };
+                }
+            }
+        }
+    }
+
+    /// o[t] = the pair (r0[t], r1[t]) for t < w.
+    #[inline(always)]
+    unsafe fn across(r0: *const f32, r1: *const f32, w: usize, o: *mut u32) {
+        // Word t of the low half and word t of the high half, side by side.
+        let zip = _mm512_set_epi16(
+            31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22, 6, 21, 5, 20,
+            4, 19, 3, 18, 2, 17, 1, 16, 0,
+        );
+        let mut t = 0;
+        while t < w {
+            let m = mask16(w - t);
+            let a = _mm512_maskz_loadu_ps(m, r0.add(t));
+            let b = _mm512_maskz_loadu_ps(m, r1.add(t));
+            let h = bits(_mm512_cvtne2ps_pbh(b, a));
+            _mm512_mask_storeu_epi32(o.add(t) as *mut _, m, _mm512_permutexvar_epi16(zip, h));
+            t += 16;
+        }
+    }
+
+    /// o[p * W] = the pair (row[2p], row[2p + 1]) for p < pairs.
+    #[inline(always)]
+    unsafe fn along<const W: usize>(row: *const f32, pairs: usize, o: *mut u32) {
+        let at = _mm512_mullo_epi32(
+            _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+            _mm512_set1_epi32(W as i32),
+        );
+        let mut p = 0;
+        while p < pairs {
+            let e = 2 * (pairs - p).min(16);
+            let lo = _mm512_maskz_loadu_ps(mask16(e), row.add(2 * p));
+            let hi =
+                _mm512_maskz_loadu_ps(mask16(e.saturating_sub(16)), row.wrapping_add(2 * p + 16));
+            let h = bits(_mm512_cvtne2ps_pbh(hi, lo));
+            _mm512_mask_i32scatter_epi32::<4>(o.add(p * W) as *mut _, mask16(pairs - p), at, h);
+            p += 16;
+        }
+    }
+
+    /// The first min(n, 16) lanes.
+    #[inline(always)]
+    fn mask16(n: usize) -> __mmask16 {
+        if n >= 16 {
+            0xffff
+        } else {
+            (1u16 << n) - 1
+        }
+    }
+
+    #[inline(always)]
+    fn bits(x: __m512bh) -> __m512i {
+        // SAFETY: both are 512 bits of plain data.
+        unsafe { std::mem::transmute::<__m512bh, __m512i>(x) }
     }
 
     /// A buffer every element of which `pack` writes before anything reads it (as `output`;
