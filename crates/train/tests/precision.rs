@@ -280,3 +280,75 @@ fn a_run_from_a_bf16_checkpoint_trains_f32_masters_and_saves_bf16() {
         assert_eq!(same, 1, "{name}");
     }
 }
+
+#[test]
+fn every_task_and_method_trains_in_bf16_and_fp16_with_checkpointing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let base = common::base(t);
+    let sft = wick_testkit::sft_shards(&t.join("sft"));
+    let pref = wick_testkit::testdata("pref/train.jsonl");
+    let pairs = t.join("pairs.jsonl");
+    let some: Vec<String> = std::fs::read_to_string(pref)
+        .unwrap()
+        .lines()
+        .take(24)
+        .map(String::from)
+        .collect();
+    std::fs::write(&pairs, some.join("\n") + "\n").unwrap();
+    let (sft, pairs) = (sft.to_str().unwrap(), pairs.to_str().unwrap());
+    let cases: [(&str, &str, &str, &[&str]); 4] = [
+        ("sft", "lora", sft, &["--seq-len", "256"]),
+        ("sft", "adapter", sft, &["--seq-len", "256"]),
+        ("reward", "full", pairs, &[]),
+        ("dpo", "lora", pairs, &["--ref-model", &base]),
+    ];
+    for (task, method, data, extra) in cases {
+        let run_in = |p: &str, ckpt: bool| -> Vec<f64> {
+            let out = t.join(format!("{task}-{method}-{p}-{ckpt}"));
+            let mut a = vec![
+                "--task",
+                task,
+                "--method",
+                method,
+                "--model",
+                &base,
+                "--data",
+                data,
+                "-o",
+                out.to_str().unwrap(),
+                "--batch-size",
+                "4",
+                "--max-steps",
+                "3",
+                "--eval-interval",
+                "0",
+                "--lr",
+                "1e-3",
+                "--precision",
+                p,
+                "--threads",
+                "1",
+                "-q",
+            ];
+            if ckpt {
+                a.push("--grad-checkpoint");
+            }
+            a.extend_from_slice(extra);
+            common::train(&a);
+            loss_values(&metrics(&out))
+        };
+        let reference = run_in("f32", false);
+        assert_eq!(reference.len(), 3, "{task} {method}");
+        for p in ["bf16", "fp16"] {
+            let l = run_in(p, true);
+            assert_eq!(l.len(), 3, "{task} {method} {p}");
+            for (a, b) in l.iter().zip(&reference) {
+                assert!(
+                    ((a - b) / b).abs() < 0.02,
+                    "{task} {method} {p}: loss {a} vs f32 {b}"
+                );
+            }
+        }
+    }
+}

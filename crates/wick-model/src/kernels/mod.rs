@@ -27,6 +27,7 @@ mod head_logprobs;
 mod head_loss;
 mod linear;
 mod lora;
+pub mod lowp;
 mod product;
 pub mod reference;
 mod rms_norm;

@@ -8,6 +8,7 @@ use std::time::Instant;
 use candle_core::{bail, CpuStorage, Layout, Result, Storage};
 use gemm::{gemm, Parallelism};
 
+use super::lowp::{self, Src};
 use crate::Precision;
 
 /// How a matrix is laid out: elements `rs` apart down a column, `cs` apart along a row.
@@ -63,59 +64,34 @@ pub(super) unsafe fn mm(
             accumulate,
             parallel,
         ),
-        Precision::Bf16 | Precision::F16 => {
-            let round = if p == Precision::Bf16 {
-                round_bf16
-            } else {
-                round_f16
-            };
-            let a = gather(lhs, l, m, k, round);
-            let b = gather(rhs, r, k, n, round);
-            mm_f32(
-                (m, n, k),
-                dst,
-                dst_rs,
-                a.as_ptr(),
-                rows(k),
-                b.as_ptr(),
-                rows(n),
-                beta,
-                accumulate,
-                parallel,
-            )
-        }
+        Precision::Bf16 => lowp::mm_bf16(
+            (m, n, k),
+            dst,
+            dst_rs,
+            Src::F32(lhs),
+            l,
+            Src::F32(rhs),
+            r,
+            beta,
+            accumulate,
+            parallel,
+        ),
+        Precision::F16 => lowp::mm_f16(
+            (m, n, k),
+            dst,
+            dst_rs,
+            Src::F32(lhs),
+            l,
+            Src::F32(rhs),
+            r,
+            beta,
+            accumulate,
+            parallel,
+        ),
     }
     if let Some(t) = started {
         record((m, n, k, parallel), t);
     }
-}
-
-fn round_bf16(x: f32) -> f32 {
-    half::bf16::from_f32(x).to_f32()
-}
-
-fn round_f16(x: f32) -> f32 {
-    half::f16::from_f32(x).to_f32()
-}
-
-/// A rows x cols matrix laid out as `s`, rounded element by element, row-major.
-///
-/// # Safety
-/// As `mm`'s: `src` reaches every element.
-unsafe fn gather(
-    src: *const f32,
-    s: Strides,
-    rows: usize,
-    cols: usize,
-    round: fn(f32) -> f32,
-) -> Vec<f32> {
-    let mut out = Vec::with_capacity(rows * cols);
-    for i in 0..rows {
-        for j in 0..cols {
-            out.push(round(*src.add(i * s.rs + j * s.cs)));
-        }
-    }
-    out
 }
 
 /// `mm` in f32: the gemm crate, as candle's own matmul.
@@ -123,7 +99,7 @@ unsafe fn gather(
 /// # Safety
 /// As `mm`'s.
 #[allow(clippy::too_many_arguments)]
-unsafe fn mm_f32(
+pub(super) unsafe fn mm_f32(
     (m, n, k): (usize, usize, usize),
     dst: *mut f32,
     dst_rs: usize,
@@ -207,21 +183,56 @@ pub(super) unsafe fn mm_w(
     accumulate: bool,
     parallel: bool,
 ) {
-    let wide: Vec<f32>;
-    let (p, rhs) = match rhs {
-        Weight::F32(w) => (p, w.as_ptr()),
-        Weight::Bf16(w) => {
-            wide = w.iter().map(|x| x.to_f32()).collect();
-            (Precision::Bf16, wide.as_ptr())
+    let started = profiling().then(Instant::now);
+    let (m, n, k) = dims;
+    match rhs {
+        Weight::F32(w) => {
+            return mm(
+                p,
+                dims,
+                dst,
+                dst_rs,
+                lhs,
+                l,
+                w.as_ptr(),
+                r,
+                beta,
+                accumulate,
+                parallel,
+            )
         }
+        Weight::Bf16(w) => lowp::mm_bf16(
+            dims,
+            dst,
+            dst_rs,
+            Src::F32(lhs),
+            l,
+            Src::Bf16(w.as_ptr().cast()),
+            r,
+            beta,
+            accumulate,
+            parallel,
+        ),
         Weight::F16(w) => {
-            wide = w.iter().map(|x| x.to_f32()).collect();
-            (Precision::F16, wide.as_ptr())
+            // No stored-f16 operand in lowp: widened (exactly) and rounded back as it packs.
+            let wide: Vec<f32> = w.iter().map(|x| x.to_f32()).collect();
+            lowp::mm_f16(
+                dims,
+                dst,
+                dst_rs,
+                Src::F32(lhs),
+                l,
+                Src::F32(wide.as_ptr()),
+                r,
+                beta,
+                accumulate,
+                parallel,
+            )
         }
-    };
-    mm(
-        p, dims, dst, dst_rs, lhs, l, rhs, r, beta, accumulate, parallel,
-    )
+    }
+    if let Some(t) = started {
+        record((m, n, k, parallel), t);
+    }
 }
 
 /// A weight's data in place: f32, bf16 or f16, contiguous.
