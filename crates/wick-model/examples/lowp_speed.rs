@@ -97,11 +97,11 @@ fn measure() {
         shape("square", (2048, 2048, 2048), false, false),
     ];
     let kinds = [Kind::F32, Kind::Amx, Kind::Avx512Bf16, Kind::Bf16ViaF32];
-    let names = ["f32", "amx", "avx512bf16", "bf16-via-f32"];
+    let names = ["f32", "amx", "avx512bf16", "bf16-via-f32", "amx rhs-bf16"];
     println!("mm_bf16 chooses: {}", Kind::chosen());
     println!(
-        "GFLOP/s; x f32: the bf16 kernels' speed over f32's; pack: the share of amx's time spent \
-         packing the operands"
+        "GFLOP/s; amx rhs-bf16: rhs stored as bf16 (a bf16 model's weight); x f32: speed over \
+         f32's; pack: the share of amx's time spent packing the operands"
     );
     print!("{:<17} {:>15} {:>3}", "product", "m x n x k", "thr");
     for n in names {
@@ -122,7 +122,9 @@ fn measure() {
                 let dims = (m, n, k);
                 let (a, b) = (values(m * k, 1), values(k * n, 2));
                 let mut bufs: Vec<Vec<f32>> = kinds.iter().map(|_| vec![0f32; m * n]).collect();
-                let (a, b) = (&a, &b);
+                let b16 = bench::to_bf16(&b);
+                let mut d16 = vec![0f32; m * n];
+                let (a, b, b16) = (&a, &b, &b16);
                 let mut fs: Vec<Box<dyn FnMut() + '_>> = kinds
                     .iter()
                     .zip(bufs.iter_mut())
@@ -135,12 +137,26 @@ fn measure() {
                     })
                     .collect();
                 fs.push(Box::new(|| {
+                    if Kind::Amx.available() {
+                        bench::product_bf16_rhs(
+                            Kind::Amx,
+                            &mut d16,
+                            a,
+                            s.lhs_t,
+                            b16,
+                            s.rhs_t,
+                            dims,
+                            true,
+                        )
+                    }
+                }));
+                fs.push(Box::new(|| {
                     bench::pack_only(Kind::Amx, a, s.lhs_t, b, s.rhs_t, dims, true)
                 }));
                 let secs = time_all(reps, &mut fs);
                 let gf = |secs: f64| 2.0 * (m * n * k) as f64 / secs / 1e9;
                 print!("{:<17} {:>15} {threads:>3}", s.name, format!("{m}x{n}x{k}"));
-                for (kind, &t) in kinds.iter().zip(&secs) {
+                for (kind, &t) in kinds.iter().chain(&[Kind::Amx]).zip(&secs) {
                     let g = if kind.available() { gf(t) } else { f64::NAN };
                     print!(" {g:>12.1}");
                 }
@@ -156,7 +172,7 @@ fn measure() {
                     x(1),
                     x(2),
                     x(3),
-                    100.0 * secs[4] / secs[1]
+                    100.0 * secs[5] / secs[1]
                 );
             }
         });

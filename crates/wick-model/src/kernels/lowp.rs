@@ -594,11 +594,15 @@ mod fast {
                 }
             }
         } else if ds == 1 {
-            // Depth contiguous (lhs row-major, rhs transposed): each lane reads in order.
-            for t in 0..lanes {
-                let row = std::slice::from_raw_parts(src.add(t * ls), 2 * full);
-                for (p, pr) in row.chunks_exact(2).enumerate() {
-                    *out.get_unchecked_mut(p * W + t) = pair(pr[0], pr[1]);
+            // Depth contiguous (lhs row-major, rhs transposed): each lane reads in order, 16
+            // pairs of every lane before the next 16 (as `pack_f32`).
+            for p0 in (0..full).step_by(16) {
+                let pn = (full - p0).min(16);
+                for t in 0..lanes {
+                    let row = std::slice::from_raw_parts(src.add(t * ls + 2 * p0), 2 * pn);
+                    for (p, pr) in row.chunks_exact(2).enumerate() {
+                        *out.get_unchecked_mut((p0 + p) * W + t) = pair(pr[0], pr[1]);
+                    }
                 }
             }
         } else {
@@ -648,6 +652,7 @@ mod fast {
             let n = (GROUP * W).min(lanes - t0);
             match src.get() {
                 Src::F32(p) => pack_f32::<W>(p.add(t0 * ls), ls, ds, n, k, panel, o),
+                Src::Bf16(p) if ls == 1 => pack_u16_across::<W>(p.add(t0), ds, n, k, panel, o),
                 Src::Bf16(p) => {
                     for (q, o) in o.chunks_exact_mut(panel).enumerate() {
                         let t = q * W;
@@ -670,6 +675,44 @@ mod fast {
             }
         }
         out
+    }
+
+    /// Packs the panels of bf16 lanes 0..n (n <= GROUP * W), contiguous in memory, a k-pair of
+    /// all of them at a time (as `pack_f32`).
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+    unsafe fn pack_u16_across<const W: usize>(
+        src: *const u16,
+        ds: usize,
+        n: usize,
+        k: usize,
+        panel: usize,
+        out: &mut [u32],
+    ) {
+        let panels = n.div_ceil(W);
+        for p in 0..k.div_ceil(2) {
+            let r0 = std::slice::from_raw_parts(src.add(2 * p * ds), n);
+            let r1 =
+                (2 * p + 1 < k).then(|| std::slice::from_raw_parts(src.add((2 * p + 1) * ds), n));
+            for q in 0..panels {
+                let o = &mut out[q * panel + p * W..q * panel + (p + 1) * W];
+                let w = W.min(n - q * W);
+                let lo = &r0[q * W..q * W + w];
+                match r1 {
+                    Some(r1) => {
+                        let hi = &r1[q * W..q * W + w];
+                        for t in 0..w {
+                            o[t] = lo[t] as u32 | (hi[t] as u32) << 16;
+                        }
+                    }
+                    None => {
+                        for t in 0..w {
+                            o[t] = lo[t] as u32;
+                        }
+                    }
+                }
+                o[w..].fill(0);
+            }
+        }
     }
 
     /// Packs the panels of f32 lanes 0..n (n <= GROUP * W) into `out`, with the CPU's own
@@ -2226,48 +2269,49 @@ mod tests {
             };
             assert_eq!(d[0], 1.0, "{fast:?}");
 
-            let (m, n, k) = (5, 40, 33);
+            // n > GROUP x NR: two groups of rhs panels.
+            let (m, n, k) = (37, 300, 77);
             let mut rng = Rng(6);
             let (x, w) = (rng.vec(m * k), rng.vec(n * k));
+            let xb: Vec<u16> = x.iter().map(|&v| half_bf16(v)).collect();
             let wb: Vec<u16> = w.iter().map(|&v| half_bf16(v)).collect();
-            let mut d1 = vec![0f32; m * n];
-            let mut d2 = vec![0f32; m * n];
-            // SAFETY: m x k, n x k (read transposed) and m x n buffers.
-            unsafe {
-                let xs = Src::F32(x.as_ptr());
-                let (l, r) = (rows(k), transposed(k));
-                let dims = (m, n, k);
-                mm_bf16_on(
-                    fast,
-                    dims,
-                    d1.as_mut_ptr(),
-                    n,
-                    xs,
-                    l,
-                    Src::F32(w.as_ptr()),
-                    r,
-                    1.0,
-                    false,
-                    false,
-                );
-                mm_bf16_on(
-                    fast,
-                    dims,
-                    d2.as_mut_ptr(),
-                    n,
-                    xs,
-                    l,
-                    Src::Bf16(wb.as_ptr()),
-                    r,
-                    1.0,
-                    false,
-                    false,
-                );
+            // w read as k x n both ways: stored [n, k] (a weight) and [k, n].
+            for r in [transposed(k), rows(n)] {
+                for lhs_bits in [false, true] {
+                    let mut d1 = vec![0f32; m * n];
+                    let mut d2 = vec![0f32; m * n];
+                    let a2 = if lhs_bits {
+                        Src::Bf16(xb.as_ptr())
+                    } else {
+                        Src::F32(x.as_ptr())
+                    };
+                    let one = |d: &mut Vec<f32>, a: Src, b: Src| {
+                        // SAFETY: m x k, k x n (either layout spans n * k) and m x n buffers.
+                        unsafe {
+                            mm_bf16_on(
+                                fast,
+                                (m, n, k),
+                                d.as_mut_ptr(),
+                                n,
+                                a,
+                                rows(k),
+                                b,
+                                r,
+                                1.0,
+                                false,
+                                false,
+                            )
+                        }
+                    };
+                    one(&mut d1, Src::F32(x.as_ptr()), Src::F32(w.as_ptr()));
+                    one(&mut d2, a2, Src::Bf16(wb.as_ptr()));
+                    assert!(
+                        d1.iter().zip(&d2).all(|(p, q)| p.to_bits() == q.to_bits()),
+                        "{fast:?} rhs rows {} apart, lhs bits {lhs_bits}",
+                        r.rs
+                    );
+                }
             }
-            assert!(
-                d1.iter().zip(&d2).all(|(p, q)| p.to_bits() == q.to_bits()),
-                "{fast:?}"
-            );
         }
     }
 
