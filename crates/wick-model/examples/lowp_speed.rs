@@ -4,7 +4,7 @@
 //! weights read by the f32 `gemv` and `gemv_bf16` at one row. Each figure is the median of
 //! several runs, the kinds taking turns so that drift in the machine's speed hits all alike.
 //!
-//!   cargo run --release -p wick-model --example lowp_speed -- [REPS]
+//!   cargo run --release -p wick-model --example lowp_speed -- [REPS] [products|gemv]
 
 use std::time::Instant;
 
@@ -82,6 +82,16 @@ fn measure() {
     let reps: usize = std::env::args()
         .nth(1)
         .map_or(7, |a| a.parse().expect("REPS: a number"));
+    let only = std::env::args().nth(2);
+    if only.as_deref() != Some("gemv") {
+        products(reps);
+    }
+    if only.as_deref() != Some("products") {
+        gemvs(reps);
+    }
+}
+
+fn products(reps: usize) {
     // The "small" preset: hidden 384, intermediate 1536, vocabulary 4096; 2048 rows.
     let (t, h, f, v) = (2048, 384, 1536, 4096);
     let shapes = [
@@ -177,6 +187,10 @@ fn measure() {
             }
         });
     }
+}
+
+fn gemvs(reps: usize) {
+    let (h, f, v) = (384, 1536, 4096);
     println!();
     println!(
         "{:<22} {:>3} {:>10} {:>10} {:>6}",

@@ -1025,8 +1025,6 @@ mod fast {
         /// process use the tiles: it hands out the 8 KiB of tile state only on request
         /// (arch_prctl ARCH_REQ_XCOMP_PERM, once per process; kernels before 5.16 refuse it).
         pub(in super::super) fn available() -> bool {
-            const ARCH_REQ_XCOMP_PERM: libc::c_long = 0x1023;
-            const XFEATURE_XTILEDATA: libc::c_long = 18;
             static ON: OnceLock<bool> = OnceLock::new();
             *ON.get_or_init(|| {
                 let id = __cpuid_count(7, 0);
@@ -1035,10 +1033,27 @@ mod fast {
                     && amx_tile
                     && super::super::cpu_has_avx512bf16()
                     // SAFETY: asks the kernel for a permission; touches no memory of ours.
-                    && unsafe {
-                        libc::syscall(libc::SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA)
-                    } == 0
+                    && unsafe { request_tile_data() } == 0
             })
+        }
+
+        /// arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA): 0 once granted, else -errno.
+        /// A raw system call (x86-64 Linux's number 158), which spares the crate a dependency.
+        unsafe fn request_tile_data() -> i64 {
+            const SYS_ARCH_PRCTL: i64 = 158;
+            const ARCH_REQ_XCOMP_PERM: i64 = 0x1023;
+            const XFEATURE_XTILEDATA: i64 = 18;
+            let ret: i64;
+            asm!(
+                "syscall",
+                inlateout("rax") SYS_ARCH_PRCTL => ret,
+                in("rdi") ARCH_REQ_XCOMP_PERM,
+                in("rsi") XFEATURE_XTILEDATA,
+                lateout("rcx") _,
+                lateout("r11") _,
+                options(nostack),
+            );
+            ret
         }
 
         /// Palette 1, tiles 0-7 all 16 rows of 64 bytes: 0-3 the 2 x 2 output tiles, 4-5 lhs,
