@@ -1,10 +1,10 @@
-//! bf16 products against f32 ones: GFLOP/s of the f32 gemm (`mm`), `mm_bf16`'s AVX512_BF16
-//! path and its fallback (round, then the f32 gemm) on the shapes a training step of the
+//! bf16 products against f32 ones: GFLOP/s of the f32 gemm (`mm`) and of `mm_bf16`'s kernels
+//! (AMX, AVX512_BF16, rounded copies through the f32 gemm) on the shapes a training step of the
 //! "small" preset runs (2048 rows: batch 8 x 256 tokens), on 1 and 2 threads, and GB/s of
 //! weights read by the f32 `gemv` and `gemv_bf16` at one row. Each figure is the median of
 //! several runs, the kinds taking turns so that drift in the machine's speed hits all alike.
 //!
-//!   cargo run --release -p wick-model --example lowp_speed -- [REPS]
+//!   cargo run --release -p wick-model --example lowp_speed -- [REPS] [products|gemv]
 
 use std::time::Instant;
 
@@ -22,7 +22,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 /// Seconds per call of each closure: warmed up, then `reps` rounds of one call each, medians.
-fn time_all(reps: usize, fs: &mut [&mut dyn FnMut()]) -> Vec<f64> {
+fn time_all(reps: usize, fs: &mut [Box<dyn FnMut() + '_>]) -> Vec<f64> {
     for f in fs.iter_mut() {
         f();
     }
@@ -82,9 +82,16 @@ fn measure() {
     let reps: usize = std::env::args()
         .nth(1)
         .map_or(7, |a| a.parse().expect("REPS: a number"));
-    if !bench::has_fast() {
-        eprintln!("lowp_speed: this CPU has no AVX512_BF16; only the fallback is timed");
+    let only = std::env::args().nth(2);
+    if only.as_deref() != Some("gemv") {
+        products(reps);
     }
+    if only.as_deref() != Some("products") {
+        gemvs(reps);
+    }
+}
+
+fn products(reps: usize) {
     // The "small" preset: hidden 384, intermediate 1536, vocabulary 4096; 2048 rows.
     let (t, h, f, v) = (2048, 384, 1536, 4096);
     let shapes = [
@@ -99,9 +106,20 @@ fn measure() {
         shape("lm-head dW=dYt.X", (v, h, t), true, false),
         shape("square", (2048, 2048, 2048), false, false),
     ];
+    let kinds = [Kind::F32, Kind::Amx, Kind::Avx512Bf16, Kind::Bf16ViaF32];
+    let names = ["f32", "amx", "avx512bf16", "bf16-via-f32", "amx rhs-bf16"];
+    println!("mm_bf16 chooses: {}", Kind::chosen());
     println!(
-        "{:<17} {:>16} {:>3} {:>8} {:>8} {:>8} {:>6} {:>6}",
-        "product", "m x n x k", "thr", "f32", "bf16", "bf16-fb", "ratio", "pack%"
+        "GFLOP/s; amx rhs-bf16: rhs stored as bf16 (a bf16 model's weight); x f32: speed over \
+         f32's; pack: the share of amx's time spent packing the operands"
+    );
+    print!("{:<17} {:>15} {:>3}", "product", "m x n x k", "thr");
+    for n in names {
+        print!(" {n:>12}");
+    }
+    println!(
+        " {:>7} {:>7} {:>7} {:>5}",
+        "x amx", "x avx", "x via", "pack"
     );
     for threads in [1, 2] {
         let pool = rayon::ThreadPoolBuilder::new()
@@ -111,45 +129,68 @@ fn measure() {
         pool.install(|| {
             for s in &shapes {
                 let (m, n, k) = (s.m, s.n, s.k);
+                let dims = (m, n, k);
                 let (a, b) = (values(m * k, 1), values(k * n, 2));
-                let fast = bench::has_fast();
-                let (s_, dims) = (s, (m, n, k));
-                let mut bufs = [vec![0f32; m * n], vec![0f32; m * n], vec![0f32; m * n]];
-                let [d0, d1, d2] = &mut bufs;
-                let run = |kind: Kind, d: &mut Vec<f32>| {
-                    bench::product(kind, d, &a, s_.lhs_t, &b, s_.rhs_t, dims, true)
-                };
-                let secs = time_all(
-                    reps,
-                    &mut [
-                        &mut || run(Kind::F32, d0),
-                        &mut || {
-                            if fast {
-                                run(Kind::Bf16Fast, d1)
+                let mut bufs: Vec<Vec<f32>> = kinds.iter().map(|_| vec![0f32; m * n]).collect();
+                let b16 = bench::to_bf16(&b);
+                let mut d16 = vec![0f32; m * n];
+                let (a, b, b16) = (&a, &b, &b16);
+                let mut fs: Vec<Box<dyn FnMut() + '_>> = kinds
+                    .iter()
+                    .zip(bufs.iter_mut())
+                    .map(|(&kind, d)| {
+                        Box::new(move || {
+                            if kind.available() {
+                                bench::product(kind, d, a, s.lhs_t, b, s.rhs_t, dims, true)
                             }
-                        },
-                        &mut || run(Kind::Bf16Fallback, d2),
-                        &mut || {
-                            if fast {
-                                bench::pack_only(&a, s_.lhs_t, &b, s_.rhs_t, dims, true)
-                            }
-                        },
-                    ],
-                );
+                        }) as Box<dyn FnMut()>
+                    })
+                    .collect();
+                fs.push(Box::new(|| {
+                    if Kind::Amx.available() {
+                        bench::product_bf16_rhs(
+                            Kind::Amx,
+                            &mut d16,
+                            a,
+                            s.lhs_t,
+                            b16,
+                            s.rhs_t,
+                            dims,
+                            true,
+                        )
+                    }
+                }));
+                fs.push(Box::new(|| {
+                    bench::pack_only(Kind::Amx, a, s.lhs_t, b, s.rhs_t, dims, true)
+                }));
+                let secs = time_all(reps, &mut fs);
                 let gf = |secs: f64| 2.0 * (m * n * k) as f64 / secs / 1e9;
+                print!("{:<17} {:>15} {threads:>3}", s.name, format!("{m}x{n}x{k}"));
+                for (kind, &t) in kinds.iter().chain(&[Kind::Amx]).zip(&secs) {
+                    let g = if kind.available() { gf(t) } else { f64::NAN };
+                    print!(" {g:>12.1}");
+                }
+                let x = |i: usize| {
+                    if kinds[i].available() {
+                        secs[0] / secs[i]
+                    } else {
+                        f64::NAN
+                    }
+                };
                 println!(
-                    "{:<17} {:>16} {threads:>3} {:>8.1} {:>8.1} {:>8.1} {:>6.2} {:>5.0}%",
-                    s.name,
-                    format!("{m}x{n}x{k}"),
-                    gf(secs[0]),
-                    if fast { gf(secs[1]) } else { f64::NAN },
-                    gf(secs[2]),
-                    secs[0] / secs[1],
-                    100.0 * secs[3] / secs[1],
+                    " {:>7.2} {:>7.2} {:>7.2} {:>4.0}%",
+                    x(1),
+                    x(2),
+                    x(3),
+                    100.0 * secs[5] / secs[1]
                 );
             }
         });
     }
+}
+
+fn gemvs(reps: usize) {
+    let (h, f, v) = (384, 1536, 4096);
     println!();
     println!(
         "{:<22} {:>3} {:>10} {:>10} {:>6}",
@@ -172,10 +213,10 @@ fn measure() {
                 let secs = time_all(
                     reps,
                     &mut [
-                        &mut || {
+                        Box::new(|| {
                             std::hint::black_box(wick_model::kernels::gemv(&xt, &wt).unwrap());
-                        },
-                        &mut || bench::gemv_bf16(&mut d, &x, &wb, 1, out, inp),
+                        }),
+                        Box::new(|| bench::gemv_bf16(&mut d, &x, &wb, 1, out, inp)),
                     ],
                 );
                 let bytes = (out * inp) as f64;
