@@ -193,7 +193,7 @@ read -r load1 _ < /proc/loadavg
 echo "== precision and memory benchmark =="
 echo "threads: $THREADS; runs: $RUNS; cores: $cores; load avg: $load1; timer: $TIMER"
 echo "torch:   $("$PY" -c 'import torch, transformers, peft; print("torch", torch.__version__, "transformers", transformers.__version__, "peft", peft.__version__)'); attn $ATTN"
-echo "cpu:     $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'); bf16 hardware: $(grep -o -m1 -wE 'amx_bf16|avx512_bf16' /proc/cpuinfo | head -1 || echo none)"
+echo "cpu:     $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'); bf16 flags: $(grep -m1 '^flags' /proc/cpuinfo | grep -o -wE 'avx512_bf16|amx_bf16' | tr '\n' ' ' || true)"
 if [ "$SKIP_WICK" = 1 ]; then
   echo "wick:    skipped (BENCH_SKIP_WICK=1)"
 else
