@@ -163,9 +163,14 @@ if ! "$PY" -c 'import torch, transformers, safetensors, peft' 2>/dev/null; then
   "$PY" -c 'import torch, transformers, safetensors, peft' || die "torch/transformers/peft still do not import"
 fi
 
+# --- one run at a time ---------------------------------------------------------------------------
+# Two runs would share bench-data/precision/ (run folders, models) and time each other's load.
+mkdir -p "$TDIR" "$DIR"
+exec 9> "$DIR/.lock"
+flock -n 9 || die "another bench_precision.sh is running here (it holds $DIR/.lock); wait for it to end"
+
 # --- shards (bench_train.sh's, made the same way) --------------------------------------------------
 [ -s "$CORPUS" ] || die "corpus $CORPUS does not exist or is empty"
-mkdir -p "$TDIR" "$DIR"
 stamp="$(cksum < "$CORPUS") vocab=$VOCAB val=0.15"
 if [ ! -f "$SHARDS/manifest.json" ] || [ "$(cat "$TDIR/shards.stamp" 2>/dev/null)" != "$stamp" ]; then
   say "making $SHARDS from $CORPUS (wick tokenizer, vocab $VOCAB, val fraction 0.15)"
