@@ -4,10 +4,11 @@
 #
 #   bash scripts/bench_precision.sh          (normally via `make bench` -> scripts/bench.sh)
 #
-# Takes about 60 minutes on 2 cores with the defaults (a ~12 min, b ~8, c ~15, d ~5, e ~20; the
-# first run also builds the models and data, under a minute). For a quick look:
-#   BENCH_RUNS=1 BENCH_QUALITY_STEPS=200 BENCH_PRECISION_STEPS=10 BENCH_PRECISION_MEM_STEPS=8 \
-#   BENCH_PRECISION_EVAL_NEW=32 BENCH_PRECISION_LORA_STEPS=7 bash scripts/bench_precision.sh
+# Takes about 20 minutes on 2 idle cores with the defaults (a ~5 min, b ~4, c ~6, d ~1, e ~3; the
+# first run also makes the models and data, under a minute; a busy machine makes it much longer,
+# torch's side above all). For a quick look (~5 minutes):
+#   BENCH_RUNS=1 BENCH_QUALITY_STEPS=300 BENCH_PRECISION_STEPS=10 BENCH_PRECISION_MEM_STEPS=8 \
+#   BENCH_PRECISION_LORA_STEPS=7 bash scripts/bench_precision.sh
 #
 # Steps:
 #   1. Build the release binaries (tokenize, pack, train, ppl, generate); make sure .venv has
