@@ -11,6 +11,9 @@ does on CPU, and measures either its speed or the model it ends with:
                                                  # JSONL metrics, then OUT/ = HF model + tokenizer
     .venv/bin/python scripts/torch_train.py --data SHARDS --config CONFIG --mode flops
                                                  # the FLOP count below, without running anything
+    .venv/bin/python scripts/torch_train.py ... --precision bf16 --grad-checkpoint
+                                                 # mixed precision, recomputed decoder layers
+                                                 # (scripts/bench_precision.sh)
 
 What it does (every choice is meant to be the plain, well-known one, so it is a fair peer):
   model      transformers' LlamaForCausalLM(LlamaConfig(**config)), float32, transformers' own init,
@@ -24,6 +27,21 @@ What it does (every choice is meant to be the plain, well-known one, so it is a 
              Loss masks (.mask files) are ignored: pretraining counts every token.
   loss       F.cross_entropy(logits, targets), mean over the B*T targets (the model's own
              labels= path is not used, so there is no hidden shift).
+  precision  --precision f32 (default): everything float32. bf16 / fp16: PyTorch's automatic mixed
+             precision on the CPU, the standard recipe: the weights, gradients and AdamW state stay
+             float32; the forward pass runs under torch.autocast("cpu", dtype=bfloat16 / float16),
+             which casts the inputs of matmuls (linear layers, attention's products) to the low
+             precision and keeps the ops on its float32 list (softmax, norms' reductions, ...) in
+             float32; the logits come out in the low precision and are widened (logits.float())
+             before the float32 cross-entropy, as transformers' own loss does; backward follows
+             the same casts. fp16 adds torch.amp.GradScaler("cpu") (dynamic loss scaling; the
+             gradients are unscaled before clipping, a step with inf/NaN gradients is skipped).
+             Evaluation (train mode) runs under the same autocast.
+  checkpoint --grad-checkpoint: transformers' activation_checkpointing_enable (formerly
+             gradient_checkpointing_enable) with use_reentrant=False, i.e.
+             torch.utils.checkpoint around each decoder layer: only each layer's input is kept
+             in the forward pass, and the layer is run again (under the same autocast) in the
+             backward pass.
   optimizer  torch.optim.AdamW(betas, weight_decay) with nanoGPT's groups: decay on every
              parameter with dim >= 2 (matrices and embeddings), none on norm weights / biases;
              fused / foreach left at torch's defaults. Gradients clipped to --grad-clip global norm
@@ -51,7 +69,9 @@ Output (stdout, one JSON object per line; notes go to stderr):
           "params_matmul","tokens_per_step","flops_per_step","gflops_per_s",...}; a step is the
          whole iteration: batch, forward, loss, backward, clip, AdamW step, zero_grad, loss.item().
          --profile-mm then runs 5 more steps under torch.profiler and adds "mm_seconds" (self
-         time of aten::mm, addmm and bmm), "profiled_seconds" and "mm_share".
+         time of aten::mm, addmm and bmm), "profiled_seconds" and "mm_share". Also
+         "precision", "grad_checkpoint" and "peak_rss_mib" (the process's ru_maxrss: Python and
+         the torch libraries included).
   train  one line per step, named as in wick's metrics.jsonl: {"step","loss","lr","grad_norm",
          "tokens","step_ms","elapsed_s"} (+ "val_loss" on eval steps; step counts completed
          optimizer steps from 1, lr is the one that step used, grad_norm the global norm before
@@ -68,9 +88,11 @@ Output (stdout, one JSON object per line; notes go to stderr):
 """
 
 import argparse
+import contextlib
 import json
 import math
 import os
+import resource
 import shutil
 import sys
 import tempfile
@@ -231,6 +253,17 @@ def flops_per_step(config, n_matmul, batch_size, seq_len):
             * tokens)
 
 
+def enable_checkpointing(model):
+    """torch.utils.checkpoint (non-reentrant) around every decoder layer, through transformers'
+    own switch: activation_checkpointing_enable (transformers >= 5.2x; gradient_checkpointing_enable,
+    its older name, is deprecated there)."""
+    kw = {"use_reentrant": False}
+    if hasattr(model, "activation_checkpointing_enable"):
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs=kw)
+    else:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kw)
+
+
 def get_lr(it, lr, min_lr, warmup, steps):
     """nanoGPT's schedule (lr_decay_iters = steps)."""
     if it < warmup:
@@ -279,6 +312,10 @@ def main():
     p.add_argument("-o", "--output", help="model folder to write (train mode)")
     p.add_argument("--profile-mm", action="store_true",
                    help="speed mode: 5 more steps under torch.profiler; adds mm_share")
+    p.add_argument("--precision", choices=("f32", "bf16", "fp16"), default="f32",
+                   help="f32, or autocast mixed precision with float32 weights (default f32)")
+    p.add_argument("--grad-checkpoint", action="store_true",
+                   help="recompute each decoder layer in the backward pass")
     args = p.parse_args()
 
     if args.steps is None:
@@ -328,7 +365,17 @@ def main():
 
     torch.manual_seed(args.seed)
     model = LlamaForCausalLM(config).to(torch.float32)
+    if args.grad_checkpoint:
+        enable_checkpointing(model)
     model.train()
+    amp_dtype = {"f32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[args.precision]
+
+    def autocast():
+        if amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast("cpu", dtype=amp_dtype)
+
+    scaler = torch.amp.GradScaler("cpu") if args.precision == "fp16" else None
     n_params = sum(p.numel() for p in model.parameters())
     n_mm = matmul_params(model)
     tokens = args.batch_size * args.seq_len
@@ -339,6 +386,7 @@ def main():
          f"{config.num_hidden_layers} layers x {config.num_attention_heads} heads x "
          f"{config.hidden_size}, vocab {config.vocab_size}; B={args.batch_size} T={args.seq_len} "
          f"steps={args.steps} threads={torch.get_num_threads()} attn={args.attn} "
+         f"precision={args.precision} grad_checkpoint={args.grad_checkpoint} "
          f"torch {torch.__version__} transformers {transformers.__version__}")
 
     def train_step(it):
@@ -347,13 +395,23 @@ def main():
             g["lr"] = lr
         w = torch.from_numpy(sampler.next_batch())
         x, y = w[:, :-1], w[:, 1:]
-        logits = model(input_ids=x, use_cache=False).logits
+        with autocast():
+            logits = model(input_ids=x, use_cache=False).logits
+        logits = logits.float()  # a no-op in f32
         loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), y.reshape(-1))
-        loss.backward()
+        if scaler is None:
+            loss.backward()
+        else:
+            scaler.scale(loss).backward()
+            scaler.unscale_(optimizer)
         norm = None
         if args.grad_clip > 0:
             norm = torch.nn.utils.clip_grad_norm_(model.parameters(), args.grad_clip)
-        optimizer.step()
+        if scaler is None:
+            optimizer.step()
+        else:
+            scaler.step(optimizer)
+            scaler.update()
         optimizer.zero_grad(set_to_none=True)
         return loss.item(), lr, norm
 
@@ -387,7 +445,9 @@ def main():
               "params": n_params, "params_matmul": n_mm, "tokens_per_step": tokens,
               "flops_per_step": flops, "gflops_per_s": round(flops / (median / 1000.0) / 1e9, 3),
               "steps_timed": len(kept), "last_loss": round(loss, 4), "threads": args.threads,
-              "attn": args.attn, "batch_size": args.batch_size, "seq_len": args.seq_len})
+              "attn": args.attn, "batch_size": args.batch_size, "seq_len": args.seq_len,
+              "precision": args.precision, "grad_checkpoint": args.grad_checkpoint,
+              "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)})
         return
 
     # --- train mode ---
@@ -405,7 +465,8 @@ def main():
         model.eval()
         total, count = 0.0, 0
         for w in val:
-            logits = model(input_ids=w[:, :-1], use_cache=False).logits
+            with autocast():
+                logits = model(input_ids=w[:, :-1], use_cache=False).logits.float()
             y = w[:, 1:]
             total += F.cross_entropy(logits.reshape(-1, logits.size(-1)), y.reshape(-1),
                                      reduction="sum").item()

@@ -111,6 +111,9 @@ struct Cli {
     report: Option<PathBuf>,
     #[command(flatten)]
     model: OptionalModel,
+    // choice: the dtype the model's weights stay in.
+    #[command(flatten)]
+    dtype: wick_cli::Dtype,
     /// choice: field holding the context.
     #[arg(
         long = "context-field",
@@ -275,7 +278,9 @@ fn choice_task(
     use eval::records::{read_all, Record};
 
     let dir = cli.model.model.as_deref().expect("checked by the caller");
-    let mut folder = wick_model::Folder::open_with_adapter(dir, cli.model.adapter.as_deref())?;
+    let mut folder =
+        wick_model::Folder::open_as(dir, cli.model.adapter.as_deref(), cli.dtype.name())?;
+    let _autocast = wick_model::autocast(wick_model::Precision::of_dtype(folder.model.dtype()));
     folder.model.keep_transposed_weights()?;
     let mut skips = skips;
     let records = read_all(inputs, skips.as_deref_mut())?;

@@ -83,6 +83,8 @@ struct Cli {
     #[command(flatten)]
     output: wick_cli::OutputFile,
     #[command(flatten)]
+    dtype: wick_cli::Dtype,
+    #[command(flatten)]
     common: wick_cli::Common,
 }
 
@@ -146,7 +148,9 @@ fn body(cli: Cli) -> Result<()> {
         ));
     }
     let model_dir = &cli.model.model;
-    let folder = Folder::open_with_adapter(model_dir, cli.model.adapter.as_deref())?;
+    let folder = Folder::open_as(model_dir, cli.model.adapter.as_deref(), cli.dtype.name())?;
+    // Every product (attention's too) in the dtype the weights are kept in.
+    let _autocast = wick_model::autocast(wick_model::Precision::of_dtype(folder.model.dtype()));
     let renderer = Renderer::new(&folder.tok, &cli.field, Reading::Prompt)?;
     let sampling = Sampling {
         temperature: cli.temperature,

@@ -75,6 +75,8 @@ struct Cli {
     #[command(flatten)]
     output: wick_cli::OutputFile,
     #[command(flatten)]
+    dtype: wick_cli::Dtype,
+    #[command(flatten)]
     common: wick_cli::Common,
 }
 
@@ -105,7 +107,9 @@ fn body(cli: Cli) -> Result<()> {
     let flags = format!("--batch-size {} x --seq-len {seq_len}", cli.batch_size);
     wick_model::memory::check_forward(&config, cli.batch_size, seq_len, &flags)
         .map_err(Error::msg)?;
-    let mut folder = Folder::open_with_adapter(model_dir, cli.model.adapter.as_deref())?;
+    let mut folder = Folder::open_as(model_dir, cli.model.adapter.as_deref(), cli.dtype.name())?;
+    // Every product (attention's too) in the dtype the weights are kept in.
+    let _autocast = wick_model::autocast(wick_model::Precision::of_dtype(folder.model.dtype()));
     folder.model.keep_transposed_weights()?;
     if seq_len > folder.model.config.max_position_embeddings {
         return Err(Error::msg(format!(

@@ -503,3 +503,45 @@ fn non_finite_outputs_are_an_error_naming_the_model() {
     );
     assert_eq!(r.stdout, "");
 }
+
+#[test]
+fn dtype_bf16_scores_a_bf16_checkpoint_as_transformers_does() {
+    let dir = testdata("models/llama-bf16");
+    let r: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("expected.json")).unwrap()).unwrap();
+    let texts = dir.join("texts.jsonl");
+    let nlls = |dtype: &str| -> Vec<f64> {
+        let out = run(
+            PPL,
+            &[
+                "--model",
+                dir.to_str().unwrap(),
+                "--dtype",
+                dtype,
+                "--per-record",
+                "-q",
+                texts.to_str().unwrap(),
+            ],
+            b"",
+        );
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        out.stdout
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok()?["nll"].as_f64())
+            .collect()
+    };
+    let want = |k: &str| -> Vec<f64> { serde_json::from_value(r[k].clone()).unwrap() };
+    let (bf16, auto, f32) = (nlls("bf16"), nlls("auto"), nlls("f32"));
+    assert_eq!(bf16.len(), 3);
+    assert_eq!(bf16, auto, "auto keeps the checkpoint's bf16");
+    for (i, (a, b)) in bf16.iter().zip(want("mean_nll_bf16")).enumerate() {
+        assert!(
+            (a - b).abs() < b * 2f64.powi(-8),
+            "bf16 sequence {i}: {a} vs {b}"
+        );
+    }
+    for (i, (a, b)) in f32.iter().zip(want("mean_nll_f32")).enumerate() {
+        assert!((a - b).abs() < 1e-5, "f32 sequence {i}: {a} vs {b}");
+    }
+    assert_ne!(bf16, f32);
+}

@@ -10,7 +10,7 @@ use serde_json::json;
 use wick_io::{Error, Kind, OutDir, Output, Result};
 use wick_model::Folder;
 use wick_rl::ppo::{self, Hyper, KlEstimator};
-use wick_train::{LoraError, Method};
+use wick_train::{LoraError, LossScaler, Method};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -78,6 +78,9 @@ struct Cli {
     lora: wick_cli::Lora,
     #[command(flatten)]
     skip_invalid: wick_cli::SkipInvalid,
+    // (fp16's loss scale carries over to the next iteration in ppo_state.json.)
+    #[command(flatten)]
+    compute: wick_cli::Compute,
     /// Scored rollouts, JSONL ('-' or none: stdin).
     files: Vec<String>,
     /// The KL penalty's coefficient.
@@ -238,7 +241,20 @@ fn body(cli: Cli) -> Result<()> {
         Some(v) => v,
         None => ValueHead::zeros(hidden)?,
     };
-    let (iteration, opt_steps) = read_state(&state_dir)?;
+    let (iteration, opt_steps, scaler) = read_state(&state_dir)?;
+    let precision: wick_model::Precision = cli
+        .compute
+        .precision_name()
+        .parse()
+        .expect("wick-cli's names parse");
+    // The rollouts' log-probs are recomputed in the precision the update runs in, so that the
+    // first epoch's policy ratio starts at 1.
+    let _autocast = wick_model::autocast(precision);
+    policy.set_grad_checkpoint(cli.compute.grad_checkpoint);
+    let mut scaler = match precision {
+        wick_model::Precision::F16 => Some(scaler.unwrap_or_default()),
+        _ => None,
+    };
     let o = Options {
         hyper: Hyper {
             kl_coef: cli.kl_coef,
@@ -299,7 +315,15 @@ fn body(cli: Cli) -> Result<()> {
         recomputed: &rec,
         targets: &targets,
     };
-    let upd = step::update(&policy, &value, &mut opt, &batch, &o, iteration)?;
+    let upd = step::update(
+        &policy,
+        &value,
+        &mut opt,
+        &mut scaler,
+        &batch,
+        &o,
+        iteration,
+    )?;
     let update_s = step::secs(t1);
 
     // Everything into a temporary folder, then swapped in: a failed or killed step leaves no
@@ -314,7 +338,10 @@ fn body(cli: Cli) -> Result<()> {
     }
     value.save(tmp)?;
     wick_train::save_moments(&opt, &tmp.join(OPTIMISER))?;
-    let state = json!({"iteration": iteration + 1, "optimizer_steps": opt.step});
+    let mut state = json!({"iteration": iteration + 1, "optimizer_steps": opt.step});
+    if let Some(s) = &scaler {
+        state["loss_scaler"] = json!(s);
+    }
     wick_io::write_atomic(tmp.join(STATE), (state.to_string() + "\n").as_bytes())?;
     dir.commit()?;
 
@@ -344,11 +371,12 @@ fn body(cli: Cli) -> Result<()> {
     Ok(())
 }
 
-/// (iterations done, optimiser steps taken) from the state beside the starting policy.
-fn read_state(dir: &Path) -> Result<(u64, u64)> {
+/// (iterations done, optimiser steps taken, an fp16 run's loss scaler) from the state beside
+/// the starting policy.
+fn read_state(dir: &Path) -> Result<(u64, u64, Option<LossScaler>)> {
     let p = dir.join(STATE);
     if !p.is_file() {
-        return Ok((0, 0));
+        return Ok((0, 0, None));
     }
     let text = std::fs::read_to_string(&p).map_err(|e| Error::io(p.display(), e))?;
     let v: serde_json::Value =
@@ -357,7 +385,14 @@ fn read_state(dir: &Path) -> Result<(u64, u64)> {
         v[k].as_u64()
             .ok_or_else(|| Error::msg(format!("{}: no {k:?}", p.display())))
     };
-    Ok((get("iteration")?, get("optimizer_steps")?))
+    let scaler = match v.get("loss_scaler") {
+        None => None,
+        Some(s) => Some(
+            serde_json::from_value(s.clone())
+                .map_err(|e| Error::msg(format!("{}: loss_scaler: {e}", p.display())))?,
+        ),
+    };
+    Ok((get("iteration")?, get("optimizer_steps")?, scaler))
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 use wick_io::{Result, Rng};
 use wick_model::Llama;
 use wick_rl::ppo::{self, Hyper};
-use wick_train::{AdamW, AdamWConfig};
+use wick_train::{AdamW, AdamWConfig, LossScaler};
 
 use crate::rollouts::Rollout;
 use crate::value_head::ValueHead;
@@ -149,6 +149,8 @@ struct Means {
     vf_clipfrac: f64,
     approxkl: f64,
     grad_norm: f64,
+    /// fp16: minibatches skipped because their scaled gradient overflowed.
+    overflows: f64,
 }
 
 /// A batch of rollouts with what the rollout pass measured and the targets made from it.
@@ -164,6 +166,7 @@ pub fn update(
     policy: &Llama,
     value: &ValueHead,
     opt: &mut AdamW,
+    scaler: &mut Option<LossScaler>,
     batch: &Batch,
     o: &Options,
     iteration: u64,
@@ -204,14 +207,30 @@ pub fn update(
             let (vf, vf_clipfrac) =
                 ppo::value_loss(&v, &old_v, &ret, o.hyper.cliprange_value).map_err(ce)?;
             let loss = (&pg + (&vf * o.hyper.vf_coef).map_err(ce)?).map_err(ce)?;
-            let grads = opt.grads(&loss.backward().map_err(ce)?);
-            let norm = AdamW::global_norm(&grads)?;
-            let scale = if o.grad_clip > 0.0 {
+            // fp16: the loss scaled up for the backward pass, the gradients down for the update;
+            // a minibatch whose scaled gradient overflowed is skipped and the scale halved.
+            let loss_scale = scaler.as_ref().map_or(1.0, |s| s.scale);
+            let scaled = if loss_scale != 1.0 {
+                (&loss * loss_scale).map_err(ce)?
+            } else {
+                loss.clone()
+            };
+            let grads = opt.grads(&policy.backward(&scaled)?);
+            let norm = AdamW::global_norm(&grads)? / loss_scale;
+            let overflow = scaler.is_some() && !norm.is_finite();
+            if let Some(s) = scaler.as_mut() {
+                s.update(overflow);
+            }
+            if overflow {
+                means.overflows += 1.0;
+                continue;
+            }
+            let clip = if o.grad_clip > 0.0 {
                 (o.grad_clip / (norm + 1e-6)).min(1.0)
             } else {
                 1.0
             };
-            opt.update(&grads, o.lr, scale)?;
+            opt.update(&grads, o.lr, clip / loss_scale)?;
             let s = |t: &Tensor| -> Result<f64> { Ok(t.to_scalar::<f32>().map_err(ce)? as f64) };
             means.n += 1.0;
             means.pg += s(&pg)?;
@@ -224,7 +243,7 @@ pub fn update(
         }
     }
     let k = means.n.max(1.0);
-    Ok(json!({
+    let mut line = json!({
         "pg_loss": means.pg / k,
         "vf_loss": means.vf / k,
         "loss": means.loss / k,
@@ -233,7 +252,12 @@ pub fn update(
         "approx_kl": means.approxkl / k,
         "grad_norm": means.grad_norm / k,
         "updates": means.n,
-    }))
+    });
+    if let Some(s) = scaler {
+        line["skipped_updates"] = json!(means.overflows);
+        line["loss_scale"] = json!(s.scale);
+    }
+    Ok(line)
 }
 
 /// The optimiser of a PPO run: AdamW as TRL's Trainer sets it (betas 0.9, 0.999; no weight

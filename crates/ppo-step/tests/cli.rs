@@ -301,3 +301,70 @@ fn skip_invalid_passes_over_bad_rollouts_and_counts_them() {
     let stats: Value = serde_json::from_str(r.stdout.trim()).unwrap();
     assert_eq!(stats["rollouts"], good.lines().count());
 }
+
+#[test]
+fn low_precision_steps_follow_the_rewards_and_fp16_carries_its_loss_scale() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (model, scored) = setup(tmp.path());
+    let s = scored.to_str().unwrap();
+    let rollouts = rollouts::read(&[s.to_string()], 64, 512, &[]).unwrap();
+    let before = response_logprobs(&Llama::load(Path::new(&model)).unwrap(), &rollouts);
+    for p in ["bf16", "fp16"] {
+        let out = tmp.path().join(p);
+        let o = out.to_str().unwrap();
+        let args = [
+            "--model",
+            &model,
+            "--ref-model",
+            &model,
+            "-o",
+            o,
+            "--lr",
+            "3e-3",
+            "--precision",
+            p,
+            "--grad-checkpoint",
+            s,
+            "-q",
+        ];
+        let stats = step(&args);
+        // Old and new log-probs come from the same precision: the policy is its reference.
+        assert_eq!(stats["kl"].as_f64().unwrap(), 0.0, "{p}: {stats}");
+        assert_eq!(stats["updates"].as_f64().unwrap(), 4.0, "{p}: {stats}");
+        let after = response_logprobs(&Llama::load(&out).unwrap(), &rollouts);
+        for (i, (b, a)) in before.iter().zip(&after).enumerate() {
+            let up = rollouts[i].reward > 0.0;
+            assert!(up == (a > b), "{p}: rollout {i}: log-prob {b} -> {a}");
+        }
+        let state: Value =
+            serde_json::from_str(&std::fs::read_to_string(out.join("ppo_state.json")).unwrap())
+                .unwrap();
+        if p == "fp16" {
+            assert_eq!(stats["loss_scale"].as_f64(), Some(65536.0), "{stats}");
+            assert_eq!(state["loss_scaler"]["growth_tracker"], 4, "{state}");
+            let next = tmp.path().join("fp16-2");
+            step(&[
+                "--model",
+                o,
+                "--ref-model",
+                &model,
+                "-o",
+                next.to_str().unwrap(),
+                "--precision",
+                p,
+                s,
+                "-q",
+            ]);
+            let state: Value = serde_json::from_str(
+                &std::fs::read_to_string(next.join("ppo_state.json")).unwrap(),
+            )
+            .unwrap();
+            assert_eq!(
+                state["loss_scaler"]["growth_tracker"], 8,
+                "carried over: {state}"
+            );
+        } else {
+            assert!(stats.get("loss_scale").is_none() && state.get("loss_scaler").is_none());
+        }
+    }
+}

@@ -49,6 +49,8 @@ struct Cli {
     #[command(flatten)]
     output: wick_cli::OutputFile,
     #[command(flatten)]
+    dtype: wick_cli::Dtype,
+    #[command(flatten)]
     common: wick_cli::Common,
 }
 
@@ -66,7 +68,9 @@ fn body(cli: Cli) -> Result<()> {
         return Err(Error::msg("--batch-size must be at least 1"));
     }
     let model_dir = &cli.model.model;
-    let mut folder = Folder::open_with_adapter(model_dir, cli.model.adapter.as_deref())?;
+    let mut folder = Folder::open_as(model_dir, cli.model.adapter.as_deref(), cli.dtype.name())?;
+    // Every product (attention's too) in the dtype the weights are kept in.
+    let _autocast = wick_model::autocast(wick_model::Precision::of_dtype(folder.model.dtype()));
     folder.model.keep_transposed_weights()?;
     let config = &folder.model.config;
     match config.num_labels() {

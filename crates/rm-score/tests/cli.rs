@@ -226,3 +226,50 @@ fn non_finite_outputs_are_an_error_naming_the_model() {
         r.stderr
     );
 }
+
+#[test]
+fn dtype_keeps_the_weights_in_half_precision_and_scores_close_to_f32() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("rm");
+    folder(&dir, |_| {});
+    let input = [
+        r#"{"prompt": "to be, or not to be:", "response": " that is the question"}"#,
+        r#"{"prompt": "the rest", "response": " is silence"}"#,
+    ]
+    .join("\n");
+    let rewards = |dtype: &str| -> Vec<f64> {
+        let r = run(
+            BIN,
+            &["--model", dir.to_str().unwrap(), "--dtype", dtype, "-q"],
+            input.as_bytes(),
+        );
+        assert_eq!(r.code, 0, "{dtype}: {}", r.stderr);
+        r.stdout
+            .lines()
+            .map(|l| {
+                serde_json::from_str::<Value>(l).unwrap()["reward"]
+                    .as_f64()
+                    .unwrap()
+            })
+            .collect()
+    };
+    let (f32s, auto) = (rewards("f32"), rewards("auto"));
+    assert_eq!(f32s, auto, "an f32 checkpoint stays f32");
+    for dtype in ["bf16", "f16"] {
+        let got = rewards(dtype);
+        assert_ne!(got, f32s, "{dtype}: computed in {dtype}");
+        for (a, b) in got.iter().zip(&f32s) {
+            assert!(
+                (a - b).abs() < 0.05 * b.abs().max(0.1),
+                "{dtype}: {a} vs f32 {b}"
+            );
+        }
+    }
+    let r = run(
+        BIN,
+        &["--model", dir.to_str().unwrap(), "--dtype", "f8"],
+        b"",
+    );
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("f8"), "{}", r.stderr);
+}

@@ -188,6 +188,14 @@ pub struct Cli {
     /// the weights before it checkpointed [counted over the whole run, resumes included].
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub skip_nonfinite: u64,
+    /// (A resumed run keeps its precision; --grad-checkpoint may be turned on there.)
+    #[command(flatten)]
+    pub compute: wick_cli::Compute,
+    /// The dtype of the model folders the run writes (the top level at the end, best/): f32,
+    /// bf16 or f16; auto: the --model checkpoint's own (f32 from --config). Training itself
+    /// keeps f32 weights and moments, and so does checkpoint/ (exact resumes) [default: auto].
+    #[arg(long, value_enum, value_name = "D", conflicts_with = "resume")]
+    pub save_dtype: Option<wick_cli::DtypeFlag>,
     // Reward and dpo: bad preference pairs are set aside (give it again with --resume).
     #[command(flatten)]
     pub skip: wick_cli::SkipInvalid,

@@ -129,12 +129,18 @@ fn body(cli: Cli) -> Result<()> {
                 "--resume continues in its own directory; leave out -o",
             ));
         }
-        // A resumed run keeps its settings; only its end may move.
+        if cli.compute.precision.is_some() {
+            return Err(Error::msg(
+                "--resume keeps the run's --precision; leave it out",
+            ));
+        }
+        // A resumed run keeps its settings; only its end (and checkpointing) may change.
         return finish(
             &cli,
             dir,
             Start::Resume {
                 max_steps: cli.max_steps,
+                grad_checkpoint: cli.compute.grad_checkpoint,
             },
         );
     }
@@ -200,6 +206,7 @@ fn body(cli: Cli) -> Result<()> {
         rows,
         seq_len,
         !method.trains_adapter(),
+        cli.compute.grad_checkpoint,
         &flags,
     )
     .map_err(Error::msg)?;
@@ -238,6 +245,13 @@ fn body(cli: Cli) -> Result<()> {
         eval_batches: cli.eval_batches,
         checkpoint_interval: cli.checkpoint_interval,
         seed: cli.seed,
+        precision: cli
+            .compute
+            .precision_name()
+            .parse()
+            .expect("wick-cli's names parse"),
+        grad_checkpoint: cli.compute.grad_checkpoint,
+        save_dtype: cli.save_dtype.map_or("auto", |d| d.name()).into(),
     };
     // Where the run goes is checked before the data is read, naming the flag.
     RunDir::check_new(&out, Kind::Run, "-o")?;

@@ -12,6 +12,8 @@
 //! | `-q, --quiet` | no progress on stderr | |
 //! | `--skip-invalid` | skip bad records (counted) instead of stopping | |
 //! | `--per-record` | one output line per input record | `--per-doc` |
+//! | `--precision P`, `--grad-checkpoint` | how a training tool computes (mixed precision, recomputation) | |
+//! | `--dtype D` | the dtype a tool keeps a model's weights in | |
 //!
 //! Tool-specific renames that are not groups here: train's `--dpo-beta` (was `--beta`, beside
 //! AdamW's `--beta1/--beta2`); eval's field names end in `-field` (`--pred-field`, `--ref-field`,
@@ -27,7 +29,7 @@
 
 use std::path::PathBuf;
 
-use clap::Args;
+use clap::{Args, ValueEnum};
 
 /// `--threads` and `-q/--quiet`: on every tool that does enough work to show progress.
 #[derive(Args, Debug, Clone, Default)]
@@ -85,6 +87,79 @@ pub struct Model {
     /// a PEFT LoRA adapter, or a bottleneck adapter from `train --method adapter`.
     #[arg(long, value_name = "DIR")]
     pub adapter: Option<PathBuf>,
+}
+
+/// `--precision` and `--grad-checkpoint`: how a training tool computes.
+#[derive(Args, Debug, Clone, Default)]
+#[command(next_help_heading = "Precision and memory")]
+pub struct Compute {
+    /// Mixed precision, as torch.autocast: the matrix products (projections, attention, output
+    /// head) round their operands to bf16 or fp16 and accumulate in f32; weights, AdamW
+    /// moments, norms, softmax and the loss stay in f32. bf16 uses the CPU's AVX512_BF16 dot
+    /// products where it has them. fp16 scales the loss as torch.amp.GradScaler does (2^16 at
+    /// first, x2 after 2000 finite steps in a row, x0.5 with the step skipped when a gradient
+    /// is inf/NaN; such steps are logged "skipped": true) [default: f32].
+    #[arg(long, value_enum, value_name = "P")]
+    pub precision: Option<PrecisionFlag>,
+    /// Gradient checkpointing: keep only each decoder block's input and output, and recompute
+    /// the block in the backward pass (far less memory for activations at long sequences, for
+    /// about one more forward pass of compute).
+    #[arg(long)]
+    pub grad_checkpoint: bool,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PrecisionFlag {
+    F32,
+    Bf16,
+    Fp16,
+}
+
+impl Compute {
+    /// The precision's name as wick-model spells it ("f32", "bf16", "fp16").
+    pub fn precision_name(&self) -> &'static str {
+        match self.precision {
+            None | Some(PrecisionFlag::F32) => "f32",
+            Some(PrecisionFlag::Bf16) => "bf16",
+            Some(PrecisionFlag::Fp16) => "fp16",
+        }
+    }
+}
+
+/// `--dtype`: the dtype the weights of the model a tool reads stay in, in memory.
+#[derive(Args, Debug, Clone, Default)]
+pub struct Dtype {
+    /// Keep the weights in this dtype (bf16 and f16 halve the bytes read per token, and the
+    /// products run in it with f32 accumulation); auto: the checkpoint's own (config.json's
+    /// dtype / torch_dtype, else the tensors') [default: auto].
+    #[arg(long, value_enum, value_name = "D")]
+    pub dtype: Option<DtypeFlag>,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DtypeFlag {
+    Auto,
+    F32,
+    Bf16,
+    F16,
+}
+
+impl Dtype {
+    /// The dtype's name as wick-model spells it ("auto", "f32", "bf16", "f16").
+    pub fn name(&self) -> &'static str {
+        self.dtype.map_or("auto", DtypeFlag::name)
+    }
+}
+
+impl DtypeFlag {
+    pub fn name(self) -> &'static str {
+        match self {
+            DtypeFlag::Auto => "auto",
+            DtypeFlag::F32 => "f32",
+            DtypeFlag::Bf16 => "bf16",
+            DtypeFlag::F16 => "f16",
+        }
+    }
 }
 
 /// `--ref-model DIR`: a frozen reference model.

@@ -445,6 +445,11 @@ impl Config {
     /// config.json for this model, as transformers reads it: the fields read in are kept,
     /// the ones wick resolves are written back in their plain spelling.
     pub fn to_json(&self) -> String {
+        self.to_json_as(candle_core::DType::F32)
+    }
+
+    /// config.json for weights saved in `dtype` (transformers 5's "dtype" key).
+    pub fn to_json_as(&self, dtype: candle_core::DType) -> String {
         use serde_json::{json, Value};
         let mut m = self.json.clone();
         let mut set = |k: &str, v: Value| {
@@ -502,7 +507,12 @@ impl Config {
             self.pad_token_id.map_or(Value::Null, |x| json!(x)),
         );
         m.remove("torch_dtype");
-        m.insert("dtype".into(), json!("float32"));
+        let name = match dtype {
+            candle_core::DType::BF16 => "bfloat16",
+            candle_core::DType::F16 => "float16",
+            _ => "float32",
+        };
+        m.insert("dtype".into(), json!(name));
         serde_json::to_string_pretty(&Value::Object(m)).unwrap() + "\n"
     }
 

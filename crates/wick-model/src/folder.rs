@@ -21,7 +21,13 @@ impl Folder {
 
     /// The same with an adapter folder on top, when given: PEFT LoRA or wick's Houlsby.
     pub fn open_with_adapter(dir: &Path, adapter: Option<&Path>) -> Result<Folder> {
-        let mut model = Llama::load(dir)?;
+        Folder::open_as(dir, adapter, "f32")
+    }
+
+    /// The same with the weight matrices kept in `dtype`: "auto" (the checkpoint's own),
+    /// "f32", "bf16" or "f16" (see `Llama::load_as`).
+    pub fn open_as(dir: &Path, adapter: Option<&Path>, dtype: &str) -> Result<Folder> {
+        let mut model = Llama::load_as(dir, crate::precision::parse_dtype(dtype)?)?;
         if let Some(a) = adapter {
             model.load_adapter(a).map_err(|e| e.context(a.display()))?;
         }

@@ -20,6 +20,7 @@ pub mod kernels;
 pub mod lora;
 pub mod memory;
 mod model;
+pub mod precision;
 pub mod reward;
 pub mod runtime;
 mod score;
@@ -32,4 +33,5 @@ pub use model::{
     candle_error, lm_eval_loss, lm_loss, log_softmax, save_safetensors, AdapterKind,
     BottleneckAdapter, KvCache, Llama, ScoreHead,
 };
+pub use precision::{autocast, Precision};
 pub use score::sequence_logprobs;

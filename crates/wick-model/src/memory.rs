@@ -92,24 +92,35 @@ fn qkv_width(c: &Config) -> u128 {
     )
 }
 
-/// Activation bytes per token kept for the backward pass (see [`ACT_PER_LAYER`]).
-fn train_activation_bytes_per_token(c: &Config) -> u128 {
+/// Activation bytes per token kept for the backward pass (see [`ACT_PER_LAYER`]). With
+/// gradient checkpointing, each layer keeps its input and output (2 x hidden) and one layer at
+/// a time is recomputed with all of its own.
+fn train_activation_bytes_per_token(c: &Config, checkpoint: bool) -> u128 {
     let per_layer = mul(6u8, u(c.hidden_size))
         .saturating_add(mul(2u8, qkv_width(c)))
         .saturating_add(mul(3u8, u(c.intermediate_size)));
-    mul(
-        mul(u(c.num_layers), per_layer).saturating_add(mul(2u8, u(c.vocab_size))),
-        4u8,
-    )
+    let layers = if checkpoint {
+        mul(mul(u(c.num_layers), 2u8), u(c.hidden_size)).saturating_add(per_layer)
+    } else {
+        mul(u(c.num_layers), per_layer)
+    };
+    mul(layers.saturating_add(mul(2u8, u(c.vocab_size))), 4u8)
 }
 
 /// Bytes a training run needs: see the module's description. `rows` sequences of `seq_len`
-/// tokens per micro-batch; `full`: every weight trains (else an adapter: the base is frozen).
-pub fn training_bytes(c: &Config, rows: usize, seq_len: usize, full: bool) -> u128 {
+/// tokens per micro-batch; `full`: every weight trains (else an adapter: the base is frozen);
+/// `checkpoint`: gradient checkpointing.
+pub fn training_bytes(
+    c: &Config,
+    rows: usize,
+    seq_len: usize,
+    full: bool,
+    checkpoint: bool,
+) -> u128 {
     let per_param: u8 = if full { 16 } else { 4 };
     mul(weight_params(c), per_param).saturating_add(mul(
         mul(u(rows), u(seq_len)),
-        train_activation_bytes_per_token(c),
+        train_activation_bytes_per_token(c, checkpoint),
     ))
 }
 
@@ -217,15 +228,25 @@ pub fn check_training(
     rows: usize,
     seq_len: usize,
     full: bool,
+    checkpoint: bool,
     flags: &str,
 ) -> std::result::Result<(), String> {
+    let kept = if checkpoint {
+        "2 x hidden_size per layer and one layer's "
+    } else {
+        ""
+    };
     let what = format!(
-        "training with {flags} ({} for weights{}, ~{} per token of activations: {ACT_PER_LAYER} per layer, 2 x vocab_size for the logits)",
+        "training with {flags} ({} for weights{}, ~{} per token of activations: {kept}{ACT_PER_LAYER} per layer, 2 x vocab_size for the logits)",
         human(mul(weight_params(c), if full { 16u8 } else { 4 })),
         if full { ", gradients and AdamW moments" } else { "" },
-        human(train_activation_bytes_per_token(c)),
+        human(train_activation_bytes_per_token(c, checkpoint)),
     );
-    fits(training_bytes(c, rows, seq_len, full), available(), &what)
+    fits(
+        training_bytes(c, rows, seq_len, full, checkpoint),
+        available(),
+        &what,
+    )
 }
 
 /// Refuses forward passes (no gradients) over `rows` x `seq_len` tokens that would not fit.
@@ -276,7 +297,10 @@ mod tests {
         let c = Config::from_json(r#"{"vocab_size": 18446744073709551615, "hidden_size": 18446744073709551615, "intermediate_size": 18446744073709551615, "num_hidden_layers": 18446744073709551615, "num_attention_heads": 1, "head_dim": 2}"#).unwrap();
         assert_eq!(weight_bytes(&c), u128::MAX);
         assert_eq!(c.param_counts(), (usize::MAX, usize::MAX));
-        assert_eq!(training_bytes(&c, usize::MAX, usize::MAX, true), u128::MAX);
+        assert_eq!(
+            training_bytes(&c, usize::MAX, usize::MAX, true, false),
+            u128::MAX
+        );
         let e = fits(weight_bytes(&c), Some(1 << 30), "the model").unwrap_err();
         assert!(
             e.contains("more than this machine's 1.0 GiB available"),
@@ -287,11 +311,15 @@ mod tests {
     #[test]
     fn estimates_are_compared_with_the_memory_given() {
         let c = config("");
-        let need = training_bytes(&c, 4, 16, true);
+        let need = training_bytes(&c, 4, 16, true, false);
         // 16 bytes a parameter plus 64 tokens of activations.
         let per_token = 4 * (2 * (6 * 32 + 2 * 64 + 3 * 64) + 2 * 64);
         assert_eq!(need, 16 * weight_params(&c) + 64 * per_token);
-        assert!(training_bytes(&c, 4, 16, false) < need);
+        assert!(training_bytes(&c, 4, 16, false, false) < need);
+        assert!(
+            training_bytes(&c, 4, 16, true, true) < need,
+            "checkpointing keeps less"
+        );
         assert!(fits(need, Some(need as u64), "x").is_ok());
         assert!(fits(need, None, "x").is_ok(), "unknown memory: no refusal");
         let e = fits(need + 1, Some(need as u64), "training").unwrap_err();

@@ -15,6 +15,7 @@ use crate::kernels;
 use crate::Config;
 
 mod adapters;
+mod checkpoint;
 mod heads;
 mod weights;
 
@@ -202,6 +203,7 @@ impl DropoutKeys {
 }
 
 /// cos and sin tables [T, head_dim] for the positions being computed.
+#[derive(Clone)]
 struct Rope {
     cos: Tensor,
     sin: Tensor,
@@ -428,6 +430,26 @@ impl Block {
         x + self.mlp.forward(&h, decoding, keys)?
     }
 
+    /// Every tensor of the layer, adapters' included (shared storage, not copies).
+    fn tensors(&self) -> Vec<Tensor> {
+        let mut b = self.clone();
+        let mut out = vec![b.input_norm.clone(), b.post_norm.clone()];
+        for (_, lin) in b.linears_mut() {
+            out.push(lin.weight.clone());
+            out.extend(lin.bias.clone());
+            if let Some(l) = &lin.lora {
+                out.extend([l.a.clone(), l.b.clone()]);
+            }
+        }
+        for a in [&mut b.attn.adapter, &mut b.mlp.adapter]
+            .into_iter()
+            .flatten()
+        {
+            out.extend(a.slots().into_iter().map(|(_, _, t)| t.clone()));
+        }
+        out
+    }
+
     /// Every linear layer with its name within the layer, attention's then the MLP's.
     fn linears_mut(&mut self) -> impl Iterator<Item = (&'static str, &mut Linear)> {
         self.attn
@@ -451,6 +473,10 @@ pub struct Llama {
     adapter: Option<AdapterKind>,
     /// Some while training: keys the LoRA dropout masks of the next forward pass.
     dropout_key: Option<u64>,
+    /// Some with gradient checkpointing on: where recomputed blocks leave their gradients.
+    recompute: Option<checkpoint::Collected>,
+    /// The dtype of the checkpoint the weights came from.
+    stored_dtype: candle_core::DType,
 }
 
 /// Keys and values of the positions seen so far, per layer, for decoding one token at a time.
@@ -498,6 +524,8 @@ impl Llama {
             score: None,
             adapter: None,
             dropout_key: None,
+            recompute: None,
+            stored_dtype: candle_core::DType::F32,
             config,
         })
     }
@@ -507,6 +535,22 @@ impl Llama {
     /// is evaluation: no dropout.
     pub fn set_dropout_key(&mut self, key: Option<u64>) {
         self.dropout_key = key;
+    }
+
+    /// Gradient checkpointing: with `on`, forward passes keep only each block's input and
+    /// output, and [`Llama::backward`] recomputes each block (see `model::checkpoint`).
+    pub fn set_grad_checkpoint(&mut self, on: bool) {
+        self.recompute = on.then(checkpoint::Collected::default);
+    }
+
+    /// The gradients of `loss` for every trainable tensor: `loss.backward()`, plus what the
+    /// recomputed blocks collected when checkpointing is on.
+    pub fn backward(&self, loss: &Tensor) -> Result<candle_core::backprop::GradStore> {
+        let mut grads = loss.backward().map_err(ce)?;
+        if let Some(more) = self.recompute.as_ref().and_then(|c| c.take()) {
+            grads.extend(more).map_err(ce)?;
+        }
+        Ok(grads)
     }
 
     /// Logits [B, T, vocab] for token ids [B, T].
@@ -537,17 +581,24 @@ impl Llama {
         let (b, t) = ids.dims2()?;
         let past = cache.as_ref().map_or(0, |k| k.len());
         let rope = Rope::new(c, past, t)?;
-        let mut x =
-            self.embed
-                .index_select(&ids.flatten_all()?, 0)?
-                .reshape((b, t, c.hidden_size))?;
+        // Activations are f32 whatever the weights are kept in.
+        let mut x = self
+            .embed
+            .index_select(&ids.flatten_all()?, 0)?
+            .to_dtype(candle_core::DType::F32)?
+            .reshape((b, t, c.hidden_size))?;
         for (l, block) in self.blocks.iter().enumerate() {
             let layer_cache = cache.as_deref_mut().map(|k| &mut k.layers[l]);
             let keys = DropoutKeys {
                 base: self.dropout_key,
                 layer: l,
             };
-            x = block.forward(&x, &rope, layer_cache, segments, keys)?;
+            x = match (&self.recompute, layer_cache) {
+                (Some(collected), None) => {
+                    checkpoint::block_forward(block, &x, &rope, segments, keys, collected)?
+                }
+                (_, layer_cache) => block.forward(&x, &rope, layer_cache, segments, keys)?,
+            };
         }
         kernels::rms_norm(&x, &self.norm, c.rms_norm_eps)
     }

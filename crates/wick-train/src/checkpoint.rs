@@ -18,7 +18,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use candle_core::{Device, Tensor};
+use candle_core::{DType, Device, Tensor};
 use serde::{Deserialize, Serialize};
 use wick_io::{Error, Kind, OutDir, Result};
 use wick_model::Llama;
@@ -44,10 +44,28 @@ pub struct TrainState {
     /// (when the run allows skipping them).
     #[serde(default)]
     pub skipped: u64,
+    /// fp16 runs: steps skipped because a scaled gradient overflowed (the loss scaler's
+    /// business, not counted against --skip-nonfinite).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub overflow_skipped: u64,
+    /// fp16 runs: the loss scaler.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loss_scaler: Option<crate::LossScaler>,
     /// Training wall time so far, seconds.
     pub elapsed_s: f64,
     /// The settings the run was started with (the resumed run reuses them).
     pub settings: serde_json::Value,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+impl TrainState {
+    /// Optimiser updates taken (AdamW's bias correction counts these, not steps).
+    pub fn updates(&self) -> u64 {
+        self.step - self.skipped - self.overflow_skipped
+    }
 }
 
 pub struct Checkpoint;
@@ -80,23 +98,48 @@ fn link_into_place(src: &Path, dst: &Path) -> Result<()> {
 /// adapter (PEFT's for LoRA, wick's for a bottleneck adapter), else a Hugging Face model
 /// folder. Returns the names written.
 pub fn save_model(model: &Llama, dir: &Path, base: &str) -> Result<[&'static str; 2]> {
+    save_model_as(model, dir, base, DType::F32)
+}
+
+/// The same with a whole model's tensors in `dtype` (an adapter is saved in f32).
+pub fn save_model_as(
+    model: &Llama,
+    dir: &Path,
+    base: &str,
+    dtype: DType,
+) -> Result<[&'static str; 2]> {
     if model.adapter().is_some() {
         model.save_adapter(dir, base)?;
         Ok(["adapter_config.json", "adapter_model.safetensors"])
     } else {
-        model.save(dir)?;
+        model.save_as(dir, dtype)?;
         Ok(["config.json", "model.safetensors"])
     }
 }
 
-/// The model's files into `dir`, an adapter naming the run's base.
-fn save_weights(model: &Llama, dir: &Path, state: &TrainState) -> Result<[&'static str; 2]> {
+/// The model's files into `dir`, an adapter naming the run's base; in `dtype`.
+fn save_weights(
+    model: &Llama,
+    dir: &Path,
+    state: &TrainState,
+    dtype: DType,
+) -> Result<[&'static str; 2]> {
     let base = state
         .settings
         .get("init")
         .and_then(|v| v.as_str())
         .unwrap_or("");
-    save_model(model, dir, base)
+    save_model_as(model, dir, base, dtype)
+}
+
+/// The run's save dtype (settings' "save_dtype"; f32 when absent).
+fn save_dtype(state: &TrainState) -> Result<DType> {
+    let name = state
+        .settings
+        .get("save_dtype")
+        .and_then(|v| v.as_str())
+        .unwrap_or("f32");
+    Ok(wick_model::precision::parse_dtype(name)?.unwrap_or(DType::F32))
 }
 
 /// Writes the optimiser's moments as safetensors (`exp_avg.NAME`, `exp_avg_sq.NAME`).
@@ -168,7 +211,8 @@ impl Checkpoint {
             return Err(Error::msg(format!("{what}; not checkpointed")));
         }
         let dir = OutDir::create(&out.join(DIR), Kind::Checkpoint, TOOL, "checkpoint")?;
-        let files = save_weights(model, dir.path(), state)?;
+        // Always f32: the exact weights a resume continues from.
+        let files = save_weights(model, dir.path(), state, DType::F32)?;
         save_moments(opt, &dir.path().join("optimizer.safetensors"))?;
         let json = serde_json::to_string_pretty(state).expect("state serialises") + "\n";
         wick_io::write_atomic(dir.path().join("state.json"), json.as_bytes())?;
@@ -184,7 +228,7 @@ impl Checkpoint {
     /// tokenizer files found in `OUT` (an adapter folder for a model with an adapter).
     pub fn write_model(out: &Path, name: &str, model: &Llama, state: &TrainState) -> Result<()> {
         let dir = OutDir::create(&out.join(name), Kind::Model, TOOL, name)?;
-        save_weights(model, dir.path(), state)?;
+        save_weights(model, dir.path(), state, save_dtype(state)?)?;
         wick_text::copy_tokenizer_files(out, dir.path())?;
         dir.commit()
     }

@@ -105,6 +105,10 @@ pub struct Plan {
     /// None: at every evaluation.
     pub checkpoint_interval: Option<u64>,
     pub seed: u64,
+    pub precision: wick_model::Precision,
+    pub grad_checkpoint: bool,
+    /// "auto", "f32", "bf16" or "f16".
+    pub save_dtype: String,
 }
 
 impl Plan {
@@ -179,6 +183,9 @@ impl Plan {
             eval_batches: self.eval_batches,
             checkpoint_interval: self.checkpoint_interval.unwrap_or(eval_interval),
             seed: self.seed,
+            precision: self.precision,
+            grad_checkpoint: self.grad_checkpoint,
+            save_dtype: self.save_dtype,
         })
     }
 }

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::task::{LoraConfig, Method, Task};
 use crate::{AdamWConfig, Schedule, ScheduleKind};
+use wick_model::Precision;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(into = "Record", try_from = "Record")]
@@ -32,6 +33,14 @@ pub struct Settings {
     /// Checkpoint every N steps (0: only at the end).
     pub checkpoint_interval: u64,
     pub seed: u64,
+    /// The products' precision (autocast); weights, moments and the loss stay in f32.
+    pub precision: Precision,
+    /// Recompute each decoder block in the backward pass instead of keeping its activations.
+    pub grad_checkpoint: bool,
+    /// The dtype the run's model folders (the top level at the end, best/) are saved in: "f32",
+    /// "bf16" or "f16" ("auto" until the run starts: the initial checkpoint's). The checkpoint
+    /// itself stays f32, so that a resume is exact.
+    pub save_dtype: String,
 }
 
 impl Settings {
@@ -74,6 +83,25 @@ struct Record {
     packing: bool,
     #[serde(default)]
     pairs: Option<PairRecord>,
+    // Written only when not the default, so that the records of f32 runs stay as they were.
+    #[serde(default, skip_serializing_if = "is_f32")]
+    precision: Precision,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    grad_checkpoint: bool,
+    #[serde(default = "f32_name", skip_serializing_if = "is_f32_name")]
+    save_dtype: String,
+}
+
+fn f32_name() -> String {
+    "f32".into()
+}
+
+fn is_f32_name(s: &str) -> bool {
+    s == "f32"
+}
+
+fn is_f32(p: &Precision) -> bool {
+    *p == Precision::F32
 }
 
 fn yes() -> bool {
@@ -169,6 +197,9 @@ impl From<Settings> for Record {
             houlsby,
             packing: s.task.packing(),
             pairs,
+            precision: s.precision,
+            grad_checkpoint: s.grad_checkpoint,
+            save_dtype: s.save_dtype,
         }
     }
 }
@@ -244,6 +275,9 @@ impl TryFrom<Record> for Settings {
             eval_batches: r.eval_batches,
             checkpoint_interval: r.checkpoint_interval,
             seed: r.seed,
+            precision: r.precision,
+            grad_checkpoint: r.grad_checkpoint,
+            save_dtype: r.save_dtype,
         })
     }
 }

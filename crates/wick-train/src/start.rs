@@ -42,7 +42,11 @@ pub enum Start {
     },
     /// From the run folder's checkpoint, with its settings; `max_steps`: a new last step (the
     /// schedule is kept; past its end the rate stays at min_lr).
-    Resume { max_steps: Option<u64> },
+    Resume {
+        max_steps: Option<u64>,
+        /// Turn gradient checkpointing on (it changes no result, only memory and time).
+        grad_checkpoint: bool,
+    },
 }
 
 /// How a run started (`OUT/run.json`): what a resume needs to start it again when it was
@@ -241,6 +245,8 @@ pub(crate) fn first_state(s: &Settings) -> TrainState {
         row: 0,
         best_val_loss: None,
         skipped: 0,
+        overflow_skipped: 0,
+        loss_scaler: (s.precision == wick_model::Precision::F16).then(crate::LossScaler::new),
         elapsed_s: 0.0,
         settings: s.to_value(),
     }

@@ -7,6 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use candle_core::DType;
 use serde_json::json;
 use wick_io::{Error, Kind, Result, RunDir};
 use wick_model::candle_error as ce;
@@ -88,7 +89,10 @@ impl Trainer {
         // The run folder: a resumed one is locked at once; a new one is checked now and
         // created (and locked) once the inputs are known to be good.
         let (run_dir, loaded) = match self.start.clone() {
-            Start::Resume { max_steps } => {
+            Start::Resume {
+                max_steps,
+                grad_checkpoint,
+            } => {
                 if out.is_dir() && wick_io::Marker::read(out).is_none() && !Checkpoint::exists(out)
                 {
                     return Err(RunRecord::not_started(out));
@@ -120,6 +124,7 @@ impl Trainer {
                 if let Some(n) = max_steps {
                     loaded.settings.max_steps = n;
                 }
+                loaded.settings.grad_checkpoint |= grad_checkpoint;
                 (Some(d), loaded)
             }
             Start::New { settings, origin } => {
@@ -137,9 +142,13 @@ impl Trainer {
     }
 
     /// A new run's (or a restarted one's) model and first state.
-    fn begin(&self, settings: Settings, origin: Origin) -> Result<Loaded> {
+    fn begin(&self, mut settings: Settings, origin: Origin) -> Result<Loaded> {
+        let model = start::new_model(&settings, &origin, &self.data)?;
+        if settings.save_dtype == "auto" {
+            settings.save_dtype = wick_model::precision::dtype_name(model.stored_dtype()).into();
+        }
         Ok(Loaded {
-            model: start::new_model(&settings, &origin, &self.data)?,
+            model,
             state: start::first_state(&settings),
             moments: None,
             settings,
@@ -219,7 +228,7 @@ impl Trainer {
         }
         if let Some(m) = &moments {
             // Skipped steps took no optimiser step: AdamW's bias correction counts updates.
-            opt.load_state(m, state.step - state.skipped)?;
+            opt.load_state(m, state.updates())?;
         }
         let mut data = Data::new(&corpus, &s)?;
         if from_checkpoint {
@@ -232,6 +241,10 @@ impl Trainer {
             MetricsLog::create(&metrics_path)?
         };
         install_ctrl_c();
+        // The products of every forward and backward pass from here on, evaluations included.
+        let _autocast = wick_model::autocast(s.precision);
+        model.set_grad_checkpoint(s.grad_checkpoint);
+        let overflow_at = overflow_hook();
         report.event(Event::Begin(&Begin {
             task: s.task.name(),
             tensors: opt.len(),
@@ -271,6 +284,14 @@ impl Trainer {
             let mut loss_sum = 0f64;
             let mut step_tokens = 0u64;
             let mut step_pairs: Vec<PairStats> = Vec::new();
+            // fp16: the loss is scaled up for the backward pass, the gradients down for the update.
+            let loss_scale = state.loss_scaler.as_ref().map_or(1.0, |l| l.scale);
+            let backward_scale =
+                if overflow_at == Some(state.step + 1) && state.loss_scaler.is_some() {
+                    loss_scale * 2f64.powi(40)
+                } else {
+                    loss_scale
+                };
             for micro in 0..s.grad_accum {
                 if dropout {
                     // Masks keyed by (seed, step, micro-batch): a resumed run draws the same ones.
@@ -283,12 +304,13 @@ impl Trainer {
                 step_pairs.extend(m.pairs);
                 let loss = m.loss;
                 loss_sum += loss.to_scalar::<f32>().map_err(ce)? as f64;
-                let loss = if s.grad_accum > 1 {
-                    (loss / s.grad_accum as f64).map_err(ce)?
+                let k = backward_scale / s.grad_accum as f64;
+                let loss = if k != 1.0 {
+                    (loss * k).map_err(ce)?
                 } else {
                     loss
                 };
-                let g = opt.grads(&loss.backward().map_err(ce)?);
+                let g = opt.grads(&model.backward(&loss)?);
                 match grads.as_mut() {
                     None => grads = Some(g),
                     Some(acc) => AdamW::accumulate(acc, g)?,
@@ -297,24 +319,35 @@ impl Trainer {
             model.set_dropout_key(None);
             let grads = grads.expect("grad_accum >= 1");
             let loss = loss_sum / s.grad_accum as f64;
-            let norm = AdamW::global_norm(&grads)?;
+            let norm = AdamW::global_norm(&grads)? / loss_scale;
             let lr = s.schedule.lr(state.step);
-            // A non-finite loss or gradient is caught before the update: the weights stay finite.
-            let nonfinite = if !loss.is_finite() {
+            // An fp16 step whose scaled gradient overflowed is the scaler's to skip (GradScaler:
+            // no update, the scale halves); any other non-finite loss or gradient is caught
+            // before the update too, so the weights stay finite.
+            let overflow = state.loss_scaler.is_some() && loss.is_finite() && !norm.is_finite();
+            let nonfinite = if overflow {
+                None
+            } else if !loss.is_finite() {
                 Some(format!("the loss is {loss}"))
             } else if !norm.is_finite() {
                 Some(format!("the gradient norm is {norm}"))
             } else {
                 None
             };
+            if let Some(scaler) = state.loss_scaler.as_mut() {
+                if nonfinite.is_none() {
+                    scaler.update(overflow);
+                }
+            }
             match &nonfinite {
+                None if overflow => state.overflow_skipped += 1,
                 None => {
-                    let scale = if s.grad_clip > 0.0 {
+                    let clip = if s.grad_clip > 0.0 {
                         (s.grad_clip / (norm + 1e-6)).min(1.0)
                     } else {
                         1.0
                     };
-                    opt.update(&grads, lr, scale)?;
+                    opt.update(&grads, lr, clip / loss_scale)?;
                 }
                 Some(what) if state.skipped < self.skip_nonfinite => {
                     state.skipped += 1;
@@ -356,9 +389,13 @@ impl Trainer {
                 "step_ms": step_s * 1e3,
                 "elapsed_s": state.elapsed_s,
             });
-            if nonfinite.is_some() {
+            if nonfinite.is_some() || overflow {
                 // The metrics log is JSON: NaN and infinity are written as null.
                 rec["skipped"] = json!(true);
+            }
+            if state.loss_scaler.is_some() {
+                // The scale this step's backward pass used.
+                rec["loss_scale"] = json!(loss_scale);
             }
             if let Some(e) = data.epoch() {
                 rec["epoch"] = json!(e);
@@ -407,14 +444,28 @@ impl Trainer {
         if matches!(stop, Stop::NonFinite { .. }) {
             return Ok(summary(&state, stop, first_val, last_val));
         }
+        let save_dtype = wick_model::precision::parse_dtype(&s.save_dtype)?.unwrap_or(DType::F32);
         if matches!(s.task, Task::Reward { .. }) && model.adapter().is_some() {
             // What rm-score and ppo-step load: the classifier with the adapter folded in.
             let mut merged = model.clone();
             merged.merge_adapter()?;
-            merged.save(out)?;
+            merged.save_as(out, save_dtype)?;
+        } else if stop == Stop::Done && model.adapter().is_none() && save_dtype != DType::F32 {
+            // The finished model in its dtype, in place of the link to the checkpoint's f32
+            // weights (which stay, for a later --resume with more steps).
+            model.save_as(out, save_dtype)?;
         }
         Ok(summary(&state, stop, first_val, last_val))
     }
+}
+
+/// `WICK_FP16_OVERFLOW_AT=STEP` (a test hook, like wick-io's `WICK_FAULT_AT`): that step's
+/// backward pass runs with the loss scale times 2^40, so that its fp16 products overflow as a
+/// real overflow would.
+fn overflow_hook() -> Option<u64> {
+    std::env::var("WICK_FP16_OVERFLOW_AT")
+        .ok()
+        .and_then(|v| v.parse().ok())
 }
 
 /// The settings with the paths they name made absolute (and the base model recorded), so that

@@ -14,6 +14,7 @@ use rayon::prelude::*;
 use super::cpu::{exp, f32s, fused, output, simd_dispatch, sum_map2, LANES, MIN_TASK_WORK};
 use super::product::{cpu_f32, mm, rows, transposed};
 use super::reference;
+use crate::precision::{current, Precision};
 
 /// Causal attention. q [B, nh, Tq, hd]; k, v [B, nkv, Tk, hd] with nh a multiple of nkv (query
 /// head h reads key/value head h / (nh / nkv)) and Tk >= Tq: query i sits at absolute position
@@ -50,6 +51,7 @@ pub fn attention(
         return reference::attention(q, k, v, scale, segments);
     }
     let op = Attention {
+        p: current(),
         scale: scale as f32,
         segments: segments.map(|s| s.contiguous()).transpose()?,
     };
@@ -88,6 +90,7 @@ pub fn attention_packed(
         return reference::attention_packed(qkv, nh, nkv, scale, segments);
     }
     qkv.contiguous()?.apply_op1(AttentionPacked {
+        p: current(),
         nh,
         nkv,
         scale: scale as f32,
@@ -98,6 +101,7 @@ pub fn attention_packed(
 struct Attention {
     scale: f32,
     segments: Option<Tensor>,
+    p: Precision,
 }
 
 #[derive(Clone, Copy)]
@@ -111,10 +115,12 @@ struct Dims {
     /// q, k and v (and their gradients) are heads of one [B, nh + 2 nkv, T, hd] tensor
     /// (`attention_packed`) rather than three [B, heads, T, hd] ones.
     packed: bool,
+    /// The products' precision (the op's, from when it was recorded).
+    prec: Precision,
 }
 
 impl Dims {
-    fn of(q: &Layout, k: &Layout) -> Result<Dims> {
+    fn of(q: &Layout, k: &Layout, prec: Precision) -> Result<Dims> {
         let (b, nh, tq, hd) = q.shape().dims4()?;
         let (_, nkv, tk, _) = k.shape().dims4()?;
         Ok(Dims {
@@ -125,10 +131,11 @@ impl Dims {
             tk,
             hd,
             packed: false,
+            prec,
         })
     }
 
-    fn packed(qkv: &Layout, nh: usize, nkv: usize) -> Result<Dims> {
+    fn packed(qkv: &Layout, nh: usize, nkv: usize, prec: Precision) -> Result<Dims> {
         let (b, _, t, hd) = qkv.shape().dims4()?;
         Ok(Dims {
             b,
@@ -138,6 +145,7 @@ impl Dims {
             tk: t,
             hd,
             packed: true,
+            prec,
         })
     }
 
@@ -350,6 +358,7 @@ fn probabilities(
     // of p, rows tk apart, starts at (i0, lo) and ends inside p.
     unsafe {
         mm(
+            d.prec,
             (b.rows(), b.keys(), d.hd),
             p[b.i0 * d.tk + b.lo..].as_mut_ptr(),
             d.tk,
@@ -382,6 +391,7 @@ fn forward(d: &Dims, q: &[f32], k: &[f32], v: &[f32], scale: f32, seg: Option<&[
                 // SAFETY: y[bi, :, h, :] belongs to this task alone; rows are nh * hd apart.
                 unsafe {
                     mm(
+                        d.prec,
                         (b.rows(), d.hd, b.keys()),
                         yp.at(((bi * d.tq + b.i0) * d.nh + h) * d.hd),
                         d.nh * d.hd,
@@ -414,7 +424,7 @@ impl CustomOp3 for Attention {
         sv: &CpuStorage,
         lv: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let d = Dims::of(lq, lk)?;
+        let d = Dims::of(lq, lk, self.p)?;
         let (q, k, v) = (
             f32s(sq, lq, "attention q")?,
             f32s(sk, lk, "attention k")?,
@@ -442,7 +452,7 @@ impl CustomOp3 for Attention {
             let (sk, lk) = k.storage_and_layout();
             let (sv, lv) = v.storage_and_layout();
             let (sdy, ldy) = dy.storage_and_layout();
-            let d = Dims::of(lq, lk)?;
+            let d = Dims::of(lq, lk, self.p)?;
             backward(
                 &d,
                 cpu_f32(&sq, lq, "attention q")?,
@@ -468,6 +478,7 @@ impl CustomOp3 for Attention {
 }
 
 struct AttentionPacked {
+    p: Precision,
     nh: usize,
     nkv: usize,
     scale: f32,
@@ -480,7 +491,7 @@ impl CustomOp1 for AttentionPacked {
     }
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        let d = Dims::packed(l, self.nh, self.nkv)?;
+        let d = Dims::packed(l, self.nh, self.nkv, self.p)?;
         let qkv = f32s(s, l, "attention_packed qkv")?;
         let seg = segments_data(&self.segments)?;
         let y = forward(&d, qkv, qkv, qkv, self.scale, seg.as_deref());
@@ -493,7 +504,7 @@ impl CustomOp1 for AttentionPacked {
         {
             let (s, l) = qkv.storage_and_layout();
             let (sdy, ldy) = dy.storage_and_layout();
-            let d = Dims::packed(l, self.nh, self.nkv)?;
+            let d = Dims::packed(l, self.nh, self.nkv, self.p)?;
             let x = cpu_f32(&s, l, "attention_packed qkv")?;
             let all = Shared(dqkv.as_mut_ptr());
             backward(
@@ -561,6 +572,7 @@ fn backward(
                     let dkb = dkp.at(k_off + b.lo * d.hd);
                     let dqb = dqp.at(d.q_at(bi, h) + b.i0 * d.hd);
                     mm(
+                        d.prec,
                         (b.keys(), d.hd, b.rows()),
                         dvb,
                         d.hd,
@@ -573,6 +585,7 @@ fn backward(
                         false,
                     );
                     mm(
+                        d.prec,
                         (b.rows(), b.keys(), d.hd),
                         ds[at..].as_mut_ptr(),
                         d.tk,
@@ -586,6 +599,7 @@ fn backward(
                     );
                     softmax_grad(&p, &mut ds, d.tk, b, scale);
                     mm(
+                        d.prec,
                         (b.rows(), d.hd, b.keys()),
                         dqb,
                         d.hd,
@@ -598,6 +612,7 @@ fn backward(
                         false,
                     );
                     mm(
+                        d.prec,
                         (b.keys(), d.hd, b.rows()),
                         dkb,
                         d.hd,

@@ -7,6 +7,13 @@ use std::ops::Range;
 use candle_core::{bail, CpuStorage, Layout, Result, Tensor};
 use rayon::prelude::*;
 
+/// Whether the fused kernels apply to these operands and a weight: as `fused`, except that the
+/// weight may also be kept in bf16 or f16 (a half-precision model).
+pub(crate) fn fused_with_weight(ts: &[&Tensor], w: &Tensor) -> bool {
+    use candle_core::DType;
+    fused(ts) && w.device().is_cpu() && matches!(w.dtype(), DType::F32 | DType::BF16 | DType::F16)
+}
+
 /// Whether the fused kernels apply: every tensor on the CPU and f32. Anything else runs the
 /// `reference` composition of candle ops.
 pub(crate) fn fused(ts: &[&Tensor]) -> bool {
@@ -15,7 +22,7 @@ pub(crate) fn fused(ts: &[&Tensor]) -> bool {
 }
 
 /// The f32 elements of a contiguous tensor.
-pub(super) fn f32s<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [f32]> {
+pub(crate) fn f32s<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [f32]> {
     let data = s.as_slice::<f32>()?;
     match l.contiguous_offsets() {
         Some((a, b)) => Ok(&data[a..b]),

@@ -11,7 +11,7 @@
 use candle_core::{bail, CpuStorage, CustomOp1, Layout, Result, Shape, Tensor};
 
 use super::cpu::{f32s, fused, has_avx2, map_ranges, output, LANES};
-use super::product::cpu_f32;
+use super::product::{cpu_f32, storage_weight, Weight};
 use super::reference;
 
 /// Rows of x up to which `gemv` beats the general product (`examples/gemv_speed` measures it;
@@ -28,6 +28,16 @@ pub fn gemv(x: &Tensor, w: &Tensor) -> Result<Tensor> {
     }
     if x.track_op() || w.track_op() {
         bail!("gemv: inference only, but an input requires a gradient");
+    }
+    if w.dtype() == candle_core::DType::F16 && fused(&[x]) {
+        // An f16 weight: the general product reads it as stored.
+        return super::linear(x, w);
+    }
+    if w.dtype() == candle_core::DType::BF16 && fused(&[x]) && w.device().is_cpu() {
+        // A bf16 weight streams half the bytes: the point of keeping a model in bf16.
+        return x
+            .contiguous()?
+            .apply_op1_no_bwd(&Gemv { w: w.contiguous()? });
     }
     if !fused(&[x, w]) {
         return reference::linear(x, w);
@@ -50,6 +60,18 @@ impl CustomOp1 for Gemv {
         let (n, inp) = l.shape().dims2()?;
         let out_dim = self.w.dim(0)?;
         let (sw, lw) = self.w.storage_and_layout();
+        if let Weight::Bf16(w) = storage_weight(&sw, lw, "gemv w")? {
+            let mut y = output(n * out_dim);
+            let bits: &[u16] = half::slice::HalfFloatSliceExt::reinterpret_cast(w);
+            // x rounded as the batched bf16 product rounds it, so that decoding a token and
+            // scoring it in a batch agree.
+            let xr: Vec<f32> = x
+                .iter()
+                .map(|&v| half::bf16::from_f32(v).to_f32())
+                .collect();
+            super::lowp::gemv_bf16(&mut y, &xr, bits, n, out_dim, inp);
+            return Ok((CpuStorage::F32(y), Shape::from((n, out_dim))));
+        }
         let w = cpu_f32(&sw, lw, "gemv w")?;
         // Each task: a block of W's rows, its results as [n, rows] to be put in place.
         let blocks = map_ranges(out_dim, n * inp, |r| {

@@ -9,16 +9,17 @@ use std::sync::Mutex;
 use candle_core::{bail, CpuStorage, CustomOp2, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::cpu::{check_target_range, f32s, fused};
+use super::cpu::{check_target_range, f32s, fused_with_weight};
 use super::head_loss::{check_shapes, head_backward, logits_in_buffer, row_loss, BUFFER};
-use super::product::cpu_f32;
+use super::product::{cpu_f32, cpu_weight, storage_weight};
 use super::reference;
+use crate::precision::{current, Precision};
 
 /// log p(target_i) under softmax(h W^T) for each row: h [N, H], w [V, H], targets [N] u32 ->
 /// [N], differentiable in h and w. Equals `lm_head_logprobs` in value.
 pub fn lm_head_logprobs_train(h: &Tensor, w: &Tensor, targets: &Tensor) -> Result<Tensor> {
     let (_, _, v) = check_shapes("lm_head_logprobs_train", h, w, targets)?;
-    if !fused(&[h, w]) {
+    if !fused_with_weight(&[h], w) {
         return reference::lm_head_logprobs(h, w, targets);
     }
     if !(h.track_op() || w.track_op()) {
@@ -27,6 +28,7 @@ pub fn lm_head_logprobs_train(h: &Tensor, w: &Tensor, targets: &Tensor) -> Resul
     let t = targets.to_vec1::<u32>()?;
     check_target_range("lm_head_logprobs_train", &t, v)?;
     let op = HeadLogprobs {
+        p: current(),
         targets: t,
         w_grad: w.track_op(),
         dlogits: Mutex::new(None),
@@ -38,15 +40,15 @@ pub fn lm_head_logprobs_train(h: &Tensor, w: &Tensor, targets: &Tensor) -> Resul
 pub fn lm_head_entropy(h: &Tensor, w: &Tensor) -> Result<Tensor> {
     let (n, hd) = h.dims2()?;
     let (v, _) = w.dims2()?;
-    if !fused(&[h, w]) {
+    if !fused_with_weight(&[h], w) {
         return reference::lm_head_entropy(h, w);
     }
     let (h, w) = (h.contiguous()?, w.contiguous()?);
     let buf = {
         let ((sh, lh), (sw, lw)) = (h.storage_and_layout(), w.storage_and_layout());
         let hv = cpu_f32(&sh, lh, "lm_head_entropy h")?;
-        let wv = cpu_f32(&sw, lw, "lm_head_entropy w")?;
-        logits_in_buffer(hv, wv, n, v, hd)
+        let wv = storage_weight(&sw, lw, "lm_head_entropy w")?;
+        logits_in_buffer(current(), hv, wv, n, v, hd)
     };
     let out: Vec<f32> = buf
         .par_chunks(v)
@@ -68,6 +70,7 @@ pub fn lm_head_entropy(h: &Tensor, w: &Tensor) -> Result<Tensor> {
 }
 
 struct HeadLogprobs {
+    p: Precision,
     targets: Vec<u32>,
     w_grad: bool,
     /// softmax - onehot per row (= -d logp / d logits), left for the backward pass.
@@ -88,11 +91,11 @@ impl CustomOp2 for HeadLogprobs {
     ) -> Result<(CpuStorage, Shape)> {
         let (h, w) = (
             f32s(s1, l1, "lm_head_logprobs_train h")?,
-            f32s(s2, l2, "lm_head_logprobs_train w")?,
+            cpu_weight(s2, l2, "lm_head_logprobs_train w")?,
         );
         let (n, hd) = l1.shape().dims2()?;
         let v = l2.shape().dims2()?.0;
-        let mut buf = logits_in_buffer(h, w, n, v, hd);
+        let mut buf = logits_in_buffer(self.p, h, w, n, v, hd);
         let out: Vec<f32> = buf
             .par_chunks_mut(v)
             .zip(self.targets.par_iter())
@@ -120,7 +123,7 @@ impl CustomOp2 for HeadLogprobs {
             .zip(g.par_iter())
             .with_min_len(16)
             .for_each(|(row, &gi)| row.iter_mut().for_each(|x| *x *= -gi));
-        let (dh, dw) = head_backward(&d, h, w, 1.0, self.w_grad)?;
+        let (dh, dw) = head_backward(self.p, &d, h, w, 1.0, self.w_grad)?;
         *BUFFER.lock().expect("not poisoned") = d;
         Ok((Some(dh), dw))
     }

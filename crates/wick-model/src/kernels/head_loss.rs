@@ -11,10 +11,14 @@ use candle_core::{bail, CpuStorage, CustomOp2, DType, Layout, Result, Shape, Ten
 use rayon::prelude::*;
 
 use super::cpu::{
-    check_target_range, exp, f32s, fused, max_scaled, output, simd_dispatch, sum_map, LANES,
+    check_target_range, exp, f32s, fused_with_weight, max_scaled, output, simd_dispatch, sum_map,
+    LANES,
 };
-use super::product::{cpu_f32, mm, rows, transposed, x_wt};
+use super::product::{
+    cpu_f32, cpu_weight, mm, mm_w, rows, storage_weight, transposed, x_wt, Weight,
+};
 use super::reference;
+use crate::precision::{current, Precision};
 
 /// Mean next-token cross-entropy of the logits h W^T: h [N, H], w [V, H] (the head, or the
 /// tied embedding), targets [N] u32, optional per-row weights [N] f32 (weighted mean; 0, with
@@ -32,13 +36,14 @@ pub fn lm_head_loss(
             bail!("lm_head_loss: weights {:?} must be [{n}]", wt.dims());
         }
     }
-    if !fused(&[h, w]) {
+    if !fused_with_weight(&[h], w) {
         return reference::lm_head_loss(h, w, targets, weights);
     }
     let weights = weights
         .map(|x| x.to_dtype(DType::F32)?.to_vec1::<f32>())
         .transpose()?;
     let op = HeadLoss {
+        p: current(),
         targets: targets.to_vec1::<u32>()?,
         wsum: weights
             .as_ref()
@@ -56,7 +61,7 @@ pub fn lm_head_loss(
 /// `reference::lm_head_logprobs` without a fresh [N, vocab] tensor.
 pub fn lm_head_logprobs(h: &Tensor, w: &Tensor, targets: &Tensor) -> Result<Tensor> {
     let (n, hd, v) = check_shapes("lm_head_logprobs", h, w, targets)?;
-    if !fused(&[h, w]) {
+    if !fused_with_weight(&[h], w) {
         return reference::lm_head_logprobs(h, w, targets);
     }
     let t = targets.to_vec1::<u32>()?;
@@ -65,8 +70,8 @@ pub fn lm_head_logprobs(h: &Tensor, w: &Tensor, targets: &Tensor) -> Result<Tens
     let mut buf = {
         let ((sh, lh), (sw, lw)) = (h.storage_and_layout(), w.storage_and_layout());
         let hv = cpu_f32(&sh, lh, "lm_head_logprobs h")?;
-        let wv = cpu_f32(&sw, lw, "lm_head_logprobs w")?;
-        logits_in_buffer(hv, wv, n, v, hd)
+        let wv = storage_weight(&sw, lw, "lm_head_logprobs w")?;
+        logits_in_buffer(current(), hv, wv, n, v, hd)
     };
     let out: Vec<f32> = buf
         .par_chunks_mut(v)
@@ -100,6 +105,7 @@ pub(super) fn check_shapes(
 }
 
 struct HeadLoss {
+    p: Precision,
     targets: Vec<u32>,
     weights: Option<Vec<f32>>,
     /// Sum of the weights (N without weights): the mean's denominator.
@@ -116,10 +122,17 @@ pub(super) static BUFFER: Mutex<Vec<f32>> = Mutex::new(Vec::new());
 
 /// h W^T (h: n x hd, w: v x hd, both contiguous) into the kept buffer, which the caller gives
 /// back to BUFFER when done with it.
-pub(super) fn logits_in_buffer(h: &[f32], w: &[f32], n: usize, v: usize, hd: usize) -> Vec<f32> {
+pub(super) fn logits_in_buffer(
+    p: Precision,
+    h: &[f32],
+    w: Weight,
+    n: usize,
+    v: usize,
+    hd: usize,
+) -> Vec<f32> {
     let mut buf = std::mem::take(&mut *BUFFER.lock().expect("not poisoned"));
     buf.resize(n * v, 0.0);
-    x_wt(&mut buf, h, w, (n, v, hd));
+    x_wt(p, &mut buf, h, w, (n, v, hd));
     buf
 }
 
@@ -178,12 +191,12 @@ impl CustomOp2 for HeadLoss {
     ) -> Result<(CpuStorage, Shape)> {
         let (h, w) = (
             f32s(s1, l1, "lm_head_loss h")?,
-            f32s(s2, l2, "lm_head_loss w")?,
+            cpu_weight(s2, l2, "lm_head_loss w")?,
         );
         let (n, hd) = l1.shape().dims2()?;
         let v = l2.shape().dims2()?.0;
         check_target_range("lm_head_loss", &self.targets, v)?;
-        let mut buf = logits_in_buffer(h, w, n, v, hd);
+        let mut buf = logits_in_buffer(self.p, h, w, n, v, hd);
         let weights = self.weights.as_deref();
         // Per-row losses summed in row order afterwards: the same bits however the rows were
         // spread over the threads (exact resume depends on it).
@@ -233,7 +246,7 @@ impl CustomOp2 for HeadLoss {
         } else {
             (upstream / self.wsum) as f32
         };
-        let (dh, dw) = head_backward(&d, h, w, k, self.w_grad)?;
+        let (dh, dw) = head_backward(self.p, &d, h, w, k, self.w_grad)?;
         *BUFFER.lock().expect("not poisoned") = d;
         Ok((Some(dh), dw))
     }
@@ -242,6 +255,7 @@ impl CustomOp2 for HeadLoss {
 /// The backward pass of logits = h W^T given d = k * dloss/dlogits (k applied here):
 /// dh = k d W and, when the head trains, dW = k d^T h.
 pub(super) fn head_backward(
+    p: Precision,
     d: &[f32],
     h: &Tensor,
     w: &Tensor,
@@ -253,18 +267,19 @@ pub(super) fn head_backward(
     let ((sh, lh), (sw, lw)) = (h.storage_and_layout(), w.storage_and_layout());
     let (hv, wv) = (
         cpu_f32(&sh, lh, "lm_head_loss h")?,
-        cpu_f32(&sw, lw, "lm_head_loss w")?,
+        storage_weight(&sw, lw, "lm_head_loss w")?,
     );
     let mut dh = output(n * hd);
     // SAFETY: d is n x v, w is v x hd, all contiguous; dh is n x hd.
     unsafe {
-        mm(
+        mm_w(
+            p,
             (n, hd, v),
             dh.as_mut_ptr(),
             hd,
             d.as_ptr(),
             rows(v),
-            wv.as_ptr(),
+            wv,
             rows(hd),
             k,
             false,
@@ -276,6 +291,7 @@ pub(super) fn head_backward(
         // SAFETY: d is n x v, h is n x hd, contiguous; dw is v x hd.
         unsafe {
             mm(
+                p,
                 (v, hd, n),
                 dw.as_mut_ptr(),
                 hd,

@@ -15,9 +15,10 @@
 
 use candle_core::{bail, CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
 
-use super::cpu::{f32s, fused, output};
-use super::product::{cpu_f32, mm, rows, transposed, x_w, x_wt};
+use super::cpu::{f32s, fused_with_weight, output};
+use super::product::{cpu_f32, cpu_weight, mm, mm_w, rows, storage_weight, transposed, x_w, x_wt};
 use super::reference;
+use crate::precision::{current, Precision};
 
 /// x [N, in] times the constant w [out, in] transposed: [N, out]. Differentiable in x only.
 pub fn frozen_matmul(x: &Tensor, w: &Tensor) -> Result<Tensor> {
@@ -32,10 +33,11 @@ pub fn linear(x: &Tensor, w: &Tensor) -> Result<Tensor> {
     if win != inp {
         bail!("linear: x {:?} and w {:?} do not fit", x.dims(), w.dims());
     }
-    if !fused(&[x, w]) {
+    if !fused_with_weight(&[x], w) {
         return reference::linear(x, w);
     }
-    x.contiguous()?.apply_op2(&w.contiguous()?, Linear)
+    x.contiguous()?
+        .apply_op2(&w.contiguous()?, Linear { p: current() })
 }
 
 /// x [N, in] times wt [in, out]: [N, out]. Forward only: the result is cut from the graph (no
@@ -50,14 +52,16 @@ pub fn matmul_t(x: &Tensor, wt: &Tensor) -> Result<Tensor> {
             wt.dims()
         );
     }
-    if !fused(&[x, wt]) {
+    if !fused_with_weight(&[x], wt) {
         return reference::linear(x, &wt.t()?);
     }
     x.contiguous()?
-        .apply_op2_no_bwd(&wt.contiguous()?, &MatmulT)
+        .apply_op2_no_bwd(&wt.contiguous()?, &MatmulT { p: current() })
 }
 
-struct MatmulT;
+struct MatmulT {
+    p: Precision,
+}
 
 impl CustomOp2 for MatmulT {
     fn name(&self) -> &'static str {
@@ -71,12 +75,13 @@ impl CustomOp2 for MatmulT {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        product(s1, l1, s2, l2, true)
+        product(self.p, s1, l1, s2, l2, true)
     }
 }
 
 /// x [N, in] times a weight stored [out, in] (`transposed_w` false) or kept [in, out] (true).
 fn product(
+    p: Precision,
     s1: &CpuStorage,
     l1: &Layout,
     s2: &CpuStorage,
@@ -84,20 +89,22 @@ fn product(
     transposed_w: bool,
 ) -> Result<(CpuStorage, Shape)> {
     let x = f32s(s1, l1, "linear x")?;
-    let w = f32s(s2, l2, "linear w")?;
+    let w = cpu_weight(s2, l2, "linear w")?;
     let (n, inp) = l1.shape().dims2()?;
     let (w0, w1) = l2.shape().dims2()?;
     let out_dim = if transposed_w { w1 } else { w0 };
     let mut y = output(n * out_dim);
     if transposed_w {
-        x_w(&mut y, x, w, (n, out_dim, inp));
+        x_w(p, &mut y, x, w, (n, out_dim, inp));
     } else {
-        x_wt(&mut y, x, w, (n, out_dim, inp));
+        x_wt(p, &mut y, x, w, (n, out_dim, inp));
     }
     Ok((CpuStorage::F32(y), Shape::from((n, out_dim))))
 }
 
-struct Linear;
+struct Linear {
+    p: Precision,
+}
 
 impl CustomOp2 for Linear {
     fn name(&self) -> &'static str {
@@ -111,7 +118,7 @@ impl CustomOp2 for Linear {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        product(s1, l1, s2, l2, false)
+        product(self.p, s1, l1, s2, l2, false)
     }
 
     fn bwd(
@@ -128,17 +135,18 @@ impl CustomOp2 for Linear {
         let dyv = cpu_f32(&sd, ld, "linear grad")?;
         let dx = if x.track_op() {
             let (sw, lw) = w.storage_and_layout();
-            let wv = cpu_f32(&sw, lw, "linear w")?;
+            let wv = storage_weight(&sw, lw, "linear w")?;
             let mut dx = output(n * inp);
             // SAFETY: dy is n x out and w out x inp, contiguous; dx is n x inp.
             unsafe {
-                mm(
+                mm_w(
+                    self.p,
                     (n, inp, out_dim),
                     dx.as_mut_ptr(),
                     inp,
                     dyv.as_ptr(),
                     rows(out_dim),
-                    wv.as_ptr(),
+                    wv,
                     rows(inp),
                     1.0,
                     false,
@@ -156,6 +164,7 @@ impl CustomOp2 for Linear {
             // SAFETY: dy is n x out and x n x inp, contiguous; dw is out x inp.
             unsafe {
                 mm(
+                    self.p,
                     (out_dim, inp, n),
                     dw.as_mut_ptr(),
                     inp,

@@ -7,9 +7,10 @@
 
 use candle_core::{bail, CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 
-use super::cpu::{f32s, fused, output};
-use super::product::{cpu_f32, mm, rows, transposed, x_wt};
+use super::cpu::{f32s, fused_with_weight, output};
+use super::product::{cpu_f32, mm, mm_w, rows, storage_weight, transposed, x_wt};
 use super::reference;
+use crate::precision::{current, Precision};
 
 /// x [N, in], frozen w [out, in], a [r, in], b [out, r] -> [N, out]. Differentiable in x, a
 /// and b (w gets no gradient). Equals `x.matmul(w^T) + (x.matmul(a^T).matmul(b^T) * scale)`.
@@ -26,13 +27,14 @@ pub fn lora_matmul(x: &Tensor, w: &Tensor, a: &Tensor, b: &Tensor, scale: f64) -
             b.dims()
         );
     }
-    if !fused(&[x, w, a, b]) {
+    if !fused_with_weight(&[x, a, b], w) {
         return reference::lora_matmul(x, w, a, b, scale);
     }
     x.contiguous()?.apply_op3(
         &a.contiguous()?,
         &b.contiguous()?,
         LoraMatmul {
+            p: current(),
             w: w.detach().contiguous()?,
             scale: scale as f32,
         },
@@ -40,6 +42,7 @@ pub fn lora_matmul(x: &Tensor, w: &Tensor, a: &Tensor, b: &Tensor, scale: f64) -
 }
 
 struct LoraMatmul {
+    p: Precision,
     w: Tensor,
     scale: f32,
 }
@@ -65,14 +68,15 @@ impl CustomOp3 for LoraMatmul {
         let (r, _) = la.shape().dims2()?;
         let out = self.w.dim(0)?;
         let (sw, lw) = self.w.storage_and_layout();
-        let w = cpu_f32(&sw, lw, "lora_matmul w")?;
+        let w = storage_weight(&sw, lw, "lora_matmul w")?;
         let mut u = output(n * r);
         let mut y = output(n * out);
-        x_wt(&mut y, x, w, (n, out, inp));
-        x_wt(&mut u, x, a, (n, r, inp));
+        x_wt(self.p, &mut y, x, w, (n, out, inp));
+        x_wt(self.p, &mut u, x, a, (n, r, inp));
         // SAFETY: u is n x r and b out x r, contiguous (checked by f32s); y is n x out.
         unsafe {
             mm(
+                self.p,
                 (n, out, r),
                 y.as_mut_ptr(),
                 out,
@@ -110,17 +114,18 @@ impl CustomOp3 for LoraMatmul {
         let xv = cpu_f32(&sx, lx, "lora_matmul x")?;
         let av = cpu_f32(&sa, la, "lora_matmul a")?;
         let bv = cpu_f32(&sb, lb, "lora_matmul b")?;
-        let w = cpu_f32(&sw, lw, "lora_matmul w")?;
+        let w = storage_weight(&sw, lw, "lora_matmul w")?;
         let (mut v, mut u) = (output(n * r), output(n * r));
         let (mut da, mut db) = (output(r * inp), output(out * r));
         let mut dx = x.track_op().then(|| output(n * inp));
         // u = x A^T
-        x_wt(&mut u, xv, av, (n, r, inp));
+        x_wt(self.p, &mut u, xv, av, (n, r, inp));
         // SAFETY: as in the forward pass; dy is n x out, v and u n x r, da r x inp, db out x r,
         // dx n x inp, each freshly allocated.
         unsafe {
             // v = dy B
             mm(
+                self.p,
                 (n, r, out),
                 v.as_mut_ptr(),
                 r,
@@ -134,6 +139,7 @@ impl CustomOp3 for LoraMatmul {
             );
             // dA = s v^T x, dB = s dy^T u
             mm(
+                self.p,
                 (r, inp, n),
                 da.as_mut_ptr(),
                 inp,
@@ -146,6 +152,7 @@ impl CustomOp3 for LoraMatmul {
                 true,
             );
             mm(
+                self.p,
                 (out, r, n),
                 db.as_mut_ptr(),
                 r,
@@ -159,19 +166,21 @@ impl CustomOp3 for LoraMatmul {
             );
             if let Some(dx) = dx.as_mut() {
                 // dx = dy W + s v A
-                mm(
+                mm_w(
+                    self.p,
                     (n, inp, out),
                     dx.as_mut_ptr(),
                     inp,
                     dyv.as_ptr(),
                     rows(out),
-                    w.as_ptr(),
+                    w,
                     rows(inp),
                     1.0,
                     false,
                     true,
                 );
                 mm(
+                    self.p,
                     (n, inp, r),
                     dx.as_mut_ptr(),
                     inp,

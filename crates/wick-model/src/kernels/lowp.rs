@@ -24,7 +24,7 @@ use std::sync::OnceLock;
 use rayon::prelude::*;
 
 use super::cpu::{map_ranges, simd_dispatch, simd_kernel, LANES};
-use super::product::{mm, Strides};
+use super::product::{mm_f32 as mm, Strides};
 
 // ---------------------------------------------------------------------------------------------
 // Conversions
@@ -1635,7 +1635,7 @@ mod gemv_avx512 {
 /// items); not an API.
 #[doc(hidden)]
 pub mod bench {
-    use super::super::product::{mm, Strides};
+    use super::super::product::{mm_f32 as mm, Strides};
     use super::{Bf16Kernel, Src};
 
     /// Which product `product` runs.

@@ -5,8 +5,11 @@ use std::collections::BTreeMap;
 use std::sync::{Mutex, OnceLock};
 use std::time::Instant;
 
-use candle_core::{bail, Layout, Result, Storage};
+use candle_core::{bail, CpuStorage, Layout, Result, Storage};
 use gemm::{gemm, Parallelism};
+
+use super::lowp::{self, Src};
+use crate::Precision;
 
 /// How a matrix is laid out: elements `rs` apart down a column, `cs` apart along a row.
 #[derive(Clone, Copy)]
@@ -26,14 +29,16 @@ pub(super) fn transposed(rs: usize) -> Strides {
 }
 
 /// dst (m x n, rows `dst_rs` apart) = beta * lhs (m x k) * rhs (k x n), plus dst when
-/// `accumulate`. `parallel`: split over rayon's threads (one big product) or stay on this
-/// thread (many small ones already spread over the threads).
+/// `accumulate`, with the operands in precision `p` (rounded to it; the products and their sum
+/// in f32, as torch.autocast's matmul). `parallel`: split over rayon's threads (one big product)
+/// or stay on this thread (many small ones already spread over the threads).
 ///
 /// # Safety
 /// The pointers must reach every element the sizes and strides address; dst must not overlap
 /// the inputs.
 #[allow(clippy::too_many_arguments)]
 pub(super) unsafe fn mm(
+    p: Precision,
     (m, n, k): (usize, usize, usize),
     dst: *mut f32,
     dst_rs: usize,
@@ -46,6 +51,66 @@ pub(super) unsafe fn mm(
     parallel: bool,
 ) {
     let started = profiling().then(Instant::now);
+    match p {
+        Precision::F32 => mm_f32(
+            (m, n, k),
+            dst,
+            dst_rs,
+            lhs,
+            l,
+            rhs,
+            r,
+            beta,
+            accumulate,
+            parallel,
+        ),
+        Precision::Bf16 => lowp::mm_bf16(
+            (m, n, k),
+            dst,
+            dst_rs,
+            Src::F32(lhs),
+            l,
+            Src::F32(rhs),
+            r,
+            beta,
+            accumulate,
+            parallel,
+        ),
+        Precision::F16 => lowp::mm_f16(
+            (m, n, k),
+            dst,
+            dst_rs,
+            Src::F32(lhs),
+            l,
+            Src::F32(rhs),
+            r,
+            beta,
+            accumulate,
+            parallel,
+        ),
+    }
+    if let Some(t) = started {
+        record((m, n, k, parallel), t);
+    }
+}
+
+/// `mm` in f32: the gemm crate, as candle's own matmul.
+///
+/// # Safety
+/// As `mm`'s.
+#[allow(clippy::too_many_arguments)]
+pub(super) unsafe fn mm_f32(
+    (m, n, k): (usize, usize, usize),
+    dst: *mut f32,
+    dst_rs: usize,
+    lhs: *const f32,
+    l: Strides,
+    rhs: *const f32,
+    r: Strides,
+    beta: f32,
+    accumulate: bool,
+    parallel: bool,
+) {
     let parallelism = match rayon::current_num_threads() {
         n if parallel && n > 1 => Parallelism::Rayon(n),
         _ => Parallelism::None,
@@ -71,28 +136,156 @@ pub(super) unsafe fn mm(
         false,
         parallelism,
     );
+}
+
+/// A weight operand as stored: f32, or the bits of a model kept in bf16 or f16. Weights are
+/// only ever the right-hand operand.
+#[derive(Clone, Copy)]
+pub(super) enum Weight<'a> {
+    F32(&'a [f32]),
+    Bf16(&'a [half::bf16]),
+    F16(&'a [half::f16]),
+}
+
+impl<'a> From<&'a [f32]> for Weight<'a> {
+    fn from(w: &'a [f32]) -> Weight<'a> {
+        Weight::F32(w)
+    }
+}
+
+impl Weight<'_> {
+    fn len(&self) -> usize {
+        match self {
+            Weight::F32(w) => w.len(),
+            Weight::Bf16(w) => w.len(),
+            Weight::F16(w) => w.len(),
+        }
+    }
+}
+
+/// `mm` with the right-hand operand a weight as stored. A half-precision weight sets the
+/// product's precision: the left operand is rounded to the weight's type, as a model kept in
+/// bf16 computes.
+///
+/// # Safety
+/// As `mm`'s.
+#[allow(clippy::too_many_arguments)]
+pub(super) unsafe fn mm_w(
+    p: Precision,
+    dims: (usize, usize, usize),
+    dst: *mut f32,
+    dst_rs: usize,
+    lhs: *const f32,
+    l: Strides,
+    rhs: Weight,
+    r: Strides,
+    beta: f32,
+    accumulate: bool,
+    parallel: bool,
+) {
+    let started = profiling().then(Instant::now);
+    let (m, n, k) = dims;
+    match rhs {
+        Weight::F32(w) => {
+            return mm(
+                p,
+                dims,
+                dst,
+                dst_rs,
+                lhs,
+                l,
+                w.as_ptr(),
+                r,
+                beta,
+                accumulate,
+                parallel,
+            )
+        }
+        Weight::Bf16(w) => lowp::mm_bf16(
+            dims,
+            dst,
+            dst_rs,
+            Src::F32(lhs),
+            l,
+            Src::Bf16(w.as_ptr().cast()),
+            r,
+            beta,
+            accumulate,
+            parallel,
+        ),
+        Weight::F16(w) => {
+            // No stored-f16 operand in lowp: widened (exactly) and rounded back as it packs.
+            let wide: Vec<f32> = w.iter().map(|x| x.to_f32()).collect();
+            lowp::mm_f16(
+                dims,
+                dst,
+                dst_rs,
+                Src::F32(lhs),
+                l,
+                Src::F32(wide.as_ptr()),
+                r,
+                beta,
+                accumulate,
+                parallel,
+            )
+        }
+    }
     if let Some(t) = started {
         record((m, n, k, parallel), t);
     }
 }
 
+/// A weight's data in place: f32, bf16 or f16, contiguous.
+pub(super) fn cpu_weight<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<Weight<'a>> {
+    let Some((a, b)) = l.contiguous_offsets() else {
+        bail!("{what}: expected a contiguous weight");
+    };
+    Ok(match s {
+        CpuStorage::F32(v) => Weight::F32(&v[a..b]),
+        CpuStorage::BF16(v) => Weight::Bf16(&v[a..b]),
+        CpuStorage::F16(v) => Weight::F16(&v[a..b]),
+        _ => bail!("{what}: expected an f32, bf16 or f16 weight"),
+    })
+}
+
+/// `cpu_weight` of a tensor's storage (inside a backward pass, or a weight an op holds).
+pub(super) fn storage_weight<'a>(s: &'a Storage, l: &Layout, what: &str) -> Result<Weight<'a>> {
+    match s {
+        Storage::Cpu(c) => cpu_weight(c, l, what),
+        _ => bail!("{what}: the fused kernels run on the CPU only"),
+    }
+}
+
 /// dst (n x out) = x (n x inp) times w (out x inp) transposed, split over the threads: rows of
 /// an input times a weight stored [out, in], as Hugging Face stores it.
-pub(super) fn x_wt(dst: &mut [f32], x: &[f32], w: &[f32], (n, out, inp): (usize, usize, usize)) {
-    x_times(dst, x, w, transposed(inp), (n, out, inp))
+pub(super) fn x_wt<'a>(
+    p: Precision,
+    dst: &mut [f32],
+    x: &[f32],
+    w: impl Into<Weight<'a>>,
+    (n, out, inp): (usize, usize, usize),
+) {
+    x_times(p, dst, x, w.into(), transposed(inp), (n, out, inp))
 }
 
 /// dst (n x out) = x (n x inp) times wt (inp x out), split over the threads: rows of an input
 /// times a weight kept transposed, [in, out] (see `matmul_t`).
-pub(super) fn x_w(dst: &mut [f32], x: &[f32], wt: &[f32], (n, out, inp): (usize, usize, usize)) {
-    x_times(dst, x, wt, rows(out), (n, out, inp))
+pub(super) fn x_w<'a>(
+    p: Precision,
+    dst: &mut [f32],
+    x: &[f32],
+    wt: impl Into<Weight<'a>>,
+    (n, out, inp): (usize, usize, usize),
+) {
+    x_times(p, dst, x, wt.into(), rows(out), (n, out, inp))
 }
 
 /// dst (n x out) = x (n x inp) times the inp x out matrix `rhs` laid out as `r`.
 fn x_times(
+    p: Precision,
     dst: &mut [f32],
     x: &[f32],
-    rhs: &[f32],
+    rhs: Weight,
     r: Strides,
     (n, out, inp): (usize, usize, usize),
 ) {
@@ -103,13 +296,14 @@ fn x_times(
     // SAFETY: the sizes are checked above (either layout of rhs spans out * inp elements); dst
     // is borrowed mutably, so it overlaps neither input.
     unsafe {
-        mm(
+        mm_w(
+            p,
             (n, out, inp),
             dst.as_mut_ptr(),
             out,
             x.as_ptr(),
             rows(inp),
-            rhs.as_ptr(),
+            rhs,
             r,
             1.0,
             false,

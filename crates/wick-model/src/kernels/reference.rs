@@ -120,8 +120,13 @@ pub fn silu_mul_packed(gu: &Tensor) -> Result<Tensor> {
 
 /// x [N, in] times w [out, in] transposed: [N, out] (the kernels `linear`, `frozen_matmul`
 /// with w detached, `matmul_t` with w transposed back, and `gemv`).
+/// A weight kept in another dtype (a bf16 model's) takes the product into its dtype, and the
+/// result comes back in x's.
 pub fn linear(x: &Tensor, w: &Tensor) -> Result<Tensor> {
-    x.matmul(&w.t()?)
+    if w.dtype() == x.dtype() {
+        return x.matmul(&w.t()?);
+    }
+    x.to_dtype(w.dtype())?.matmul(&w.t()?)?.to_dtype(x.dtype())
 }
 
 /// A linear layer with a LoRA adapter: `x W^T + scale (x A^T) B^T`, W frozen.

@@ -72,7 +72,7 @@ impl BottleneckAdapter {
         h + self.up.forward(&self.down.forward(h)?.silu()?)?
     }
 
-    fn slots(&mut self) -> [(&'static str, &'static str, &mut Tensor); 4] {
+    pub(super) fn slots(&mut self) -> [(&'static str, &'static str, &mut Tensor); 4] {
         let (d, u) = (&mut self.down, &mut self.up);
         [
             ("down", "weight", &mut d.weight),

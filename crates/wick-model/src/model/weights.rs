@@ -20,6 +20,9 @@ pub(super) trait Source {
 struct Loaded {
     map: HashMap<String, Tensor>,
     file: String,
+    /// The dtype the matrices are kept in (None: as stored, f64 narrowed to f32). Vectors
+    /// (norms, biases) are always f32: the ops that read them compute in f32.
+    dtype: Option<DType>,
 }
 
 impl Source for Loaded {
@@ -35,10 +38,15 @@ impl Source for Loaded {
                 t.dims()
             )));
         }
+        let want = match (self.dtype, t.dtype()) {
+            // The classifier's head is read by a plain f32 product (one row per sequence).
+            _ if t.rank() < 2 || name == names::SCORE => DType::F32,
+            (Some(d), _) => d,
+            (None, DType::F64) => DType::F32,
+            (None, d) => d,
+        };
         match t.dtype() {
-            DType::F32 | DType::F16 | DType::BF16 | DType::F64 => {
-                t.to_dtype(DType::F32).map_err(ce)
-            }
+            DType::F32 | DType::F16 | DType::BF16 | DType::F64 => t.to_dtype(want).map_err(ce),
             other => Err(Error::msg(format!(
                 "{}: tensor {name} has dtype {other:?}; expected a float type",
                 self.file
@@ -143,6 +151,20 @@ impl Llama {
     /// an error naming it), every one it uses must be there with its shape, and the weights
     /// must fit in this machine's memory (checked from the config before anything is read).
     pub fn load(dir: &Path) -> Result<Llama> {
+        Llama::load_as(dir, Some(DType::F32))
+    }
+
+    /// The same with the weight matrices kept in `dtype` (f32, bf16 or f16; None: the
+    /// checkpoint's own, transformers' `dtype="auto"`). The products then run in the matrices'
+    /// dtype with f32 accumulation; norms, biases and every activation stay f32.
+    pub fn load_as(dir: &Path, dtype: Option<DType>) -> Result<Llama> {
+        if let Some(d) = dtype {
+            if !matches!(d, DType::F32 | DType::BF16 | DType::F16) {
+                return Err(Error::msg(format!(
+                    "weights can be kept in f32, bf16 or f16, not {d:?}"
+                )));
+            }
+        }
         let config_path = dir.join("config.json");
         let config = Config::load(&config_path)?;
         crate::memory::check_weights(&config)
@@ -169,9 +191,14 @@ impl Llama {
                 .collect()
         })()
         .map_err(|e| Error::msg(format!("{}: cannot read safetensors: {e}", file.display())))?;
+        let stored = map
+            .get(names::EMBED)
+            .map(|t| t.dtype())
+            .unwrap_or(DType::F32);
         let mut src = Loaded {
             map,
             file: file.display().to_string(),
+            dtype,
         };
         let mut model = Llama::load_body(config, &mut src)?;
         if let Some(labels) = model.config.num_labels() {
@@ -183,7 +210,11 @@ impl Llama {
                 let same = head.dims() == model.embed.dims()
                     && head
                         .to_dtype(DType::F32)
-                        .and_then(|h| h.eq(&model.embed)?.min_all()?.to_scalar::<u8>())
+                        .and_then(|h| {
+                            h.eq(&model.embed.to_dtype(DType::F32)?)?
+                                .min_all()?
+                                .to_scalar::<u8>()
+                        })
                         .map_err(ce)?
                         == 1;
                 if !same {
@@ -201,7 +232,19 @@ impl Llama {
             )?);
         }
         src.refuse_unused(&model.config, &config_path)?;
+        model.stored_dtype = stored;
         Ok(model)
+    }
+
+    /// The dtype the weight matrices are kept in.
+    pub fn dtype(&self) -> DType {
+        self.embed.dtype()
+    }
+
+    /// The dtype of the checkpoint the model was loaded from (f32 for a fresh one): what a
+    /// training run saves in unless told otherwise.
+    pub fn stored_dtype(&self) -> DType {
+        self.stored_dtype
     }
 
     /// A freshly initialised model (transformers' Llama initialisation, seeded).
@@ -309,10 +352,24 @@ impl Llama {
     /// Writes config.json and model.safetensors into `dir` (created if needed), each file
     /// atomically.
     pub fn save(&self, dir: &Path) -> Result<()> {
+        self.save_as(dir, DType::F32)
+    }
+
+    /// The same with every tensor saved in `dtype` (f32, bf16 or f16), as transformers'
+    /// `save_pretrained` of a model in that dtype; config.json says so.
+    pub fn save_as(&self, dir: &Path, dtype: DType) -> Result<()> {
         wick_io::create_dir_all(dir)?;
-        wick_io::write_atomic(dir.join("config.json"), self.config.to_json().as_bytes())?;
-        let tensors: HashMap<String, Tensor> = self.named_tensors().into_iter().collect();
-        save_safetensors(&tensors, &dir.join("model.safetensors"))
+        let tensors = self
+            .named_tensors()
+            .into_iter()
+            .map(|(n, t)| Ok((n, t.to_dtype(dtype).map_err(ce)?)))
+            .collect::<Result<HashMap<String, Tensor>>>()?;
+        save_safetensors(&tensors, &dir.join("model.safetensors"))?;
+        // The config last: until it is written the folder still says what it held before.
+        wick_io::write_atomic(
+            dir.join("config.json"),
+            self.config.to_json_as(dtype).as_bytes(),
+        )
     }
 }
 
