@@ -193,7 +193,7 @@ read -r load1 _ < /proc/loadavg
 echo "== precision and memory benchmark =="
 echo "threads: $THREADS; runs: $RUNS; cores: $cores; load avg: $load1; timer: $TIMER"
 echo "torch:   $("$PY" -c 'import torch, transformers, peft; print("torch", torch.__version__, "transformers", transformers.__version__, "peft", peft.__version__)'); attn $ATTN"
-echo "cpu:     $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'); bf16 hardware: $(grep -o -m1 -wE 'amx_bf16|avx512_bf16' /proc/cpuinfo | head -1 || echo none)"
+echo "cpu:     $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'); bf16 flags: $(grep -m1 '^flags' /proc/cpuinfo | grep -o -wE 'avx512_bf16|amx_bf16' | tr '\n' ' ' || true)"
 if [ "$SKIP_WICK" = 1 ]; then
   echo "wick:    skipped (BENCH_SKIP_WICK=1)"
 else
@@ -203,9 +203,16 @@ else
   [ $W_DTYPE = 1 ] || echo "NOTE: $PPL / $GEN lack --dtype (issue 21 not in this build): the wick side of d is skipped"
 fi
 [ "$SKIP" = "  " ] || echo "skipped sections:${SKIP% }"
-if awk "BEGIN{exit !($load1 > $cores * 0.5)}"; then
-  echo "WARNING: load average $load1 on $cores cores: the machine is busy, numbers will be noisy"
-fi
+busy() {  # warns when the machine is busy (each section calls it again)
+  local l
+  read -r l _ < /proc/loadavg
+  if awk "BEGIN{exit !($l > $cores * 0.5)}"; then
+    echo "WARNING: load average $l on $cores cores: the machine is busy, numbers will be noisy"
+    echo "         (torch's OpenMP threads wait for each other at every op: a busy machine slows"
+    echo "         it far more than wick, e.g. 10x on e's small ops, so wick/torch ratios flatter wick)"
+  fi
+}
+busy
 WICK_TRAIN=0; [ "$SKIP_WICK" != 1 ] && [ $W_PREC = 1 ] && [ $W_CKPT = 1 ] && WICK_TRAIN=1
 WICK_EVAL=0; [ "$SKIP_WICK" != 1 ] && [ $W_DTYPE = 1 ] && WICK_EVAL=1
 
@@ -293,6 +300,7 @@ if on a; then
   B=8 T=256
   echo
   echo "-- a. train step: small preset, batch $B x $T, $SPEED_STEPS steps a run, the first 5 discarded --"
+  busy
   a_wick() { wick_train a "wick-$1" "$2" -- --task pretrain --data "$SHARDS" \
     --config scripts/presets/small.json --batch-size $B --seq-len $T --max-steps "$SPEED_STEPS" \
     --precision "$1"; }
@@ -315,6 +323,7 @@ if on b; then
   else
     B=12 T=64
     echo "-- b. quality: nano, $QUALITY_STEPS steps, batch $B x $T, lr 1e-3 -> 1e-4, warmup 100, eval every 500 on 20 batches; f32 and bf16 --"
+    busy
     ppl_f32=(--dtype f32)
     for p in f32 bf16; do
       out=$DIR/runs/b-wick-$p
@@ -337,7 +346,7 @@ for line in open(sys.argv[1]):
     if line:
         d = json.loads(line)
         v = d.get("val_loss", v)
-print(v)' "$out/metrics.jsonl")
+print(v if v == "null" else f"{float(v):.4f}")' "$out/metrics.jsonl")
       record b "wick-$p" 1 "nll=$nll" "wall=$wall" "kb=$kb" "own_val=$own"
       printf '  wick %-4s  %8.1f s wall, %6s MiB peak RSS, val NLL %.4f (own last val loss %s) -> %s\n' \
         "$p" "$wall" "$(mib "$kb")" "$nll" "$own" "$out"
@@ -359,6 +368,7 @@ with open(sys.argv[3], "w") as f:
 EOF
   echo
   echo "-- c. memory: small preset (context raised to $MEM_SEQ: $CFG), batch $MEM_BATCH x $MEM_SEQ, precision $MEM_PREC, $MEM_STEPS steps a run --"
+  busy
   c_wick() { local extra=(); [ "$1" = ckpt ] && extra=(--grad-checkpoint)
     wick_train c "wick${1:+-$1}" "$2" -- --task pretrain --data "$SHARDS" --config "$CFG" \
       --batch-size "$MEM_BATCH" --seq-len "$MEM_SEQ" --max-steps "$MEM_STEPS" --precision "$MEM_PREC" \
@@ -397,6 +407,7 @@ with open(out, "w", encoding="utf-8") as f:
 EOF
   echo
   echo "-- d. ppl (seq $EVAL_SEQ, batch $EVAL_BATCH, val split of $SHARDS) and generate ($NPROMPTS prompts x $EVAL_NEW tokens, greedy) on $MODEL --"
+  busy
   check_gen() {  # output JSONL: NPROMPTS lines of EVAL_NEW ids each
     "$PY" - "$1" "$NPROMPTS" "$EVAL_NEW" <<'EOF'
 import json, sys
@@ -486,6 +497,7 @@ if on e; then
   fi
   echo
   echo "-- e. LoRA SFT step: $SMODEL (134.5M parameters, bf16 safetensors), batch $LORA_B x $LORA_T, r $LORA_R alpha $LORA_ALPHA q/k/v/o, bf16 + checkpointing, $LORA_STEPS steps a run --"
+  busy
   e_wick() { wick_train e wick-lora "$1" -- --task sft --method lora --model "$SMODEL" --data "$SD/shards" \
     --batch-size "$LORA_B" --seq-len "$LORA_T" --max-steps "$LORA_STEPS" --lora-r $LORA_R \
     --lora-alpha $LORA_ALPHA --lora-targets q,k,v,o --precision bf16 --grad-checkpoint; }
