@@ -3,11 +3,17 @@
 # small.json, batch 8 x seq 256) for GPU_CHECK_STEPS steps on the GPU in f32 and in bf16
 # (--precision bf16), and the first GPU_CHECK_CPU_STEPS steps on the CPU, from the same seed on
 # the same data; checks the GPU runs' first losses against the CPU's, that the GPU runs learn,
-# and prints tokens/s and MFU against the GPU's peak. About 3-5 minutes on an H100 after the
-# build (the build itself is minutes more on 16 cores: candle's CUDA kernels compile first).
+# and prints tokens/s and MFU against the GPU's peak. Expected to take a few minutes on an H100
+# after the build (the build itself is minutes more: candle's CUDA kernels compile first); not
+# yet timed on a GPU. On the CPU, with a stand-in for nvidia-smi and --device cuda mapped to
+# WICK_REFERENCE_OPS=1, 40 steps per run took 7 minutes on 2 cores.
 #
 #   bash scripts/gpu_check.sh                     (build, then check; exit 0 = PASS)
 #   GPU_CHECK_BIN=target/cuda/release bash scripts/gpu_check.sh   (binaries already built)
+#
+# A CUDA build loads the CUDA libraries of the toolkit it was built with (libcublas, libcurand;
+# make cuda's PyPI toolchain is CUDA 13: libcublas.so.13, and a driver for CUDA 13, R580 or
+# later), even for --device cpu; a build with the machine's own nvcc links that version.
 #
 # Run it once, under a time limit if you like (`timeout 900 bash scripts/gpu_check.sh`); it
 # prints PASS or FAIL per check and a summary, and exits 1 on any FAIL.
