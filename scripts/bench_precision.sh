@@ -54,8 +54,10 @@
 #      generate --prefix bos. Measured as bench_eval.sh measures: wick ppl its own tokens_per_s,
 #      transformers the timed batches after a warm-up; wick generate the whole command's wall time
 #      (load included), transformers the model.generate calls only. Targets: ppl wick bf16 /
-#      transformers bf16 >= 1.5x, generate >= 2x, wick generate bf16 / f32 >= 1.7x. Also prints
-#      the NLLs (bf16 vs transformers bf16 vs wick f32) and where the greedy ids first differ.
+#      transformers bf16 >= 1.5x, generate >= 2x, wick generate bf16 / f32 >= 1.7x (shown for
+#      the whole command and for generate's own tokens/s, its stderr summary, load left out).
+#      Also prints the NLLs (bf16 vs transformers bf16 vs wick f32) and where the greedy ids of
+#      wick bf16 and transformers bf16 first differ.
 #   e. LoRA SFT step on smollm2-135m: wick `train --task sft --method lora --lora-r 8
 #      --lora-alpha 16 --lora-targets q,k,v,o --precision bf16 --grad-checkpoint` vs
 #      torch_sft_amp.py (torch_sft.py's packing and loss, PEFT LoraConfig(r 8, alpha 16,
@@ -163,9 +165,14 @@ if ! "$PY" -c 'import torch, transformers, safetensors, peft' 2>/dev/null; then
   "$PY" -c 'import torch, transformers, safetensors, peft' || die "torch/transformers/peft still do not import"
 fi
 
+# --- one run at a time ---------------------------------------------------------------------------
+# Two runs would share bench-data/precision/ (run folders, models) and time each other's load.
+mkdir -p "$TDIR" "$DIR"
+exec 9> "$DIR/.lock"
+flock -n 9 || die "another bench_precision.sh is running here (it holds $DIR/.lock); wait for it to end"
+
 # --- shards (bench_train.sh's, made the same way) --------------------------------------------------
 [ -s "$CORPUS" ] || die "corpus $CORPUS does not exist or is empty"
-mkdir -p "$TDIR" "$DIR"
 stamp="$(cksum < "$CORPUS") vocab=$VOCAB val=0.15"
 if [ ! -f "$SHARDS/manifest.json" ] || [ "$(cat "$TDIR/shards.stamp" 2>/dev/null)" != "$stamp" ]; then
   say "making $SHARDS from $CORPUS (wick tokenizer, vocab $VOCAB, val fraction 0.15)"
@@ -450,8 +457,12 @@ EOF
     check_gen "$out" || die "wick generate --dtype $1: unexpected output"
     read -r s kb < <(timing "$t")
     tps=$(awk "BEGIN{print $NPROMPTS * $EVAL_NEW / $s}")
-    record d "wick-gen-$1" "$2" "tps=$tps" "wall=$s" "kb=$kb"
-    printf '  d run %s  wick generate %-4s     %9.1f tokens/s (wall %.2f s)\n' "$2" "$1" "$tps" "$s"
+    # generate's own summary line on stderr: "... new tokens in S s (R tokens/s)", load not included.
+    own=$(grep -oE '\([0-9.]+ tokens/s\)' "$WORK/d-gen-$1.err" | tail -n 1 | tr -dc '0-9.' || true)
+    [ -n "$own" ] || own=null
+    record d "wick-gen-$1" "$2" "tps=$tps" "own=$own" "wall=$s" "kb=$kb"
+    printf '  d run %s  wick generate %-4s     %9.1f tokens/s (wall %.2f s; its own figure, load left out: %s tokens/s)\n' \
+      "$2" "$1" "$tps" "$s" "$own"
   }
   d_hf_gen() {  # run
     local t=$WORK/t out=$WORK/d-hf-gen.json kb s tps
