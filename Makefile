@@ -4,12 +4,33 @@ BIN := target/release
 DEMO := runs/demo
 CORPUS := testdata/english.jsonl testdata/chinese.jsonl
 
-.PHONY: all build demo rlhf test bench fuzz fmt lint clean
+.PHONY: all build cuda demo rlhf test bench fuzz fmt lint clean
 
 all: build
 
 build:
 	$(CARGO) build --release --workspace
+
+# The model tools with candle's CUDA backend (--device cuda), into target/cuda/release/ so that
+# the CPU build in target/release/ stays as it is. Works on a machine without a GPU: when nvcc
+# is not on PATH, scripts/cuda-build-env.sh puts a build-only CUDA toolchain from PyPI (nvcc,
+# headers, link-time stubs of the driver libraries) in the git-ignored .cuda-build/; the GPU
+# machine's own driver and CUDA libraries are the ones loaded at run time. CUDA_COMPUTE_CAP
+# picks the GPU generation candle's kernels are compiled for (90: H100/H200, 80: A100); unset,
+# the PyPI toolchain builds for 90 and a machine's own nvcc for its GPU (nvidia-smi).
+CUDA_DIR := $(CURDIR)/.cuda-build
+CUDA_TOOLS := train ppo-step ppl generate eval rm-score lora-merge
+cuda:
+	$(CARGO) fetch
+	@if ! command -v nvcc >/dev/null && ! test -f $(CUDA_DIR)/env; then \
+		mkdir -p $(CUDA_DIR) && bash scripts/cuda-build-env.sh $(CUDA_DIR) > $(CUDA_DIR)/env.out \
+		&& tail -n 1 $(CUDA_DIR)/env.out > $(CUDA_DIR)/env; fi
+	@if test -f $(CUDA_DIR)/env && ! command -v nvcc >/dev/null; then cat $(CUDA_DIR)/env; fi
+	if test -f $(CUDA_DIR)/env && ! command -v nvcc >/dev/null; then \
+		cap=$${CUDA_COMPUTE_CAP:-}; . $(CUDA_DIR)/env; export CUDA_COMPUTE_CAP=$${cap:-$$CUDA_COMPUTE_CAP}; fi; \
+	$(CARGO) build --release --target-dir target/cuda $(foreach t,$(CUDA_TOOLS),-p $(t)) \
+		--features "$(foreach t,$(CUDA_TOOLS),$(t)/cuda)"
+	@echo "CUDA build of the model tools: target/cuda/release/ (--device cuda, cuda:N)"
 
 # The pipeline end to end on testdata/: clean and filter, deduplicate, train a tokenizer,
 # tokenize, pack, pretrain a small Llama (a few minutes on 2 cores), measure its perplexity,
@@ -89,4 +110,4 @@ lint:
 
 clean:
 	$(CARGO) clean
-	rm -rf runs bench-data
+	rm -rf runs bench-data .cuda-build

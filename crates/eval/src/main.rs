@@ -114,6 +114,9 @@ struct Cli {
     // choice: the dtype the model's weights stay in.
     #[command(flatten)]
     dtype: wick_cli::Dtype,
+    // choice: where the model runs.
+    #[command(flatten)]
+    device: wick_cli::Device,
     /// choice: field holding the context.
     #[arg(
         long = "context-field",
@@ -278,8 +281,10 @@ fn choice_task(
     use eval::records::{read_all, Record};
 
     let dir = cli.model.model.as_deref().expect("checked by the caller");
+    let device = wick_model::runtime::open_device(cli.device.name())?;
     let mut folder =
         wick_model::Folder::open_as(dir, cli.model.adapter.as_deref(), cli.dtype.name())?;
+    folder.model.to_device(&device)?;
     let _autocast = wick_model::autocast(wick_model::Precision::of_dtype(folder.model.dtype()));
     folder.model.keep_transposed_weights()?;
     let mut skips = skips;

@@ -245,3 +245,70 @@ fn non_finite_outputs_are_an_error_naming_the_model() {
         r.stderr
     );
 }
+
+#[test]
+fn the_device_path_scores_choices_as_transformers_does() {
+    // WICK_REFERENCE_OPS=1 runs on the CPU what --device cuda runs (candle's own ops).
+    let want = expected();
+    let data = testdata("eval/choice/choice.jsonl");
+    let m = model();
+    let r = wick_testkit::run_env(
+        EVAL,
+        &[
+            "--task",
+            "choice",
+            "--model",
+            &m,
+            "--device",
+            "cpu",
+            "--per-record",
+            "--threads",
+            "1",
+            "--quiet",
+            data.to_str().unwrap(),
+        ],
+        &[("WICK_REFERENCE_OPS", "1")],
+        b"",
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let got = lines(&r.stdout);
+    for (g, w) in got.iter().zip(want["records"].as_array().unwrap()) {
+        for (a, b) in g["logliks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .zip(w["logliks"].as_array().unwrap())
+        {
+            let d = (a.as_f64().unwrap() - b.as_f64().unwrap()).abs();
+            assert!(
+                d < 1e-4,
+                "record {}: loglik {a} vs transformers {b}",
+                w["id"]
+            );
+        }
+    }
+}
+
+#[test]
+#[cfg(not(feature = "cuda"))]
+fn device_cuda_is_refused_without_the_feature() {
+    let data = testdata("eval/choice/choice.jsonl");
+    let r = run(
+        EVAL,
+        &[
+            "--task",
+            "choice",
+            "--model",
+            &model(),
+            "--device",
+            "cuda",
+            data.to_str().unwrap(),
+        ],
+        b"",
+    );
+    assert_eq!(r.code, 1);
+    assert_eq!(
+        r.stderr.trim_end(),
+        "eval: --device cuda: this build has no CUDA support; build with --features cuda (make cuda)"
+    );
+}

@@ -362,3 +362,64 @@ fn skip_invalid_counts_bad_records() {
         r.stderr
     );
 }
+
+#[test]
+fn the_device_path_generates_as_the_fused_kernels_do() {
+    // WICK_REFERENCE_OPS=1 runs on the CPU what --device cuda runs: the same greedy tokens
+    // (KV cache and all) and log-probs within float tolerance.
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("m");
+    tiny_model(&model, false);
+    let m = model.to_str().unwrap();
+    let args = [
+        "--model",
+        m,
+        "--max-new-tokens",
+        "12",
+        "--temperature",
+        "0",
+        "--ignore-eos",
+        "--threads",
+        "1",
+        "--quiet",
+    ];
+    let gen = |env: &[(&str, &str)]| {
+        let r = wick_testkit::run_env(GEN, &args, env, PROMPTS);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        lines(&r.stdout)
+    };
+    let (fused, reference) = (gen(&[]), gen(&[("WICK_REFERENCE_OPS", "1")]));
+    assert_eq!(fused.len(), 2);
+    for (a, b) in fused.iter().zip(&reference) {
+        assert_eq!(a["response_ids"], b["response_ids"]);
+        let lp = |v: &Value| -> Vec<f64> {
+            v["logprobs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_f64().unwrap())
+                .collect()
+        };
+        for (x, y) in lp(a).iter().zip(lp(b)) {
+            assert!((x - y).abs() < 1e-4, "log-prob {x} vs {y}");
+        }
+    }
+}
+
+#[test]
+#[cfg(not(feature = "cuda"))]
+fn device_cuda_is_refused_without_the_feature() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("m");
+    tiny_model(&model, false);
+    let r = run(
+        GEN,
+        &["--model", model.to_str().unwrap(), "--device", "cuda:0"],
+        PROMPTS,
+    );
+    assert_eq!(r.code, 1);
+    assert_eq!(
+        r.stderr.trim_end(),
+        "generate: --device cuda:0: this build has no CUDA support; build with --features cuda (make cuda)"
+    );
+}

@@ -77,6 +77,8 @@ struct Cli {
     #[command(flatten)]
     dtype: wick_cli::Dtype,
     #[command(flatten)]
+    device: wick_cli::Device,
+    #[command(flatten)]
     common: wick_cli::Common,
 }
 
@@ -90,6 +92,7 @@ fn main() -> ExitCode {
 }
 
 fn body(cli: Cli) -> Result<()> {
+    let device = wick_model::runtime::open_device(cli.device.name())?;
     // The config first: the flags are checked against it before the weights are read.
     let model_dir = &cli.model.model;
     let per_record = cli.per_record.per_record;
@@ -108,6 +111,7 @@ fn body(cli: Cli) -> Result<()> {
     wick_model::memory::check_forward(&config, cli.batch_size, seq_len, &flags)
         .map_err(Error::msg)?;
     let mut folder = Folder::open_as(model_dir, cli.model.adapter.as_deref(), cli.dtype.name())?;
+    folder.model.to_device(&device)?;
     // Every product (attention's too) in the dtype the weights are kept in.
     let _autocast = wick_model::autocast(wick_model::Precision::of_dtype(folder.model.dtype()));
     folder.model.keep_transposed_weights()?;

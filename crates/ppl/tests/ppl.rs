@@ -545,3 +545,69 @@ fn dtype_bf16_scores_a_bf16_checkpoint_as_transformers_does() {
     }
     assert_ne!(bf16, f32);
 }
+
+#[test]
+fn the_device_path_scores_as_transformers_does() {
+    // WICK_REFERENCE_OPS=1 runs on the CPU what --device cuda runs (candle's own ops): the bf16
+    // fixture's per-sequence NLL as transformers computes it, weights kept in f32 and in bf16.
+    let dir = testdata("models/llama-bf16");
+    let r: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("expected.json")).unwrap()).unwrap();
+    let texts = dir.join("texts.jsonl");
+    let nlls = |dtype: &str| -> Vec<f64> {
+        let args = [
+            "--model",
+            dir.to_str().unwrap(),
+            "--dtype",
+            dtype,
+            "--device",
+            "cpu",
+            "--per-record",
+            "-q",
+            texts.to_str().unwrap(),
+        ];
+        let out = wick_testkit::run_env(PPL, &args, &[("WICK_REFERENCE_OPS", "1")], b"");
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        out.stdout
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok()?["nll"].as_f64())
+            .collect()
+    };
+    let want = |k: &str| -> Vec<f64> { serde_json::from_value(r[k].clone()).unwrap() };
+    let (bf16, f32) = (nlls("bf16"), nlls("f32"));
+    assert_eq!(bf16.len(), 3);
+    for (i, (a, b)) in bf16.iter().zip(want("mean_nll_bf16")).enumerate() {
+        assert!(
+            (a - b).abs() < b * 2f64.powi(-8),
+            "bf16 sequence {i}: {a} vs {b}"
+        );
+    }
+    for (i, (a, b)) in f32.iter().zip(want("mean_nll_f32")).enumerate() {
+        assert!((a - b).abs() < 1e-5, "f32 sequence {i}: {a} vs {b}");
+    }
+}
+
+#[test]
+#[cfg(not(feature = "cuda"))]
+fn device_cuda_is_refused_without_the_feature() {
+    let m = testdata("eval/choice/model");
+    let r = run(
+        PPL,
+        &["--model", m.to_str().unwrap(), "--device", "cuda"],
+        b"x\n",
+    );
+    assert_eq!(r.code, 1);
+    assert_eq!(
+        r.stderr.trim_end(),
+        "ppl: --device cuda: this build has no CUDA support; build with --features cuda (make cuda)"
+    );
+    let r = run(
+        PPL,
+        &["--model", m.to_str().unwrap(), "--device", "cuda:x"],
+        b"x\n",
+    );
+    assert_eq!(
+        r.stderr.trim_end(),
+        "ppl: --device cuda:x: unknown device 'cuda:x' (expected cpu, cuda or cuda:N)"
+    );
+}

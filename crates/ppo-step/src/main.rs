@@ -81,6 +81,8 @@ struct Cli {
     // (fp16's loss scale carries over to the next iteration in ppo_state.json.)
     #[command(flatten)]
     compute: wick_cli::Compute,
+    #[command(flatten)]
+    device: wick_cli::Device,
     /// Scored rollouts, JSONL ('-' or none: stdin).
     files: Vec<String>,
     /// The KL penalty's coefficient.
@@ -216,9 +218,11 @@ fn body(cli: Cli) -> Result<()> {
     }
     // Checked before minutes of work: -o is replaced only when it is an earlier ppo-step output.
     wick_io::check_replaceable(out, Kind::Policy, "-o")?;
+    let device = wick_model::runtime::open_device(cli.device.name())?;
     let folder = Folder::open(policy_dir)?;
     let stop = folder.stop_ids();
     let mut policy = folder.model;
+    policy.to_device(&device)?;
     // Where the value head and optimiser state of the previous iteration live.
     let state_dir = adapter.clone().unwrap_or(policy_dir.clone());
     match (adapter, &method) {
@@ -227,8 +231,9 @@ fn body(cli: Cli) -> Result<()> {
         (None, _) => {}
     }
     let lora = method.trains_adapter();
-    let reference = wick_train::load_reference(&cli.reference.ref_model, &policy.config)
+    let mut reference = wick_train::load_reference(&cli.reference.ref_model, &policy.config)
         .map_err(|e| e.context("--ref-model"))?;
+    reference.to_device(&device)?;
     let (rollouts, skipped) = rollouts::read_skipping(
         &cli.files,
         policy.config.max_position_embeddings,
@@ -237,9 +242,9 @@ fn body(cli: Cli) -> Result<()> {
         cli.skip_invalid.skip_invalid,
     )?;
     let hidden = policy.config.hidden_size;
-    let value = match ValueHead::load(&state_dir, hidden)? {
+    let value = match ValueHead::load(&state_dir, hidden, &device)? {
         Some(v) => v,
-        None => ValueHead::zeros(hidden)?,
+        None => ValueHead::zeros(hidden, &device)?,
     };
     let (iteration, opt_steps, scaler) = read_state(&state_dir)?;
     let precision: wick_model::Precision = cli

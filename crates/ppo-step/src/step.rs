@@ -2,7 +2,7 @@
 
 use std::time::Instant;
 
-use candle_core::{Device, Tensor};
+use candle_core::Tensor;
 use serde_json::{json, Value};
 use wick_io::{Result, Rng};
 use wick_model::Llama;
@@ -53,13 +53,14 @@ fn response_states(model: &Llama, batch: &[&Rollout]) -> Result<(Tensor, Tensor)
         picks.extend((0..r.response_ids.len()).map(|k| (i * t + p - 1 + k) as u32));
         targets.extend(&r.response_ids);
     }
-    let ids = Tensor::from_vec(ids, (b, t), &Device::Cpu).map_err(ce)?;
+    let dev = &model.device();
+    let ids = Tensor::from_vec(ids, (b, t), dev).map_err(ce)?;
     let h = model.hidden(&ids, None, None)?;
     let inner = || -> candle_core::Result<(Tensor, Tensor)> {
         let m = picks.len();
-        let picks = Tensor::from_vec(picks, m, &Device::Cpu)?;
+        let picks = Tensor::from_vec(picks, m, dev)?;
         let h = h.reshape((b * t, ()))?.index_select(&picks, 0)?;
-        Ok((h, Tensor::from_vec(targets, m, &Device::Cpu)?))
+        Ok((h, Tensor::from_vec(targets, m, dev)?))
     };
     inner().map_err(ce)
 }
@@ -175,10 +176,11 @@ pub fn update(
     let n = rollouts.len();
     let per = n.div_ceil(o.minibatches.clamp(1, n));
     let mut means = Means::default();
+    let dev = &policy.device();
     let flat = |x: &[f64]| -> Result<Tensor> {
         let v: Vec<f32> = x.iter().map(|&a| a as f32).collect();
         let m = v.len();
-        Tensor::from_vec(v, m, &Device::Cpu).map_err(ce)
+        Tensor::from_vec(v, m, dev).map_err(ce)
     };
     let old_logprobs: Vec<Vec<f64>> = rec.rollouts.iter().map(|r| r.logprobs.clone()).collect();
     let old_values: Vec<Vec<f64>> = rec.rollouts.iter().map(|r| r.values.clone()).collect();

@@ -20,17 +20,17 @@ pub struct ValueHead {
 }
 
 impl ValueHead {
-    /// A fresh head: zeros, so the first values are 0 and the first advantages are the
-    /// rewards' GAE alone.
-    pub fn zeros(hidden: usize) -> Result<ValueHead> {
+    /// A fresh head on `device` (the policy's): zeros, so the first values are 0 and the first
+    /// advantages are the rewards' GAE alone.
+    pub fn zeros(hidden: usize, device: &Device) -> Result<ValueHead> {
         Ok(ValueHead {
-            weight: Var::zeros((1, hidden), DType::F32, &Device::Cpu).map_err(ce)?,
-            bias: Var::zeros(1, DType::F32, &Device::Cpu).map_err(ce)?,
+            weight: Var::zeros((1, hidden), DType::F32, device).map_err(ce)?,
+            bias: Var::zeros(1, DType::F32, device).map_err(ce)?,
         })
     }
 
-    /// The head saved in `dir`, or None when it has none.
-    pub fn load(dir: &Path, hidden: usize) -> Result<Option<ValueHead>> {
+    /// The head saved in `dir`, put on `device`, or None when it has none.
+    pub fn load(dir: &Path, hidden: usize, device: &Device) -> Result<Option<ValueHead>> {
         let path = dir.join(FILE);
         if !path.is_file() {
             return Ok(None);
@@ -48,7 +48,8 @@ impl ValueHead {
                     x.dims()
                 )));
             }
-            Var::from_tensor(&x.to_dtype(DType::F32).map_err(ce)?).map_err(ce)
+            let x = x.to_dtype(DType::F32).and_then(|x| x.to_device(device));
+            Var::from_tensor(&x.map_err(ce)?).map_err(ce)
         };
         Ok(Some(ValueHead {
             weight: get(WEIGHT, &[1, hidden])?,

@@ -51,6 +51,8 @@ struct Cli {
     #[command(flatten)]
     dtype: wick_cli::Dtype,
     #[command(flatten)]
+    device: wick_cli::Device,
+    #[command(flatten)]
     common: wick_cli::Common,
 }
 
@@ -67,8 +69,10 @@ fn body(cli: Cli) -> Result<()> {
     if cli.batch_size == 0 {
         return Err(Error::msg("--batch-size must be at least 1"));
     }
+    let device = wick_model::runtime::open_device(cli.device.name())?;
     let model_dir = &cli.model.model;
     let mut folder = Folder::open_as(model_dir, cli.model.adapter.as_deref(), cli.dtype.name())?;
+    folder.model.to_device(&device)?;
     // Every product (attention's too) in the dtype the weights are kept in.
     let _autocast = wick_model::autocast(wick_model::Precision::of_dtype(folder.model.dtype()));
     folder.model.keep_transposed_weights()?;

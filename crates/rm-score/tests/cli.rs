@@ -83,6 +83,46 @@ fn scores_every_record_in_order_as_the_library_does() {
 }
 
 #[test]
+fn the_device_path_scores_as_the_fused_kernels_do() {
+    // WICK_REFERENCE_OPS=1 runs on the CPU what --device cuda runs (candle's own ops).
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("rm");
+    folder(&dir, |_| {});
+    let input = "{\"prompt\": \"to be, or not to be:\", \"response\": \" that is the question\"}\n{\"text\": \"the rest is silence\"}\n";
+    let score = |env: &[(&str, &str)]| -> Vec<f64> {
+        let args = ["--model", dir.to_str().unwrap(), "--device", "cpu", "-q"];
+        let r = wick_testkit::run_env(BIN, &args, env, input.as_bytes());
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        r.stdout
+            .lines()
+            .map(|l| {
+                serde_json::from_str::<Value>(l).unwrap()["reward"]
+                    .as_f64()
+                    .unwrap()
+            })
+            .collect()
+    };
+    let (fused, reference) = (score(&[]), score(&[("WICK_REFERENCE_OPS", "1")]));
+    assert_eq!(fused.len(), 2);
+    for (a, b) in fused.iter().zip(&reference) {
+        assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+    }
+    #[cfg(not(feature = "cuda"))]
+    {
+        let r = run(
+            BIN,
+            &["--model", dir.to_str().unwrap(), "--device", "cuda"],
+            input.as_bytes(),
+        );
+        assert_eq!(r.code, 1);
+        assert_eq!(
+            r.stderr.trim_end(),
+            "rm-score: --device cuda: this build has no CUDA support; build with --features cuda (make cuda)"
+        );
+    }
+}
+
+#[test]
 fn models_and_records_it_cannot_score_are_refused_by_name() {
     let tmp = tempfile::tempdir().unwrap();
     let no_pad = tmp.path().join("no-pad");

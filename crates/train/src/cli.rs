@@ -196,6 +196,9 @@ pub struct Cli {
     /// keeps f32 weights and moments, and so does checkpoint/ (exact resumes) [default: auto].
     #[arg(long, value_enum, value_name = "D", conflicts_with = "resume")]
     pub save_dtype: Option<wick_cli::DtypeFlag>,
+    // Not a setting of the run: --resume may continue it on another device.
+    #[command(flatten)]
+    pub device: wick_cli::Device,
     // Reward and dpo: bad preference pairs are set aside (give it again with --resume).
     #[command(flatten)]
     pub skip: wick_cli::SkipInvalid,

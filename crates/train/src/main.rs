@@ -117,6 +117,7 @@ fn task(cli: &Cli) -> Result<Task> {
 }
 
 fn body(cli: Cli) -> Result<()> {
+    let device = wick_model::runtime::open_device(cli.device.name())?;
     if cli.batch_size == 0 {
         return Err(Error::msg("--batch-size must be at least 1"));
     }
@@ -142,6 +143,7 @@ fn body(cli: Cli) -> Result<()> {
                 max_steps: cli.max_steps,
                 grad_checkpoint: cli.compute.grad_checkpoint,
             },
+            device,
         );
     }
     let out = cli.output.output.clone().expect("clap: -o unless --resume");
@@ -269,11 +271,12 @@ fn body(cli: Cli) -> Result<()> {
             settings: Box::new(settings),
             origin,
         },
+        device,
     )
 }
 
 /// Runs the trainer and words its outcome for the command line.
-fn finish(cli: &Cli, out: &Path, start: Start) -> Result<()> {
+fn finish(cli: &Cli, out: &Path, start: Start, device: candle_core::Device) -> Result<()> {
     let mut report = progress::Stderr::new(cli.common.quiet);
     let summary = Trainer {
         data: cli.data.clone(),
@@ -282,6 +285,7 @@ fn finish(cli: &Cli, out: &Path, start: Start) -> Result<()> {
         stop_at: cli.stop_at,
         skip_nonfinite: cli.skip_nonfinite,
         skip_invalid: cli.skip.skip_invalid,
+        device,
     }
     .run(&mut report)?;
     let Summary { step, stop, .. } = &summary;

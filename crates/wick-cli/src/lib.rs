@@ -14,6 +14,7 @@
 //! | `--per-record` | one output line per input record | `--per-doc` |
 //! | `--precision P`, `--grad-checkpoint` | how a training tool computes (mixed precision, recomputation) | |
 //! | `--dtype D` | the dtype a tool keeps a model's weights in | |
+//! | `--device DEV` | where a model tool runs its model: cpu, cuda, cuda:N | |
 //!
 //! Tool-specific renames that are not groups here: train's `--dpo-beta` (was `--beta`, beside
 //! AdamW's `--beta1/--beta2`); eval's field names end in `-field` (`--pred-field`, `--ref-field`,
@@ -162,6 +163,24 @@ impl DtypeFlag {
     }
 }
 
+/// `--device`: where a model tool runs its model. Only parsed here: `wick_model::device` opens
+/// it (and refuses CUDA in a build without it).
+#[derive(Args, Debug, Clone, Default)]
+pub struct Device {
+    /// Where the model runs: cpu, cuda (the first GPU) or cuda:N. On a GPU every op runs as
+    /// candle's CUDA kernels, --precision bf16 as bf16 products on the tensor cores; needs a
+    /// build with --features cuda (make cuda) [default: cpu].
+    #[arg(long, value_name = "DEV")]
+    pub device: Option<String>,
+}
+
+impl Device {
+    /// The device's name as given ("cpu" when not).
+    pub fn name(&self) -> &str {
+        self.device.as_deref().unwrap_or("cpu")
+    }
+}
+
 /// `--ref-model DIR`: a frozen reference model.
 #[derive(Args, Debug, Clone, Default)]
 pub struct RefModel {
@@ -250,6 +269,21 @@ mod tests {
             assert!(t.per_record.per_record && t.common.quiet);
         }
         assert!(Tool::try_parse_from(["t"]).is_err(), "--model is required");
+    }
+
+    #[derive(Parser)]
+    struct ModelTool {
+        #[command(flatten)]
+        device: Device,
+    }
+
+    #[test]
+    fn device_defaults_to_cpu_and_takes_any_name_for_the_model_library_to_judge() {
+        assert_eq!(ModelTool::parse_from(["t"]).device.name(), "cpu");
+        for d in ["cpu", "cuda", "cuda:1", "tpu"] {
+            assert_eq!(ModelTool::parse_from(["t", "--device", d]).device.name(), d);
+        }
+        assert!(ModelTool::try_parse_from(["t", "--device"]).is_err());
     }
 
     #[test]

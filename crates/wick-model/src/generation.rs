@@ -1,7 +1,7 @@
 //! Decoding: greedy or sampled (temperature, top-k, top-p) continuation of a prompt, one
 //! token at a time over the KV cache, recording each chosen token's log-probability.
 
-use candle_core::{Device, Tensor};
+use candle_core::Tensor;
 use wick_io::{Error, Result};
 
 use crate::model::ce;
@@ -113,7 +113,7 @@ pub fn choose(logits: &[f32], s: &Sampling, rng: &mut dyn Uniform) -> (u32, f32)
 }
 
 fn last_logits(model: &Llama, ids: &[u32], cache: Option<&mut KvCache>) -> Result<Vec<f32>> {
-    let x = Tensor::from_slice(ids, (1, ids.len()), &Device::Cpu).map_err(ce)?;
+    let x = Tensor::from_slice(ids, (1, ids.len()), &model.device()).map_err(ce)?;
     let h = model.hidden(&x, cache, None)?;
     let last = h.narrow(1, ids.len() - 1, 1).map_err(ce)?;
     model

@@ -13,6 +13,7 @@
 
 pub mod bottleneck;
 mod config;
+mod device;
 mod folder;
 pub mod generation;
 mod init;
@@ -27,6 +28,7 @@ mod score;
 
 pub use bottleneck::BottleneckConfig;
 pub use config::{Config, Family};
+pub use device::{device, CUDA_BUILT, DEVICE_NAMES};
 pub use folder::{doc_prefix, Folder};
 pub use lora::{LoraAdapter, LoraConfig};
 pub use model::{

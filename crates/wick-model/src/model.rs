@@ -160,13 +160,14 @@ impl Linear {
 ///
 /// None when nothing takes a gradient (for evaluation the fused and separate products run
 /// equally fast, and the copy is then pure cost), when a part has a LoRA adapter (its dropout
-/// and bottleneck are per layer), when only some have a bias, and off the CPU.
+/// and bottleneck are per layer), when only some have a bias, and where the fused kernels do
+/// not run (the packed layout is theirs; the reference ops would only copy it apart again).
 fn fuse(parts: &[&Linear], x: &Tensor) -> candle_core::Result<Option<Linear>> {
     let training = x.track_op() || parts.iter().any(|l| l.weight.track_op());
     if !training
         || parts
             .iter()
-            .any(|l| l.lora.is_some() || !l.weight.device().is_cpu())
+            .any(|l| l.lora.is_some() || !kernels::cpu::kernels_run_on(l.weight.device()))
     {
         return Ok(None);
     }
@@ -211,8 +212,8 @@ struct Rope {
 
 impl Rope {
     /// Positions start..start+t, in Hugging Face's layout: the frequencies repeated over both
-    /// halves.
-    fn new(c: &Config, start: usize, t: usize) -> candle_core::Result<Rope> {
+    /// halves; on `device`.
+    fn new(c: &Config, start: usize, t: usize, device: &Device) -> candle_core::Result<Rope> {
         let hd = c.head_dim;
         let inv: Vec<f64> = (0..hd / 2)
             .map(|i| c.rope_theta.powf(-((2 * i) as f64) / hd as f64))
@@ -229,8 +230,8 @@ impl Rope {
             }
         }
         Ok(Rope {
-            cos: Tensor::from_vec(cos, (t, hd), &Device::Cpu)?,
-            sin: Tensor::from_vec(sin, (t, hd), &Device::Cpu)?,
+            cos: Tensor::from_vec(cos, (t, hd), device)?,
+            sin: Tensor::from_vec(sin, (t, hd), device)?,
         })
     }
 }
@@ -580,7 +581,13 @@ impl Llama {
         let c = &self.config;
         let (b, t) = ids.dims2()?;
         let past = cache.as_ref().map_or(0, |k| k.len());
-        let rope = Rope::new(c, past, t)?;
+        let device = self.device();
+        let rope = Rope::new(c, past, t, &device)?;
+        // Callers make their ids on the model's device; one made elsewhere is moved (a no-op
+        // when it is already there) rather than refused.
+        let ids = &ids.to_device(&device)?;
+        let segments = segments.map(|s| s.to_device(&device)).transpose()?;
+        let segments = segments.as_ref();
         // Activations are f32 whatever the weights are kept in.
         let mut x = self
             .embed
@@ -601,6 +608,11 @@ impl Llama {
             };
         }
         kernels::rms_norm(&x, &self.norm, c.rms_norm_eps)
+    }
+
+    /// The device the weights are on, where every tensor the model reads must be made.
+    pub fn device(&self) -> Device {
+        self.embed.device().clone()
     }
 
     /// The output head's weight [vocab, hidden] (the embeddings when tied).

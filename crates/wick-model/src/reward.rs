@@ -3,7 +3,7 @@
 //! transformers 5 does — the rightmost position whose id is not the pad id (position 0 when
 //! every id is the pad id), looking at the ids only.
 
-use candle_core::{Device, Tensor};
+use candle_core::Tensor;
 use wick_io::{Error, Result};
 
 use crate::model::ce;
@@ -31,10 +31,10 @@ pub fn score_batch(model: &Llama, rows: &[&[u32]], pad: u32) -> Result<Tensor> {
         ids.resize(start + t, pad);
         picks.push((i * t + score_position(&ids[start..], pad)) as u32);
     }
-    let ids = Tensor::from_vec(ids, (b, t), &Device::Cpu).map_err(ce)?;
+    let ids = Tensor::from_vec(ids, (b, t), &model.device()).map_err(ce)?;
     let h = model.hidden(&ids, None, None)?;
     let inner = || -> candle_core::Result<Tensor> {
-        let picks = Tensor::from_vec(picks, b, &Device::Cpu)?;
+        let picks = Tensor::from_vec(picks, b, &model.device())?;
         head.forward(&h.reshape((b * t, ()))?, &picks)
     };
     inner().map_err(ce)

@@ -20,6 +20,12 @@ pub fn run<R: Send>(threads: Option<usize>, f: impl FnOnce() -> R + Send) -> R {
     r
 }
 
+/// The device a tool's `--device NAME` names, opened, with an error that names the flag:
+/// "--device cuda: this build has no CUDA support; ...".
+pub fn open_device(name: &str) -> wick_io::Result<candle_core::Device> {
+    crate::device(name).map_err(|e| e.context(format_args!("--device {name}")))
+}
+
 /// `mi_option_purge_delay` in mimalloc's option enum, 15 in both mimalloc 2 and 3 (libmimalloc-sys
 /// names only some options).
 const MI_OPTION_PURGE_DELAY: std::ffi::c_int = 15;

@@ -2,7 +2,7 @@
 //! sequences of different lengths go through the model together, right-padded (a causal
 //! model never looks right, so padding changes nothing before it).
 
-use candle_core::{Device, Tensor};
+use candle_core::Tensor;
 use wick_io::Result;
 
 use crate::model::ce;
@@ -25,11 +25,11 @@ pub fn sequence_logprobs(model: &Llama, seqs: &[&[u32]]) -> Result<Vec<Vec<f32>>
         targets.extend(std::iter::repeat_n(0u32, t - s.len().max(1)));
     }
     let inner = || -> candle_core::Result<Vec<f32>> {
-        let x = Tensor::from_vec(ids, (b, t), &Device::Cpu)?;
+        let x = Tensor::from_vec(ids, (b, t), &model.device())?;
         let h = model
             .hidden(&x.narrow(1, 0, t - 1)?, None, None)
             .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
-        let tg = Tensor::from_vec(targets, b * (t - 1), &Device::Cpu)?;
+        let tg = Tensor::from_vec(targets, b * (t - 1), &model.device())?;
         crate::kernels::lm_head_logprobs(&h.reshape((b * (t - 1), ()))?, model.head(), &tg)?
             .to_vec1::<f32>()
     };

@@ -882,3 +882,79 @@ fn lora_matmul_matches_the_composition_and_leaves_the_base_without_gradient() {
         );
     }
 }
+
+/// Rounds to bf16 and back.
+fn bf16(t: &Tensor) -> Tensor {
+    t.to_dtype(DType::BF16)
+        .unwrap()
+        .to_dtype(DType::F32)
+        .unwrap()
+}
+
+#[test]
+fn reference_products_follow_autocast_as_the_kernels_do() {
+    // The path a GPU runs: under autocast(Bf16) the reference products take bf16 operands (as
+    // torch.autocast casts a matmul's inputs) and come back in f32; the fused kernels do the
+    // same with f32 results, so the two agree to bf16's rounding of the result, and both stay
+    // off the f32 product by far more than that.
+    use wick_model::{autocast, Precision};
+    let mut rng = Rng(23);
+    let (x0, w0) = (rng.tensor(&[37, 48], 1.0), rng.tensor(&[29, 48], 1.0));
+    let r = rng.tensor(&[37, 29], 1.0);
+    let exact = bf16(&x0).matmul(&bf16(&w0).t().unwrap()).unwrap();
+    let f32_product = x0.matmul(&w0.t().unwrap()).unwrap();
+    let _bf16 = autocast(Precision::Bf16);
+    let (x, w) = (var(&x0), var(&w0));
+    let y = reference::linear(&x, &w).unwrap();
+    assert_eq!(y.dtype(), DType::F32);
+    // Operands rounded, the sum in f32, the result rounded once more: within 2^-8 relative.
+    assert_close("reference linear vs bf16 operands", &y, &exact, 8e-3);
+    assert_close("its rounding", &y, &bf16(&exact), 0.0);
+    let gap = (&y - &f32_product)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap();
+    assert!(gap.to_scalar::<f32>().unwrap() > 1e-3, "rounded to bf16");
+    let fused = ops::linear(&var(&x0), &var(&w0)).unwrap();
+    assert_close("reference vs fused linear", &y, &fused, 8e-3);
+    // The backward pass's products are bf16 too, and agree with the kernel's.
+    let g = (&y * &r).unwrap().sum_all().unwrap().backward().unwrap();
+    let (xf, wf) = (var(&x0), var(&w0));
+    let gf = (&ops::linear(&xf, &wf).unwrap() * &r)
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .backward()
+        .unwrap();
+    let dx = g.get(&x).unwrap();
+    assert_eq!(dx.dtype(), DType::F32);
+    assert_close("dx", dx, gf.get(&xf).unwrap(), 8e-3);
+    assert_close("dw", g.get(&w).unwrap(), gf.get(&wf).unwrap(), 8e-3);
+    let dx_exact = bf16(&r).matmul(&bf16(&w0)).unwrap();
+    assert_close("dx of bf16 operands", dx, &dx_exact, 8e-3);
+
+    // Attention's two products and the output head's, against the kernels under the same scope.
+    let (b, nh, nkv, t, hd) = (2, 4, 2, 9, 8);
+    let (q0, k0, v0) = (
+        rng.tensor(&[b, nh, t, hd], 1.5),
+        rng.tensor(&[b, nkv, t, hd], 1.5),
+        rng.tensor(&[b, nkv, t, hd], 1.0),
+    );
+    let yr = reference::attention(&q0, &k0, &v0, 0.35, None).unwrap();
+    let yk = ops::attention(&q0, &k0, &v0, 0.35, None).unwrap();
+    assert_close("attention under bf16", &yr, &yk, 2e-2);
+    let y32 = {
+        let _f32 = autocast(Precision::F32);
+        reference::attention(&q0, &k0, &v0, 0.35, None).unwrap()
+    };
+    let gap = (&yr - &y32).unwrap().abs().unwrap().max_all().unwrap();
+    assert!(gap.to_scalar::<f32>().unwrap() > 1e-4, "attention rounded");
+    let h = rng.tensor(&[6, 48], 1.0);
+    let head = rng.tensor(&[50, 48], 0.5);
+    let targets = Tensor::from_vec(vec![1u32, 7, 49, 0, 3, 22], 6, &Device::Cpu).unwrap();
+    let lr = reference::lm_head_loss(&h, &head, &targets, None).unwrap();
+    let lk = ops::lm_head_loss(&h, &head, &targets, None).unwrap();
+    assert_close("head loss under bf16", &lr, &lk, 2e-3);
+}

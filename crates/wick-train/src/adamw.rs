@@ -4,6 +4,8 @@
 //!
 //! The update runs in place on the parameters' storage (one pass over parameter, gradient
 //! and both moments), and folds in the gradient-clipping factor so clipping costs no pass.
+//! Parameters off the CPU (a GPU's) keep their moments as tensors beside them and are updated by
+//! the same arithmetic in candle ops, which run where the tensors are.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -39,8 +41,15 @@ struct Param {
     name: String,
     var: Var,
     decay: bool,
-    m: Vec<f32>,
-    v: Vec<f32>,
+    moments: Moments,
+}
+
+/// A parameter's first and second moments (torch's exp_avg, exp_avg_sq).
+enum Moments {
+    /// A CPU parameter's: updated in place by one fused pass (`Update`).
+    Cpu { m: Vec<f32>, v: Vec<f32> },
+    /// Tensors on the parameter's device, replaced at each update (`update_tensors`).
+    Tensors { m: Tensor, v: Tensor },
 }
 
 pub struct AdamW {
@@ -127,21 +136,98 @@ impl InplaceOp2 for Update<'_> {
     }
 }
 
+/// The constants of one update, rounded to f32 as the CPU pass computes with them.
+#[derive(Clone, Copy)]
+struct Step {
+    decay: f32,
+    beta1: f32,
+    beta2: f32,
+    step_size: f32,
+    bc2_sqrt: f32,
+    eps: f32,
+    grad_scale: f32,
+}
+
+/// One update of a parameter whose moments are tensors, with the CPU pass's arithmetic in the
+/// same order, op by op (each scalar an f32, as there), so that on the CPU it gives the same
+/// numbers and on a GPU the same math. Returns the new moments; the parameter is overwritten.
+fn update_tensors(
+    var: &Var,
+    g: &Tensor,
+    m: &Tensor,
+    v: &Tensor,
+    k: Step,
+) -> Result<(Tensor, Tensor)> {
+    let f = |x: f32| x as f64;
+    let inner = || -> candle_core::Result<(Tensor, Tensor)> {
+        let g = (g * f(k.grad_scale))?;
+        let m = (m + ((&g - m)? * f(1.0 - k.beta1))?)?;
+        let v = ((v * f(k.beta2))? + (g.sqr()? * f(1.0 - k.beta2))?)?;
+        // Divided, not multiplied by a reciprocal (what `tensor / scalar` would do).
+        let bc2_sqrt = Tensor::new(k.bc2_sqrt, v.device())?;
+        let denom = (v.sqrt()?.broadcast_div(&bc2_sqrt)? + f(k.eps))?;
+        let p = ((var.as_tensor() * f(k.decay))? - ((&m / denom)? * f(k.step_size))?)?;
+        var.set(&p)?;
+        Ok((m, v))
+    };
+    inner().map_err(ce)
+}
+
+/// Whether every value of `t` is finite: on the CPU by a pass over its data; elsewhere by
+/// 0 t, which is 0 for a finite value and NaN for any other, summed on the device.
+fn all_finite(t: &Tensor) -> Result<bool> {
+    if t.device().is_cpu() {
+        return with_slice(t, |s| {
+            s.par_chunks(CHUNK).all(|c| c.iter().all(|x| x.is_finite()))
+        });
+    }
+    let s = (t * 0.0)
+        .and_then(|d| d.sum_all())
+        .and_then(|d| d.to_scalar::<f32>())
+        .map_err(ce)?;
+    Ok(s.is_finite())
+}
+
 impl AdamW {
+    /// The optimiser of `vars` (f32): CPU parameters' moments in memory, updated by one fused
+    /// pass; other devices' as tensors beside them. WICK_REFERENCE_OPS=1 (the switch that runs
+    /// the GPU's path on the CPU) gives CPU parameters tensor moments too.
     pub fn new(vars: Vec<(String, Var)>, config: AdamWConfig) -> Result<AdamW> {
+        AdamW::build(vars, config, wick_model::kernels::reference_ops())
+    }
+
+    /// The same with every parameter's moments kept as tensors and updated by candle ops, the
+    /// path of parameters on a GPU, wherever the parameters are (tests compare it with the
+    /// CPU pass).
+    pub fn with_tensor_moments(vars: Vec<(String, Var)>, config: AdamWConfig) -> Result<AdamW> {
+        AdamW::build(vars, config, true)
+    }
+
+    fn build(vars: Vec<(String, Var)>, config: AdamWConfig, tensors: bool) -> Result<AdamW> {
         let params = vars
             .into_iter()
             .map(|(name, var)| {
-                if var.dtype() != candle_core::DType::F32 || !var.device().is_cpu() {
+                if var.dtype() != candle_core::DType::F32 {
                     return Err(Error::msg(format!(
-                        "{name}: the optimiser needs f32 CPU weights"
+                        "{name}: the optimiser needs f32 weights"
                     )));
                 }
                 let n = var.elem_count();
+                let moments = if tensors || !var.device().is_cpu() {
+                    let zeros = || var.zeros_like().map_err(ce);
+                    Moments::Tensors {
+                        m: zeros()?,
+                        v: zeros()?,
+                    }
+                } else {
+                    Moments::Cpu {
+                        m: vec![0.0; n],
+                        v: vec![0.0; n],
+                    }
+                };
                 Ok(Param {
                     decay: config.decay_all || var.rank() >= 2,
-                    m: vec![0.0; n],
-                    v: vec![0.0; n],
+                    moments,
                     name,
                     var,
                 })
@@ -164,7 +250,7 @@ impl AdamW {
 
     /// Number of trainable values.
     pub fn len(&self) -> usize {
-        self.params.iter().map(|p| p.m.len()).sum()
+        self.params.iter().map(|p| p.var.elem_count()).sum()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -195,15 +281,33 @@ impl AdamW {
     /// L2 norm of all gradients together (what torch's clip_grad_norm_ measures). Each tensor is
     /// summed in fixed chunks, over the threads, and the chunks' sums are added in order: the
     /// same bits at any thread count.
+    ///
+    /// Gradients off the CPU are squared and summed in f64 on their device, into one number
+    /// read back once.
     pub fn global_norm(grads: &Grads) -> Result<f64> {
         let mut sum = 0f64;
+        let mut on_device: Option<Tensor> = None;
         for g in grads.0.iter().flatten() {
+            if !g.device().is_cpu() {
+                let s = g
+                    .to_dtype(candle_core::DType::F64)
+                    .and_then(|g| g.sqr()?.sum_all())
+                    .map_err(ce)?;
+                on_device = Some(match on_device {
+                    None => s,
+                    Some(acc) => (acc + s).map_err(ce)?,
+                });
+                continue;
+            }
             let chunks: Vec<f64> = with_slice(g, |s| {
                 s.par_chunks(CHUNK)
                     .map(|c| c.iter().map(|&x| (x as f64) * (x as f64)).sum::<f64>())
                     .collect()
             })?;
             sum += chunks.iter().sum::<f64>();
+        }
+        if let Some(t) = on_device {
+            sum += t.to_scalar::<f64>().map_err(ce)?;
         }
         Ok(sum.sqrt())
     }
@@ -219,9 +323,7 @@ impl AdamW {
         for (p, g) in self.params.iter_mut().zip(&grads.0) {
             let Some(g) = g else { continue };
             let g = g.contiguous().map_err(ce)?;
-            let op = Update {
-                m: RefCell::new(&mut p.m),
-                v: RefCell::new(&mut p.v),
+            let k = Step {
                 decay: if p.decay {
                     (1.0 - lr * c.weight_decay) as f32
                 } else {
@@ -234,10 +336,29 @@ impl AdamW {
                 eps: c.eps as f32,
                 grad_scale: grad_scale as f32,
             };
-            p.var
-                .as_tensor()
-                .inplace_op2(&g, &op)
-                .map_err(|e| Error::msg(format!("{}: update failed: {e}", p.name)))?;
+            let failed = |e: Error| Error::msg(format!("{}: update failed: {e}", p.name));
+            match &mut p.moments {
+                Moments::Cpu { m, v } => {
+                    let op = Update {
+                        m: RefCell::new(m),
+                        v: RefCell::new(v),
+                        decay: k.decay,
+                        beta1: k.beta1,
+                        beta2: k.beta2,
+                        step_size: k.step_size,
+                        bc2_sqrt: k.bc2_sqrt,
+                        eps: k.eps,
+                        grad_scale: k.grad_scale,
+                    };
+                    p.var
+                        .as_tensor()
+                        .inplace_op2(&g, &op)
+                        .map_err(|e| failed(ce(e)))?;
+                }
+                Moments::Tensors { m, v } => {
+                    (*m, *v) = update_tensors(&p.var, &g, m, v, k).map_err(failed)?;
+                }
+            }
         }
         Ok(())
     }
@@ -246,10 +367,11 @@ impl AdamW {
     /// holds non-finite weights"); `None` when all are finite.
     pub fn nonfinite(&self) -> Result<Option<String>> {
         for p in &self.params {
-            let weights_ok = with_slice(p.var.as_tensor(), |s| {
-                s.par_chunks(CHUNK).all(|c| c.iter().all(|x| x.is_finite()))
-            })?;
-            let moments_ok = p.m.iter().chain(&p.v).all(|x| x.is_finite());
+            let weights_ok = all_finite(p.var.as_tensor())?;
+            let moments_ok = match &p.moments {
+                Moments::Cpu { m, v } => m.iter().chain(v).all(|x| x.is_finite()),
+                Moments::Tensors { m, v } => all_finite(m)? && all_finite(v)?,
+            };
             if !(weights_ok && moments_ok) {
                 return Ok(Some(format!(
                     "{} holds non-finite {} (NaN or infinity)",
@@ -265,39 +387,59 @@ impl AdamW {
         Ok(None)
     }
 
-    /// The moments under torch-like names (`exp_avg.NAME`, `exp_avg_sq.NAME`).
+    /// The moments under torch-like names (`exp_avg.NAME`, `exp_avg_sq.NAME`), on the CPU.
     pub fn state_tensors(&self) -> Result<HashMap<String, Tensor>> {
         let mut out = HashMap::new();
         for p in &self.params {
             let shape = p.var.shape().clone();
-            out.insert(
-                format!("exp_avg.{}", p.name),
-                Tensor::from_slice(&p.m, shape.clone(), &Device::Cpu).map_err(ce)?,
-            );
-            out.insert(
-                format!("exp_avg_sq.{}", p.name),
-                Tensor::from_slice(&p.v, shape, &Device::Cpu).map_err(ce)?,
-            );
+            let (m, v) = match &p.moments {
+                Moments::Cpu { m, v } => (
+                    Tensor::from_slice(m, shape.clone(), &Device::Cpu).map_err(ce)?,
+                    Tensor::from_slice(v, shape, &Device::Cpu).map_err(ce)?,
+                ),
+                Moments::Tensors { m, v } => (
+                    m.to_device(&Device::Cpu).map_err(ce)?,
+                    v.to_device(&Device::Cpu).map_err(ce)?,
+                ),
+            };
+            out.insert(format!("exp_avg.{}", p.name), m);
+            out.insert(format!("exp_avg_sq.{}", p.name), v);
         }
         Ok(out)
     }
 
-    /// Restores moments saved by `state_tensors`; every parameter must be present.
+    /// Restores moments saved by `state_tensors` (on any device: a run may move between
+    /// machines); every parameter must be present.
     pub fn load_state(&mut self, state: &HashMap<String, Tensor>, step: u64) -> Result<()> {
         for p in &mut self.params {
-            for (key, dst) in [("exp_avg", &mut p.m), ("exp_avg_sq", &mut p.v)] {
+            let n = p.var.elem_count();
+            let saved = |key: &str| -> Result<&Tensor> {
                 let name = format!("{key}.{}", p.name);
                 let t = state
                     .get(&name)
                     .ok_or_else(|| Error::msg(format!("optimiser state has no {name}")))?;
-                if t.elem_count() != dst.len() {
+                if t.elem_count() != n {
                     return Err(Error::msg(format!(
-                        "optimiser state {name} has {} values, the parameter {}",
+                        "optimiser state {name} has {} values, the parameter {n}",
                         t.elem_count(),
-                        dst.len()
                     )));
                 }
-                with_slice(t, |s| dst.copy_from_slice(s))?;
+                Ok(t)
+            };
+            let (sm, sv) = (saved("exp_avg")?, saved("exp_avg_sq")?);
+            match &mut p.moments {
+                Moments::Cpu { m, v } => {
+                    with_slice(sm, |s| m.copy_from_slice(s))?;
+                    with_slice(sv, |s| v.copy_from_slice(s))?;
+                }
+                Moments::Tensors { m, v } => {
+                    let place = |t: &Tensor| {
+                        t.to_dtype(candle_core::DType::F32)
+                            .and_then(|t| t.reshape(p.var.shape())?.to_device(p.var.device()))
+                            .map_err(ce)
+                    };
+                    (*m, *v) = (place(sm)?, place(sv)?);
+                }
             }
         }
         self.step = step;

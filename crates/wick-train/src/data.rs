@@ -57,23 +57,23 @@ pub struct Micro {
 }
 
 impl Micro {
-    fn windows(b: usize, t: usize, tokens: &[u32]) -> Result<Micro> {
+    /// On `device`, the model's.
+    fn windows(b: usize, t: usize, tokens: &[u32], device: &Device) -> Result<Micro> {
         Ok(Micro {
-            window: Tensor::from_slice(tokens, (b, t + 1), &Device::Cpu).map_err(ce)?,
+            window: Tensor::from_slice(tokens, (b, t + 1), device).map_err(ce)?,
             weights: None,
             segments: None,
             tokens: (b * t) as u64,
         })
     }
 
-    fn examples(x: &SftBatch, packed: bool) -> Result<Micro> {
-        let cpu = &Device::Cpu;
+    fn examples(x: &SftBatch, packed: bool, device: &Device) -> Result<Micro> {
         Ok(Micro {
-            window: Tensor::from_slice(&x.tokens, (x.b, x.t + 1), cpu).map_err(ce)?,
-            weights: Some(Tensor::from_slice(&x.weights, x.b * x.t, cpu).map_err(ce)?),
+            window: Tensor::from_slice(&x.tokens, (x.b, x.t + 1), device).map_err(ce)?,
+            weights: Some(Tensor::from_slice(&x.weights, x.b * x.t, device).map_err(ce)?),
             // One example per row needs no more than the causal mask.
             segments: packed
-                .then(|| Tensor::from_slice(&x.segments, (x.b, x.t), cpu))
+                .then(|| Tensor::from_slice(&x.segments, (x.b, x.t), device))
                 .transpose()
                 .map_err(ce)?,
             tokens: (x.b * x.t) as u64,
@@ -122,12 +122,13 @@ impl<'a> Data<'a> {
 
     /// The next micro-batch's loss.
     pub fn next_loss(&mut self, model: &Llama) -> Result<StepLoss> {
+        let dev = &model.device();
         let m = match self {
             Data::Windows(s) => {
                 let b = s.next_batch();
-                Micro::windows(b.b, b.t, &b.tokens)?
+                Micro::windows(b.b, b.t, &b.tokens, dev)?
             }
-            Data::Examples(l, packed) => Micro::examples(&l.next_batch(), *packed)?,
+            Data::Examples(l, packed) => Micro::examples(&l.next_batch(), *packed, dev)?,
             Data::Pairs(l, set) => {
                 let batch: Vec<&pairs::Pair> =
                     l.next_batch().into_iter().map(|i| &set.train[i]).collect();
@@ -238,7 +239,7 @@ pub fn val_loss(
             if w == 0.0 {
                 continue;
             }
-            let m = Micro::examples(&batch, packing)?;
+            let m = Micro::examples(&batch, packing, &model.device())?;
             let loss = lm_eval_loss(model, &m.window, m.weights.as_ref(), m.segments.as_ref())?;
             sum += loss as f64 * w;
             n += w;
@@ -248,7 +249,7 @@ pub fn val_loss(
             return Ok(None);
         };
         for batch in seq.take(batches) {
-            let m = Micro::windows(batch.b, batch.t, &batch.tokens)?;
+            let m = Micro::windows(batch.b, batch.t, &batch.tokens, &model.device())?;
             let loss = lm_eval_loss(model, &m.window, None, None)?;
             sum += loss as f64 * m.tokens as f64;
             n += m.tokens as f64;

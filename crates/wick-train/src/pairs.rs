@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use candle_core::{Device, Tensor};
+use candle_core::Tensor;
 use serde_json::Value;
 use wick_io::Rng;
 use wick_io::{Error, LineReader, Result};
@@ -277,7 +277,7 @@ pub fn pair_loss(
                 Tensor::from_vec(
                     v.iter().map(|&x| x as f32).collect::<Vec<f32>>(),
                     n,
-                    &Device::Cpu,
+                    &model.device(),
                 )
                 .map_err(ce)
             };
@@ -310,7 +310,7 @@ fn reward_loss(model: &Llama, pairs: &[&Pair], pad: u32) -> Result<PairLoss> {
         let r = r.squeeze(1)?;
         let margin: Vec<f32> = pairs.iter().map(|p| p.margin).collect();
         let has_margin = margin.iter().any(|&m| m != 0.0);
-        let margin = Tensor::from_vec(margin, n, &Device::Cpu)?;
+        let margin = Tensor::from_vec(margin, n, &model.device())?;
         let loss = bradley_terry_loss(
             &r.narrow(0, 0, n)?,
             &r.narrow(0, n, n)?,
@@ -350,7 +350,7 @@ pub fn response_logprobs(
         weights.resize(weights.len() + t1 - r.len(), 0.0);
     }
     let inner = || -> candle_core::Result<Tensor> {
-        let window = Tensor::from_vec(ids, (b, t1), &Device::Cpu)?;
+        let window = Tensor::from_vec(ids, (b, t1), &model.device())?;
         let inputs = window.narrow(1, 0, t)?;
         let targets = window.narrow(1, 1, t)?.flatten_all()?;
         let h = model
@@ -360,7 +360,7 @@ pub fn response_logprobs(
         let lp = model
             .head_logprobs(&h, &targets, grad)
             .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
-        let w = Tensor::from_vec(weights, b * t, &Device::Cpu)?;
+        let w = Tensor::from_vec(weights, b * t, &model.device())?;
         (lp * w)?.reshape((b, t))?.sum(1)
     };
     inner().map_err(ce)

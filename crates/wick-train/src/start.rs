@@ -353,7 +353,8 @@ pub(crate) fn load_pairs(
         Objective::Dpo { .. } => tok.eos_id.unwrap_or(0),
     };
     if let Task::Dpo { reference, .. } = &s.task {
-        let reference = load_reference(reference, &model.config)?;
+        let mut reference = load_reference(reference, &model.config)?;
+        reference.to_device(&model.device())?;
         let total = train.len() + val.len();
         let mut done = 0;
         for set in [&mut train, &mut val] {

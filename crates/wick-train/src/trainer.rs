@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use candle_core::DType;
+use candle_core::{DType, Device};
 use serde_json::json;
 use wick_io::{Error, Kind, Result, RunDir};
 use wick_model::candle_error as ce;
@@ -37,6 +37,9 @@ pub struct Trainer {
     /// Pair tasks: set aside preference pairs that are not valid records (counted in the
     /// report) instead of stopping at the first.
     pub skip_invalid: bool,
+    /// Where the model trains. Not one of the run's settings: a run may resume on another
+    /// machine (checkpoints hold CPU tensors).
+    pub device: Device,
 }
 
 /// Why a run ended.
@@ -174,6 +177,9 @@ impl Trainer {
             Some(Origin::Model { dir, .. }) => Some(dir.as_path()),
             _ => None,
         };
+        // Loaded (or drawn) on the CPU, the same everywhere, then moved; before the variables
+        // are made, which must be the moved tensors.
+        model.to_device(&self.device)?;
         // Read (and for DPO, score with the reference) before anything is written.
         let corpus = if s.task.reads_pairs() {
             Corpus::Pairs(start::load_pairs(

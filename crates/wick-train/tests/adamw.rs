@@ -2,6 +2,8 @@
 //! (testdata/models/llama-gqa/adamw_step.json and after_adamw.safetensors, written by
 //! scripts/gen_tiny_llama.py), and gradient coverage of every parameter.
 
+use std::collections::HashMap;
+
 use candle_core::{Device, Tensor};
 use serde_json::Value;
 use wick_model::{lm_loss, Llama};
@@ -182,4 +184,102 @@ fn every_parameter_receives_a_gradient() {
         }
         assert!(vars.iter().any(|(n, _)| n.ends_with("norm.weight")));
     }
+}
+
+/// The largest |a - b| over two tensors' values.
+fn max_gap(a: &Tensor, b: &Tensor) -> f32 {
+    (a - b)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .max(0)
+        .unwrap()
+        .to_scalar()
+        .unwrap()
+}
+
+#[test]
+fn tensor_moments_update_as_the_cpu_pass_does() {
+    // The path of parameters on a GPU (moments as tensors, candle ops), here on the CPU,
+    // against the fused CPU pass: the same weights and moments after every step, with weight
+    // decay, clipping and a parameter without a gradient; and the state saved by either loads
+    // into the other.
+    let (dir, fx) = fixture();
+    let x = batch(&fx);
+    let config = AdamWConfig {
+        weight_decay: 0.1,
+        ..AdamWConfig::default()
+    };
+    let mut cpu_model = Llama::load(&dir).unwrap();
+    let mut dev_model = Llama::load(&dir).unwrap();
+    let mut cpu = AdamW::new(cpu_model.make_trainable().unwrap(), config).unwrap();
+    let mut dev = AdamW::with_tensor_moments(dev_model.make_trainable().unwrap(), config).unwrap();
+    for step in 0..4 {
+        let mut grads = Vec::new();
+        for (model, opt) in [(&cpu_model, &cpu), (&dev_model, &dev)] {
+            let loss = lm_loss(model, &x, None, None).unwrap();
+            let mut g = opt.grads(&loss.backward().unwrap());
+            // A parameter without a gradient this step is left alone (its moments too).
+            g.0[1] = None;
+            grads.push(g);
+        }
+        let norms = grads.iter().map(|g| AdamW::global_norm(g).unwrap());
+        let norms: Vec<f64> = norms.collect();
+        assert_eq!(norms[0], norms[1], "step {step}: the same gradients");
+        cpu.update(&grads[0], 1e-3, 0.7).unwrap();
+        dev.update(&grads[1], 1e-3, 0.7).unwrap();
+        let (a, b) = (cpu_model.named_tensors(), dev_model.named_tensors());
+        for ((name, ta), (_, tb)) in a.iter().zip(&b) {
+            let gap = max_gap(ta, tb);
+            assert!(gap <= 1e-6, "step {step}: {name} differs by {gap}");
+        }
+        let (sa, sb) = (cpu.state_tensors().unwrap(), dev.state_tensors().unwrap());
+        assert_eq!(sa.len(), sb.len());
+        for (k, ta) in &sa {
+            let gap = max_gap(ta, &sb[k]);
+            assert!(gap <= 1e-6, "step {step}: {k} differs by {gap}");
+        }
+    }
+    assert_eq!(cpu.len(), dev.len());
+    assert_eq!(cpu.nonfinite().unwrap(), None);
+    assert_eq!(dev.nonfinite().unwrap(), None);
+    // Either optimiser's state resumes in the other.
+    let (cpu_state, dev_state, step) = (
+        cpu.state_tensors().unwrap(),
+        dev.state_tensors().unwrap(),
+        cpu.step,
+    );
+    let mut m1 = Llama::load(&dir).unwrap();
+    let mut into_dev = AdamW::with_tensor_moments(m1.make_trainable().unwrap(), config).unwrap();
+    into_dev.load_state(&cpu_state, step).unwrap();
+    let mut m2 = Llama::load(&dir).unwrap();
+    let mut into_cpu = AdamW::new(m2.make_trainable().unwrap(), config).unwrap();
+    into_cpu.load_state(&dev_state, step).unwrap();
+    for (k, t) in into_dev.state_tensors().unwrap() {
+        assert_eq!(max_gap(&t, &cpu_state[&k]), 0.0, "{k}");
+    }
+    for (k, t) in into_cpu.state_tensors().unwrap() {
+        assert_eq!(max_gap(&t, &dev_state[&k]), 0.0, "{k}");
+    }
+    assert!(into_dev.load_state(&HashMap::new(), 0).is_err());
+}
+
+#[test]
+fn tensor_moments_report_non_finite_values() {
+    let (dir, fx) = fixture();
+    let mut model = Llama::load(&dir).unwrap();
+    let mut opt =
+        AdamW::with_tensor_moments(model.make_trainable().unwrap(), AdamWConfig::default())
+            .unwrap();
+    let loss = lm_loss(&model, &batch(&fx), None, None).unwrap();
+    let mut g = opt.grads(&loss.backward().unwrap());
+    // An infinite gradient makes the second moment of that parameter infinite.
+    let first = g.0[0].as_ref().unwrap();
+    g.0[0] = Some((first.ones_like().unwrap() * f64::INFINITY).unwrap());
+    opt.update(&g, 1e-3, 1.0).unwrap();
+    let what = opt.nonfinite().unwrap().expect("caught");
+    let name = opt.names().next().unwrap().to_string();
+    assert!(what.starts_with(&name), "{what}");
 }

@@ -17,8 +17,23 @@ pub(crate) fn fused_with_weight(ts: &[&Tensor], w: &Tensor) -> bool {
 /// Whether the fused kernels apply: every tensor on the CPU and f32. Anything else runs the
 /// `reference` composition of candle ops.
 pub(crate) fn fused(ts: &[&Tensor]) -> bool {
-    ts.iter()
-        .all(|t| t.device().is_cpu() && t.dtype() == candle_core::DType::F32)
+    !reference_ops()
+        && ts
+            .iter()
+            .all(|t| t.device().is_cpu() && t.dtype() == candle_core::DType::F32)
+}
+
+/// Whether the fused kernels run on `device` at all (the CPU, unless WICK_REFERENCE_OPS=1).
+pub(crate) fn kernels_run_on(device: &candle_core::Device) -> bool {
+    device.is_cpu() && !reference_ops()
+}
+
+/// WICK_REFERENCE_OPS=1 (read once): every op takes the path a GPU takes, the `reference`
+/// composition of candle ops (and the optimiser its tensor path), here on the CPU, so that the
+/// device path's logic is tested on machines without a GPU.
+pub fn reference_ops() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var_os("WICK_REFERENCE_OPS").is_some_and(|v| v == "1"))
 }
 
 /// The f32 elements of a contiguous tensor.

@@ -700,13 +700,13 @@ mod fast {
                 match r1 {
                     Some(r1) => {
                         let hi = &r1[q * W..q * W + w];
-                        for t in 0..w {
-                            o[t] = lo[t] as u32 | (hi[t] as u32) << 16;
+                        for ((o, &l), &h) in o.iter_mut().zip(lo).zip(hi) {
+                            *o = l as u32 | (h as u32) << 16;
                         }
                     }
                     None => {
-                        for t in 0..w {
-                            o[t] = lo[t] as u32;
+                        for (o, &l) in o.iter_mut().zip(lo) {
+                            *o = l as u32;
                         }
                     }
                 }

@@ -35,6 +35,7 @@ mod rope;
 mod silu_mul;
 
 pub use attention::{attention, attention_packed};
+pub use cpu::reference_ops;
 pub use gemv::{gemv, GEMV_MAX_ROWS};
 pub use head_logprobs::{lm_head_entropy, lm_head_logprobs_train};
 pub use head_loss::{lm_head_logprobs, lm_head_loss};

@@ -5,6 +5,32 @@
 
 use candle_core::{DType, Device, Result, Tensor, D};
 
+use crate::precision::{current, Precision};
+
+/// The dtype a product's operands are rounded to: under [`crate::autocast`] bf16 or f16 (as
+/// torch.autocast casts a matmul's inputs), else `stored`, the weight's own (a bf16 model's
+/// products run in bf16) or f32.
+fn product_dtype(stored: DType) -> DType {
+    match current() {
+        Precision::F32 => stored,
+        Precision::Bf16 => DType::BF16,
+        Precision::F16 => DType::F16,
+    }
+}
+
+/// a b with both operands in `dt`, the result back in a's dtype. Unlike the fused kernels, the
+/// result itself is rounded to `dt` before it is widened (candle's matmul, cuBLAS's on a GPU,
+/// returns its operands' dtype, as torch's autocast matmul does). The backward pass runs its
+/// products in `dt` too: the gradient of a cast is the cast back.
+fn matmul_in(a: &Tensor, b: &Tensor, dt: DType) -> Result<Tensor> {
+    if a.dtype() == dt && b.dtype() == dt {
+        return a.matmul(b);
+    }
+    a.to_dtype(dt)?
+        .matmul(&b.to_dtype(dt)?)?
+        .to_dtype(a.dtype())
+}
+
 /// RMSNorm over the last dimension: `x / sqrt(mean(x²) + eps) * weight`.
 pub fn rms_norm(x: &Tensor, weight: &Tensor, eps: f64) -> Result<Tensor> {
     let ms = x.sqr()?.mean_keepdim(D::Minus1)?;
@@ -79,9 +105,10 @@ pub fn attention(
             .expand((b, nkv, rep, tk, hd))?
             .reshape((b, nh, tk, hd))
     };
-    let att = q.contiguous()?.matmul(&expand(k)?.t()?)?;
+    let dt = product_dtype(q.dtype());
+    let att = matmul_in(&q.contiguous()?, &expand(k)?.t()?, dt)?;
     let p = causal_softmax(&att, scale, segments)?;
-    p.matmul(&expand(v)?.contiguous()?)?
+    matmul_in(&p, &expand(v)?.contiguous()?, dt)?
         .transpose(1, 2)?
         .contiguous()
 }
@@ -120,13 +147,10 @@ pub fn silu_mul_packed(gu: &Tensor) -> Result<Tensor> {
 
 /// x [N, in] times w [out, in] transposed: [N, out] (the kernels `linear`, `frozen_matmul`
 /// with w detached, `matmul_t` with w transposed back, and `gemv`).
-/// A weight kept in another dtype (a bf16 model's) takes the product into its dtype, and the
-/// result comes back in x's.
+/// A weight kept in another dtype (a bf16 model's) takes the product into its dtype, as does
+/// autocast's precision, and the result comes back in x's.
 pub fn linear(x: &Tensor, w: &Tensor) -> Result<Tensor> {
-    if w.dtype() == x.dtype() {
-        return x.matmul(&w.t()?);
-    }
-    x.to_dtype(w.dtype())?.matmul(&w.t()?)?.to_dtype(x.dtype())
+    matmul_in(x, &w.t()?, product_dtype(w.dtype()))
 }
 
 /// A linear layer with a LoRA adapter: `x W^T + scale (x A^T) B^T`, W frozen.

@@ -40,7 +40,7 @@ impl Lora {
         dropout_key: Option<u64>,
     ) -> candle_core::Result<Tensor> {
         let xd = match dropout_key {
-            Some(key) => (x * dropout_mask(key, x.dim(0)?, x.dim(1)?, self.dropout)?)?,
+            Some(key) => (x * dropout_mask(key, x.dim(0)?, x.dim(1)?, self.dropout, x.device())?)?,
             None => x.clone(),
         };
         kernels::linear(&kernels::linear(&xd, &self.a)?, &self.b)? * self.scale
@@ -50,13 +50,20 @@ impl Lora {
 /// Inverted dropout's mask for x [n, k]: each entry 0 with probability p, else 1 / (1 - p),
 /// from a counter-based generator keyed by `key`, so that a step's masks are the same
 /// whenever it is recomputed (an exact resume).
-fn dropout_mask(key: u64, n: usize, k: usize, p: f64) -> candle_core::Result<Tensor> {
+fn dropout_mask(
+    key: u64,
+    n: usize,
+    k: usize,
+    p: f64,
+    device: &Device,
+) -> candle_core::Result<Tensor> {
     let mut rng = crate::init::Normal::new(key);
     let keep = (1.0 / (1.0 - p)) as f32;
     let v: Vec<f32> = (0..n * k)
         .map(|_| if rng.uniform() > p { keep } else { 0.0 })
         .collect();
-    Tensor::from_vec(v, (n, k), &Device::Cpu)
+    // Drawn on the CPU whatever the device: the same masks everywhere, so a run may move.
+    Tensor::from_vec(v, (n, k), &Device::Cpu)?.to_device(device)
 }
 
 /// A bottleneck adapter: h + up(silu(down(h))), down [m, hidden] and up [hidden, m] with
@@ -98,16 +105,21 @@ fn plain(weight: Tensor, bias: Tensor) -> Linear {
 
 /// U(-1/sqrt(fan_in), 1/sqrt(fan_in)): PyTorch's Kaiming-uniform default with a = sqrt(5),
 /// which PEFT uses for LoRA's A and AdapterHub for a bottleneck's down projection.
-fn kaiming_uniform(rng: &mut crate::init::Normal, rows: usize, fan_in: usize) -> Result<Tensor> {
+fn kaiming_uniform(
+    rng: &mut crate::init::Normal,
+    rows: usize,
+    fan_in: usize,
+    device: &Device,
+) -> Result<Tensor> {
     let bound = 1.0 / (fan_in as f64).sqrt();
     let v: Vec<f32> = (0..rows * fan_in)
         .map(|_| ((2.0 * rng.uniform() - 1.0) * bound) as f32)
         .collect();
-    Tensor::from_vec(v, (rows, fan_in), &Device::Cpu).map_err(ce)
+    Tensor::from_vec(v, (rows, fan_in), device).map_err(ce)
 }
 
-fn zeros(shape: &[usize]) -> Result<Tensor> {
-    Tensor::zeros(shape, DType::F32, &Device::Cpu).map_err(ce)
+fn zeros(shape: &[usize], device: &Device) -> Result<Tensor> {
+    Tensor::zeros(shape, DType::F32, device).map_err(ce)
 }
 
 fn block_linears(blocks: &mut [Block]) -> Vec<(String, &mut Linear)> {
@@ -132,7 +144,7 @@ impl Llama {
 
     /// Every adapter tensor under its file name (PEFT's for LoRA), in a fixed order; a
     /// classifier's head last, since it trains with the adapter (PEFT's `modules_to_save`).
-    fn adapter_slots(&mut self) -> Vec<(String, &mut Tensor)> {
+    pub(super) fn adapter_slots(&mut self) -> Vec<(String, &mut Tensor)> {
         let Llama {
             blocks,
             adapter,
@@ -177,6 +189,7 @@ impl Llama {
     pub fn add_lora(&mut self, config: &LoraConfig, seed: u64) -> Result<()> {
         let mut rng = crate::init::Normal::new(seed ^ 0x4c6f_5241);
         let scale = config.scale();
+        let dev = &self.device();
         for (module, lin) in self.linears_mut() {
             let short = module.rsplit('.').next().unwrap_or("");
             if !config.targets.iter().any(|t| t == short) {
@@ -187,8 +200,8 @@ impl Llama {
                 lin.weight.dim(1).map_err(ce)?,
             );
             lin.lora = Some(Lora {
-                a: kaiming_uniform(&mut rng, config.r, inp)?,
-                b: zeros(&[out, config.r])?,
+                a: kaiming_uniform(&mut rng, config.r, inp, dev)?,
+                b: zeros(&[out, config.r], dev)?,
                 scale,
                 dropout: config.dropout,
             });
@@ -203,11 +216,12 @@ impl Llama {
     pub fn add_bottleneck(&mut self, config: &BottleneckConfig, seed: u64) -> Result<()> {
         let mut rng = crate::init::Normal::new(seed ^ 0x486f_756c);
         let (h, m) = (self.config.hidden_size, config.size);
+        let dev = &self.device();
         for blk in &mut self.blocks {
             for slot in [&mut blk.attn.adapter, &mut blk.mlp.adapter] {
                 *slot = Some(BottleneckAdapter {
-                    down: plain(kaiming_uniform(&mut rng, m, h)?, zeros(&[m])?),
-                    up: plain(zeros(&[h, m])?, zeros(&[h])?),
+                    down: plain(kaiming_uniform(&mut rng, m, h, dev)?, zeros(&[m], dev)?),
+                    up: plain(zeros(&[h, m], dev)?, zeros(&[h], dev)?),
                 });
             }
         }
@@ -257,7 +271,7 @@ impl Llama {
                     slot.dims()
                 )));
             }
-            *slot = t.clone();
+            *slot = t.to_device(slot.device()).map_err(ce)?;
         }
         Ok(())
     }
@@ -305,8 +319,8 @@ impl Llama {
                 )));
             }
             lin.lora = Some(Lora {
-                a: a.clone(),
-                b: b.clone(),
+                a: a.to_device(lin.weight.device()).map_err(ce)?,
+                b: b.to_device(lin.weight.device()).map_err(ce)?,
                 scale,
                 dropout: adapter.config.dropout,
             });

@@ -13,7 +13,7 @@
 use std::sync::{Arc, Mutex};
 
 use candle_core::backprop::GradStore;
-use candle_core::{CpuStorage, CustomOp2, Layout, Shape, Tensor, Var};
+use candle_core::{CpuStorage, CudaStorage, CustomOp2, Layout, Shape, Tensor, Var};
 
 use super::{Block, DropoutKeys, Rope};
 use crate::precision::{self, Precision};
@@ -105,6 +105,28 @@ impl CustomOp2 for Recompute {
         let shape = y.shape().clone();
         let data = y.flatten_all()?.to_vec1::<f32>()?;
         Ok((CpuStorage::F32(data), shape))
+    }
+
+    /// The same on a GPU: a copy of y's elements. Compiled in every build (without the `cuda`
+    /// feature candle's stand-in CUDA backend only errs), so that CI type-checks it.
+    fn cuda_fwd(
+        &self,
+        _x: &CudaStorage,
+        _lx: &Layout,
+        _anchor: &CudaStorage,
+        _la: &Layout,
+    ) -> candle_core::Result<(CudaStorage, Shape)> {
+        use candle_core::backend::{BackendDevice, BackendStorage};
+        let Some(y) = self.y.lock().expect("not poisoned").take() else {
+            candle_core::bail!("recompute: the forward pass ran twice");
+        };
+        let (storage, ly) = y.storage_and_layout();
+        let candle_core::Storage::Cuda(y) = &*storage else {
+            candle_core::bail!("recompute: the block's output is not on the GPU");
+        };
+        let mut out = y.device().zeros_impl(ly.shape(), y.dtype())?;
+        y.copy_strided_src(&mut out, 0, ly)?;
+        Ok((out, ly.shape().clone()))
     }
 
     fn bwd(

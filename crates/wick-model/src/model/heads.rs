@@ -2,7 +2,7 @@
 //! tokens (fused with the head's product, see `kernels::head_loss`), and the sequence
 //! classifier's head that makes a reward model.
 
-use candle_core::{Device, Tensor, D};
+use candle_core::{Tensor, D};
 use wick_io::Result;
 
 use super::{ce, Llama};
@@ -14,6 +14,7 @@ impl Llama {
     /// head goes, a `score` head drawn from N(0, initializer_range) (seeded) takes its place,
     /// and config.json will name the classifier and its pad id.
     pub fn into_classifier(&mut self, labels: usize, pad: u32, seed: u64) -> Result<()> {
+        let device = self.device();
         let c = &mut self.config;
         let archs: Vec<String> = c
             .json
@@ -53,7 +54,7 @@ impl Llama {
         let data: Vec<f32> = (0..labels * c.hidden_size)
             .map(|_| (rng.sample() * std) as f32)
             .collect();
-        let weight = Tensor::from_vec(data, (labels, c.hidden_size), &Device::Cpu).map_err(ce)?;
+        let weight = Tensor::from_vec(data, (labels, c.hidden_size), &device).map_err(ce)?;
         self.score = Some(ScoreHead::new(weight));
         self.lm_head = None;
         Ok(())

@@ -297,6 +297,30 @@ impl Llama {
             .collect()
     }
 
+    /// Moves every tensor of the model (weights, adapters, heads) to `device`, before it is made
+    /// trainable (a moved variable is a new tensor). Everything the model computes from then on
+    /// runs there: on the CPU the fused kernels, elsewhere the reference ops.
+    pub fn to_device(&mut self, device: &Device) -> Result<()> {
+        if self.device().same_device(device) {
+            return Ok(());
+        }
+        let move_to = |t: &mut Tensor| -> Result<()> {
+            *t = t.to_device(device).map_err(ce)?;
+            Ok(())
+        };
+        for (_, t) in self.slots() {
+            move_to(t)?;
+        }
+        for (_, t) in self.adapter_slots() {
+            move_to(t)?;
+        }
+        for (_, lin) in self.linears_mut() {
+            // The transposed copies are for the CPU's matrix kernel only.
+            lin.transposed = None;
+        }
+        Ok(())
+    }
+
     /// Stores every projection weight without an adapter transposed, [in, out], for forward
     /// passes that take no gradient (`ppl`, scoring): gemm packs a weight stored [out, in]
     /// again on every product, and reads an [in, out] one as it is, so those products run
@@ -309,6 +333,10 @@ impl Llama {
     /// reads the view (a copy per call where a kernel needs [out, in] rows), and replacing or
     /// training the weight makes it inert.
     pub fn keep_transposed_weights(&mut self) -> Result<()> {
+        if !crate::kernels::cpu::kernels_run_on(&self.device()) {
+            // Only the CPU's matrix kernel reads them.
+            return Ok(());
+        }
         for (_, lin) in self.linears_mut() {
             if lin.lora.is_some() || lin.transposed_weight().is_some() {
                 // An adapter's layer takes its own fused path, which wants [out, in].
@@ -343,7 +371,7 @@ impl Llama {
                         slot.dims()
                     )));
                 }
-                *slot = t.clone();
+                *slot = t.to_device(slot.device()).map_err(ce)?;
             }
         }
         Ok(())
@@ -375,6 +403,18 @@ impl Llama {
 
 /// Writes tensors as a safetensors file, atomically: a temporary file, synced, then renamed.
 pub fn save_safetensors(tensors: &HashMap<String, Tensor>, path: &Path) -> Result<()> {
+    let off_cpu = tensors.values().any(|t| !t.device().is_cpu());
+    let moved;
+    let tensors = if off_cpu {
+        // Read back from the GPU once, here, whoever saves.
+        moved = tensors
+            .iter()
+            .map(|(n, t)| Ok((n.clone(), t.to_device(&Device::Cpu).map_err(ce)?)))
+            .collect::<Result<HashMap<String, Tensor>>>()?;
+        &moved
+    } else {
+        tensors
+    };
     let f = wick_io::AtomicFile::create(path)?;
     candle_core::safetensors::save(tensors, f.tmp_path())
         .map_err(|e| Error::msg(format!("{}: cannot write: {e}", path.display())))?;
