@@ -67,7 +67,7 @@ impl CustomOp1 for Gemv {
             // scoring it in a batch agree.
             let xr: Vec<f32> = x
                 .iter()
-                .map(|&v| half::bf16::from_f32(v).to_f32())
+                .map(|&v| super::lowp::bf16_to_f32(super::lowp::round_bf16(v)))
                 .collect();
             super::lowp::gemv_bf16(&mut y, &xr, bits, n, out_dim, inp);
             return Ok((CpuStorage::F32(y), Shape::from((n, out_dim))));
